@@ -1,0 +1,1 @@
+"""IAFactory Agents: people and AI agents in shared rooms, long jobs as Temporal workflows."""

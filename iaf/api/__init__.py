@@ -1,0 +1,1 @@
+"""The thin HTTP layer: authenticate, authorise, validate, store what is acknowledged, start workflows."""

@@ -1,0 +1,119 @@
+"""Annotated dependencies: one place that says how a request gets its session, user and clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from iaf.api.broker import RoomEventBroker
+from iaf.api.errors import ApiError
+from iaf.api.ratelimit import RateLimiter
+from iaf.db.models import Room, User
+from iaf.db.repositories.chat import RoomRepository
+from iaf.db.repositories.identity import ApiKeyRepository, UserRepository
+from iaf.security import API_KEY_PREFIX, decode_access_token, hash_token
+from iaf.settings import Settings
+
+
+@dataclass
+class AppState:
+    """Clients built once in lifespan and shared by every request."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    temporal: Client
+    broker: RoomEventBroker
+    limiter: RateLimiter
+    jwt_secret: str
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.iaf
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings_dep(state: StateDep) -> Settings:
+    return state.settings
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.sessionmaker() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_temporal(state: StateDep) -> Client:
+    return state.temporal
+
+
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+async def authenticate(token: str, state: AppState, session: AsyncSession) -> User:
+    user: User | None
+    if token.startswith(API_KEY_PREFIX):
+        user = await ApiKeyRepository(session).user_for_key(hash_token(token))
+    else:
+        claims = decode_access_token(state.jwt_secret, token)
+        user = None
+        if claims is not None:
+            try:
+                user = await UserRepository(session).get(uuid.UUID(claims["sub"]))
+            except ValueError:
+                user = None
+            if user is not None and user.token_version != claims.get("ver"):
+                user = None
+    if user is None or user.status != "active":
+        raise ApiError(401, "unauthorized", "invalid or expired credentials", {"WWW-Authenticate": "Bearer"})
+    return user
+
+
+async def get_current_user(request: Request, state: StateDep, session: SessionDep) -> User:
+    return await authenticate(_bearer(request), state, session)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_role(user: User, *roles: str) -> None:
+    if user.role not in roles:
+        raise ApiError(403, "forbidden", f"requires role {' or '.join(roles)}")
+
+
+async def room_for_member(session: AsyncSession, room_id: uuid.UUID, user: User) -> tuple[Room, str]:
+    """The room and the caller's role; 404 for non-members so room IDs reveal nothing."""
+    found = await RoomRepository(session).get_for_member(room_id, user.id)
+    if found is None:
+        raise ApiError(404, "room_not_found", "room not found")
+    return found
+
+
+def ensure_writable(room: Room) -> None:
+    if room.archived_at is not None:
+        raise ApiError(409, "room_archived", "the room is archived and read-only")
+
+
+def ensure_room_admin(role: str) -> None:
+    if role not in ("owner", "admin"):
+        raise ApiError(403, "forbidden", "only room owners and admins may do this")

@@ -1,0 +1,97 @@
+"""The FastAPI application: clients built in lifespan, routers included, web client served at /."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from iaf.api.broker import LiveEvent, RoomEventBroker
+from iaf.api.deps import AppState
+from iaf.api.errors import error_response, install_error_handlers
+from iaf.api.ratelimit import RateLimiter
+from iaf.api.routes import auth, events, health, messages, rooms
+from iaf.db.engine import make_engine, make_sessionmaker, plain_url
+from iaf.db.repositories.chat import EventRepository
+from iaf.settings import Settings, get_settings
+from iaf.temporal_client import connect
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodySizeLimit:
+    """Refuse oversized bodies before they are read (413, JSON)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.limit:
+                response = error_response(413, "payload_too_large", f"body over {self.limit} bytes")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, settings.database_pool_size)
+        sessionmaker = make_sessionmaker(engine)
+
+        async def fetch_event(event_id: int) -> LiveEvent | None:
+            async with sessionmaker() as session:
+                row = await EventRepository(session).get(event_id)
+            return None if row is None else LiveEvent("", row[0], row[1], row[2])
+
+        broker = RoomEventBroker(plain_url(settings.database_url), fetch_event)
+        await broker.start()
+        app.state.iaf = AppState(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            temporal=await connect(settings, lazy=True),
+            broker=broker,
+            limiter=RateLimiter(engine),
+            jwt_secret=settings.secret("jwt_secret"),
+        )
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="IAFactory Agents", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    for module in (health, auth, rooms, messages, events):
+        app.include_router(module.router)
+    _mount_web(app)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    if not (WEB_DIR / "index.html").exists():
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")

@@ -1,0 +1,106 @@
+"""Sign-up, login, the current user, org members and API keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+
+from iaf.api.deps import CurrentUser, SessionDep, StateDep, require_role
+from iaf.api.errors import ApiError
+from iaf.db.models import User
+from iaf.db.repositories.identity import ApiKeyRepository, UserRepository
+from iaf.schemas.auth import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    LoginRequest,
+    OrgUserCreate,
+    SignupRequest,
+    TokenResponse,
+    UserOut,
+)
+from iaf.security import hash_password, issue_access_token, new_api_key, verify_password
+
+router = APIRouter(tags=["auth"])
+
+
+def token_response(state: StateDep, user: User) -> TokenResponse:
+    minutes = state.settings.access_token_minutes
+    token = issue_access_token(
+        state.jwt_secret, user.id, user.org_id, user.role, user.token_version, minutes
+    )
+    return TokenResponse(access_token=token, expires_in=minutes * 60, user=UserOut.model_validate(user))
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/api/auth/signup", status_code=201)
+async def signup(body: SignupRequest, request: Request, state: StateDep, session: SessionDep) -> TokenResponse:
+    settings = state.settings
+    await state.limiter.hit(f"signup:{client_ip(request)}", settings.login_attempts_per_minute, 60)
+    users = UserRepository(session)
+    if await users.email_taken(body.email):
+        raise ApiError(409, "email_taken", "an account with this e-mail already exists")
+    org = await users.create_org(body.org_name or f"{body.name}'s organisation")
+    user = await users.create(org.id, body.email, body.name, hash_password(body.password), "org_admin")
+    await session.commit()
+    return token_response(state, user)
+
+
+@router.post("/api/auth/login")
+async def login(body: LoginRequest, request: Request, state: StateDep, session: SessionDep) -> TokenResponse:
+    limit = state.settings.login_attempts_per_minute
+    await state.limiter.hit(f"login-ip:{client_ip(request)}", limit * 5, 60)
+    await state.limiter.hit(f"login:{body.email.lower()}", limit, 60)
+    user = await UserRepository(session).get_by_email(body.email)
+    valid = verify_password(user.password_hash if user else None, body.password)
+    if user is None or not valid or user.status != "active":
+        raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
+    return token_response(state, user)
+
+
+@router.get("/api/me")
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(user)
+
+
+@router.post("/api/org/users", status_code=201)
+async def add_org_user(body: OrgUserCreate, user: CurrentUser, session: SessionDep) -> UserOut:
+    require_role(user, "org_admin")
+    users = UserRepository(session)
+    if await users.email_taken(body.email):
+        raise ApiError(409, "email_taken", "an account with this e-mail already exists")
+    created = await users.create(user.org_id, body.email, body.name, hash_password(body.password), body.role)
+    await session.commit()
+    return UserOut.model_validate(created)
+
+
+@router.get("/api/org/users")
+async def list_org_users(user: CurrentUser, session: SessionDep) -> dict[str, list[UserOut]]:
+    colleagues = await UserRepository(session).list_org(user.org_id)
+    return {"items": [UserOut.model_validate(u) for u in colleagues]}
+
+
+@router.post("/api/auth/api-keys", status_code=201)
+async def create_api_key(body: ApiKeyCreate, user: CurrentUser, session: SessionDep) -> ApiKeyCreated:
+    raw, prefix, key_hash = new_api_key()
+    key = await ApiKeyRepository(session).create(user.id, body.name, prefix, key_hash)
+    await session.commit()
+    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=raw)
+
+
+@router.get("/api/auth/api-keys")
+async def list_api_keys(user: CurrentUser, session: SessionDep) -> dict[str, list[ApiKeyOut]]:
+    keys = await ApiKeyRepository(session).list_for(user.id)
+    return {"items": [ApiKeyOut.model_validate(k) for k in keys]}
+
+
+@router.delete("/api/auth/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(key_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+    if not await ApiKeyRepository(session).revoke(user.id, key_id):
+        raise ApiError(404, "not_found", "no such active key")
+    await session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,147 @@
+"""Posting, listing, editing and deleting messages; posting hands mentions to Temporal."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Query, Response
+
+from iaf.api.deps import (
+    CurrentUser,
+    SessionDep,
+    StateDep,
+    ensure_writable,
+    room_for_member,
+)
+from iaf.api.errors import ApiError
+from iaf.db.models import Message, User
+from iaf.db.repositories.chat import EventRepository, MessageRepository, message_out
+from iaf.schemas.chat import MessageCreate, MessageEdit, MessageOut
+from iaf.schemas.common import Page
+from iaf.settings import Settings
+from iaf.temporal_client import start_route_message
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/chat", tags=["messages"])
+
+
+def checked_content(content: str, settings: Settings) -> str:
+    if not content.strip():
+        raise ApiError(422, "empty_content", "content must not be empty")
+    size = len(content.encode())
+    if size > settings.message_max_bytes:
+        raise ApiError(
+            413, "content_too_large", f"content is {size} bytes; the limit is {settings.message_max_bytes}"
+        )
+    return content
+
+
+def needs_routing(content: str, auto_route: bool) -> bool:
+    """Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal."""
+    return auto_route or "@" in content
+
+
+@router.post("/rooms/{room_id}/messages", status_code=201)
+async def post_message(
+    room_id: uuid.UUID,
+    body: MessageCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+) -> MessageOut:
+    settings = state.settings
+    await state.limiter.hit(f"post:{user.id}", settings.posts_per_minute, 60, response)
+    content = checked_content(body.content, settings)
+    room, _ = await room_for_member(session, room_id, user)
+    ensure_writable(room)
+    messages = MessageRepository(session)
+    if body.reply_to_id is not None and not await messages.in_room(body.reply_to_id, room.id):
+        raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
+    route = needs_routing(content, room.auto_route)
+    message, created = await messages.insert(
+        room.id, user.id, content, reply_to_id=body.reply_to_id,
+        client_msg_id=body.client_msg_id, routed=not route,
+    )
+    out = message_out(message, user.name)
+    if created:
+        await EventRepository(session).append(room.id, "message.new", out.model_dump(mode="json"))
+    await session.commit()
+    if created and route:
+        await hand_off(state, message.id, str(room.id))
+    response.status_code = 201 if created else 200
+    return out
+
+
+async def hand_off(state: StateDep, message_id: int, room_id: str) -> None:
+    """The message is stored already; if Temporal is away, the sweep starts it later (rule 5)."""
+    try:
+        await start_route_message(state.temporal, state.settings, message_id, room_id)
+    except Exception as exc:
+        log.warning("RouteMessage for %s not started now (%s); the sweep will", message_id, exc)
+
+
+@router.get("/rooms/{room_id}/messages")
+async def list_messages(
+    room_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    before: int | None = Query(default=None, ge=1),
+    after: int | None = Query(default=None, ge=0),
+    limit: int = Query(default=50, ge=1, le=200),
+) -> Page[MessageOut]:
+    if before is not None and after is not None and after >= before:
+        raise ApiError(422, "invalid_request", "after must be smaller than before")
+    await room_for_member(session, room_id, user)
+    items = await MessageRepository(session).page(room_id, before, after, limit)
+    full = len(items) == limit
+    return Page[MessageOut](
+        items=items,
+        next_before=items[0].id if items and full and after is None else None,
+        next_after=items[-1].id if items and full and after is not None else None,
+    )
+
+
+async def _message_for(session: SessionDep, message_id: int, user: User) -> tuple[Message, str]:
+    found = await MessageRepository(session).get(message_id)
+    if found is None:
+        raise ApiError(404, "message_not_found", "message not found")
+    message = found[0]
+    room, role = await room_for_member(session, message.room_id, user)
+    ensure_writable(room)
+    if message.deleted_at is not None:
+        raise ApiError(410, "message_deleted", "the message was deleted")
+    return message, role
+
+
+@router.put("/messages/{message_id}")
+async def edit_message(
+    message_id: int, body: MessageEdit, user: CurrentUser, session: SessionDep, state: StateDep
+) -> MessageOut:
+    content = checked_content(body.content, state.settings)
+    message, _ = await _message_for(session, message_id, user)
+    if message.sender_user_id != user.id:
+        raise ApiError(403, "forbidden", "only the author may edit a message")
+    window = timedelta(minutes=state.settings.message_edit_window_minutes)
+    if datetime.now(UTC) - message.created_at > window:
+        raise ApiError(409, "edit_window_closed", "messages can only be edited for a limited time")
+    await MessageRepository(session).edit(message, content)
+    out = message_out(message, user.name)
+    await EventRepository(session).append(message.room_id, "message.edit", out.model_dump(mode="json"))
+    await session.commit()
+    return out
+
+
+@router.delete("/messages/{message_id}", status_code=204)
+async def delete_message(message_id: int, user: CurrentUser, session: SessionDep) -> Response:
+    message, role = await _message_for(session, message_id, user)
+    if message.sender_user_id != user.id and role not in ("owner", "admin"):
+        raise ApiError(403, "forbidden", "only the author or a room admin may delete a message")
+    await MessageRepository(session).tombstone(message)
+    await EventRepository(session).append(
+        message.room_id, "message.delete", {"id": message.id, "room_id": str(message.room_id)}
+    )
+    await session.commit()
+    return Response(status_code=204)

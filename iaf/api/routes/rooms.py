@@ -1,0 +1,164 @@
+"""Rooms and their members: only members see a room; owners and admins manage it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from iaf.api.deps import (
+    CurrentUser,
+    SessionDep,
+    ensure_room_admin,
+    ensure_writable,
+    room_for_member,
+)
+from iaf.api.errors import ApiError
+from iaf.db.models import Room
+from iaf.db.repositories.chat import EventRepository, MemberRepository, RoomRepository
+from iaf.db.repositories.identity import UserRepository
+from iaf.schemas.chat import MemberAdd, MemberOut, RoomCreate, RoomOut, RoomUpdate
+
+router = APIRouter(prefix="/api/chat", tags=["rooms"])
+
+
+def room_out(room: Room, role: str | None = None, unread: int | None = None) -> RoomOut:
+    return RoomOut(
+        id=room.id,
+        org_id=room.org_id,
+        name=room.name,
+        kind=room.kind,
+        topic=room.topic,
+        auto_route=room.auto_route,
+        archived=room.archived_at is not None,
+        created_at=room.created_at,
+        my_role=role,
+        unread_count=unread,
+    )
+
+
+@router.post("/rooms", status_code=201)
+async def create_room(body: RoomCreate, user: CurrentUser, session: SessionDep) -> RoomOut:
+    users = UserRepository(session)
+    invitees = [i for i in dict.fromkeys(body.member_ids) if i != user.id]
+    for invitee_id in invitees:
+        invitee = await users.get(invitee_id)
+        if invitee is None or invitee.org_id != user.org_id or invitee.status != "active":
+            raise ApiError(422, "invalid_member", f"user {invitee_id} is not in your organisation")
+    if body.kind == "direct" and len(invitees) != 1:
+        raise ApiError(422, "invalid_request", "a direct room has exactly one other member")
+    room = await RoomRepository(session).create(
+        user.org_id, user.id, body.name, body.kind, body.topic, body.auto_route
+    )
+    members, events = MemberRepository(session), EventRepository(session)
+    await events.append(room.id, "member.add", {"user_id": str(user.id), "role": "owner"})
+    for invitee_id in invitees:
+        await members.add(room.id, invitee_id, "member")
+        await events.append(room.id, "member.add", {"user_id": str(invitee_id), "role": "member"})
+    await session.commit()
+    return room_out(room, "owner", 0)
+
+
+@router.get("/rooms")
+async def list_rooms(
+    user: CurrentUser, session: SessionDep, include_archived: bool = False
+) -> dict[str, list[RoomOut]]:
+    rows = await RoomRepository(session).list_for_user(user.id, include_archived)
+    return {"items": [room_out(room, role, unread) for room, role, unread in rows]}
+
+
+@router.get("/rooms/{room_id}")
+async def get_room(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> RoomOut:
+    room, role = await room_for_member(session, room_id, user)
+    return room_out(room, role)
+
+
+@router.put("/rooms/{room_id}")
+async def update_room(
+    room_id: uuid.UUID, body: RoomUpdate, user: CurrentUser, session: SessionDep
+) -> RoomOut:
+    room, role = await room_for_member(session, room_id, user)
+    ensure_room_admin(role)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"archived"})
+    if body.archived is not None:
+        changes["archived_at"] = datetime.now(UTC) if body.archived else None
+    elif changes:
+        ensure_writable(room)
+    room = await RoomRepository(session).update(room, changes)
+    await session.commit()
+    return room_out(room, role)
+
+
+@router.delete("/rooms/{room_id}", status_code=204)
+async def delete_room(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+    _, role = await room_for_member(session, room_id, user)
+    if role != "owner":
+        raise ApiError(403, "forbidden", "only the room owner may delete it")
+    await RoomRepository(session).delete(room_id)
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/rooms/{room_id}/members")
+async def list_members(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, list[MemberOut]]:
+    await room_for_member(session, room_id, user)
+    rows = await MemberRepository(session).list(room_id)
+    return {
+        "items": [
+            MemberOut(
+                user_id=m.user_id,
+                name=u.name,
+                handle=u.handle,
+                role=m.role,
+                joined_at=m.joined_at,
+                last_read_message_id=m.last_read_message_id,
+            )
+            for m, u in rows
+        ]
+    }
+
+
+@router.post("/rooms/{room_id}/members", status_code=201)
+async def add_member(
+    room_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: SessionDep, response: Response
+) -> dict[str, Any]:
+    room, role = await room_for_member(session, room_id, user)
+    ensure_room_admin(role)
+    ensure_writable(room)
+    if body.role == "owner" and role != "owner":
+        raise ApiError(403, "forbidden", "only an owner may add another owner")
+    target = await UserRepository(session).get(body.user_id)
+    # Another org's users are indistinguishable from unknown ones: they join through invitations.
+    if target is None or target.org_id != room.org_id or target.status != "active":
+        raise ApiError(404, "user_not_found", "no such user in this organisation")
+    added = await MemberRepository(session).add(room.id, target.id, body.role)
+    if added:
+        await EventRepository(session).append(
+            room.id, "member.add", {"user_id": str(target.id), "role": body.role}
+        )
+    await session.commit()
+    response.status_code = 201 if added else 200
+    return {"id": str(target.id), "user_id": str(target.id), "role": body.role, "added": added}
+
+
+@router.delete("/rooms/{room_id}/members/{user_id}", status_code=204)
+async def remove_member(
+    room_id: uuid.UUID, user_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> Response:
+    room, role = await room_for_member(session, room_id, user)
+    if user_id != user.id:  # anyone may leave; removing others needs owner/admin
+        ensure_room_admin(role)
+    members = MemberRepository(session)
+    target = await RoomRepository(session).get_for_member(room_id, user_id)
+    if target is None:
+        raise ApiError(404, "not_a_member", "that user is not a member of this room")
+    if target[1] == "owner" and await members.count_owners(room_id) <= 1:
+        raise ApiError(409, "last_owner", "the last owner cannot leave; transfer ownership first")
+    if target[1] == "owner" and role != "owner":
+        raise ApiError(403, "forbidden", "only an owner may remove an owner")
+    await members.remove(room.id, user_id)
+    await EventRepository(session).append(room.id, "member.remove", {"user_id": str(user_id)})
+    await session.commit()
+    return Response(status_code=204)

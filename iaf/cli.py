@@ -1,0 +1,85 @@
+"""`iaf`: dev, api, worker, migrate (and the data-team commands under `iaf gdpr`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import typer
+
+from iaf.settings import get_settings
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="IAFactory Agents", no_args_is_help=True)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def dev(
+    services_only: bool = typer.Option(False, "--services-only", help="Only PostgreSQL, Temporal, SMTP"),
+) -> None:
+    """Run the whole embedded platform (or only its services)."""
+    from iaf.devstack.stack import run_dev
+
+    _logging(False)
+    run_dev(get_settings(), services_only)
+
+
+@app.command()
+def api(
+    host: str = typer.Option(None, help="Bind address (default: API_HOST)"),
+    port: int = typer.Option(None, help="Port (default: API_PORT)"),
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from iaf.api.main import create_app
+
+    settings = get_settings()
+    _logging(False)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def worker(
+    no_retrieval: bool = typer.Option(
+        False, "--no-retrieval", help="Do not serve the Qdrant task queue (another worker does)"
+    ),
+    verbose: bool = typer.Option(False, "--verbose"),
+) -> None:
+    """Run a Temporal worker."""
+    from iaf.workers.main import run_worker
+
+    _logging(verbose)
+    asyncio.run(run_worker(get_settings(), serve_retrieval=not no_retrieval))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations and register Temporal search attributes."""
+    from iaf.cli_support import migrate_all
+
+    _logging(False)
+    asyncio.run(migrate_all(get_settings()))
+    typer.echo("migrations applied")
+
+
+if __name__ == "__main__":
+    app()

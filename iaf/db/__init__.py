@@ -1,0 +1,1 @@
+"""Database layer: SQLAlchemy models, the async engine, repositories with all SQL."""

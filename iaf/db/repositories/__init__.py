@@ -1,0 +1,1 @@
+"""All SQL lives here, in repository classes built from a session."""

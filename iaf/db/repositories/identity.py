@@ -1,0 +1,118 @@
+"""Orgs, users and API keys."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iaf.db.models import ApiKey, Org, User
+
+
+def handle_from(name: str, email: str) -> str:
+    base = re.sub(r"[^a-z0-9_-]+", "", name.lower().replace(" ", "-"))[:24].strip("-_")
+    return base or re.sub(r"[^a-z0-9_-]+", "", email.split("@", 1)[0].lower())[:24] or "user"
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        result = await self.session.execute(select(User).where(func.lower(User.email) == email.lower()))
+        return result.scalar_one_or_none()
+
+    async def list_org(self, org_id: uuid.UUID) -> list[User]:
+        rows = await self.session.scalars(
+            select(User).where(User.org_id == org_id, User.status == "active").order_by(User.created_at)
+        )
+        return list(rows)
+
+    async def email_taken(self, email: str) -> bool:
+        return await self.get_by_email(email) is not None
+
+    async def create_org(self, name: str) -> Org:
+        org = Org(name=name)
+        self.session.add(org)
+        await self.session.flush()
+        return org
+
+    async def create(
+        self, org_id: uuid.UUID, email: str, name: str, password_hash: str, role: str
+    ) -> User:
+        user = User(
+            org_id=org_id,
+            email=email,
+            name=name,
+            handle=await self._free_handle(handle_from(name, email)),
+            password_hash=password_hash,
+            role=role,
+            status="active",
+            token_version=0,
+        )
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def _free_handle(self, base: str) -> str:
+        candidate = base
+        while await self.session.scalar(
+            select(func.count()).select_from(User).where(func.lower(User.handle) == candidate)
+        ):
+            candidate = f"{base}-{secrets.token_hex(2)}"
+        return candidate
+
+    async def handles_in_room(self, room_id: uuid.UUID) -> dict[str, uuid.UUID]:
+        from iaf.db.models import RoomMember
+
+        rows = await self.session.execute(
+            select(User.handle, User.id)
+            .join(RoomMember, RoomMember.user_id == User.id)
+            .where(RoomMember.room_id == room_id)
+        )
+        return {handle.lower(): user_id for handle, user_id in rows.all()}
+
+    async def revoke_tokens(self, user_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(User).where(User.id == user_id).values(token_version=User.token_version + 1)
+        )
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, user_id: uuid.UUID, name: str, prefix: str, key_hash: str) -> ApiKey:
+        key = ApiKey(user_id=user_id, name=name, prefix=prefix, key_hash=key_hash)
+        self.session.add(key)
+        await self.session.flush()
+        return key
+
+    async def list_for(self, user_id: uuid.UUID) -> list[ApiKey]:
+        rows = await self.session.scalars(
+            select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at)
+        )
+        return list(rows)
+
+    async def user_for_key(self, key_hash: str) -> User | None:
+        row = await self.session.execute(
+            select(User)
+            .join(ApiKey, ApiKey.user_id == User.id)
+            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        )
+        return row.scalar_one_or_none()
+
+    async def revoke(self, user_id: uuid.UUID, key_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""The embedded stack: real PostgreSQL, Temporal dev server and an SMTP sink as local processes."""

@@ -1,0 +1,415 @@
+"""A deterministic, network-free LLM registered with litellm as provider "offline".
+
+It exists so that tests and the embedded stack exercise the real litellm code path
+(`litellm.acompletion(model="offline/iaf-offline", ...)`) with answers that are reproducible
+and that prove the platform wired context, retrieval and hand-offs correctly.
+
+What it answers (a pure function of the messages):
+- The reply starts with "(offline model)", speaks as the persona named in the first line of
+  the system prompt ("You are the Architect (@architect), ..." -> "As the Architect") and
+  quotes the question (the last user message, markers and sources removed).
+- Retrieved sources are blocks `[source: <label>]` + newline + text in system or user
+  messages. A block ends at the next `[source: ...]` header, at a `[/source]` line, or
+  (without `[/source]`) at the first blank line. Up to 3 sources (one chunk per label) are
+  ranked by word overlap with the question; their best sentences are quoted and cited as
+  `[source: <label>]`. With no sources it says no knowledge was found and gives generic
+  advice.
+- `@` is removed from quoted text so the reply mentions no one by accident.
+
+Markers (for the platform's tests):
+- `[task: classify]` in a system message: the reply is only the id of the best agent among
+  lines `- <id>: <description and keywords>` of the system prompt, by word overlap with the
+  last user message, or `none`.
+- "ask @<id>" or "hand off to @<id>" in the last user message: the reply ends with the line
+  "Handing off to @<id>." The target is the first such id that is not the persona itself
+  (the `@<id>` in the system prompt's first line) and that no earlier message already
+  handed off to ("Handing off to @<id>."), so a chain "ask @b to ask @c" advances one
+  agent at a time.
+- `[offline: fail]` in the last user message: raise `litellm.APIConnectionError` before
+  any token. `[offline: fail-after=<n>]`: stream n tokens, then raise (non-streaming calls
+  raise at once). `[offline: fail-once=<key>]`: fail the first request carrying this key in
+  this process, succeed afterwards (tests of Temporal retries; `reset_offline_state()`).
+- `[offline: slow=<tokens_per_second>]` in the last user message overrides the rate.
+
+Streaming yields one word per chunk (the word and its trailing whitespace), sleeping
+1/tokens_per_second between chunks when the rate is positive; a non-streaming call sleeps
+once for the same total. The last chunk carries the usage: prompt_tokens = words in all
+messages, completion_tokens = words in the reply. `max_tokens` truncates the reply
+(finish_reason "length").
+"""
+
+from __future__ import annotations
+
+import os
+
+# litellm fetches a model price map over the network at import time unless told not to.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import asyncio  # noqa: E402
+import re  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import unicodedata  # noqa: E402
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import litellm  # noqa: E402
+from litellm import CustomLLM  # noqa: E402
+from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse, Usage  # noqa: E402
+
+PROVIDER = "offline"
+DEFAULT_MODEL = "offline/iaf-offline"
+CLASSIFY_MARKER = "[task: classify]"
+FAIL_MARKER = "[offline: fail]"
+MAX_SOURCES = 3
+
+_MARKER = re.compile(r"\[offline:\s*([a-z-]+)(?:\s*=\s*([^\]\s]+))?\s*\]", re.IGNORECASE)
+_SOURCE_HEADER = re.compile(r"^[ \t]*\[source:\s*([^\]\n]+?)\s*\][ \t]*\n?", re.I | re.M)
+_SOURCE_END = re.compile(r"^[ \t]*\[/source\][ \t]*$", re.I | re.M)
+_HANDOFF_ASK = re.compile(r"\b(?:ask|hand\s+off\s+to)\s+@([A-Za-z0-9_-]+)", re.IGNORECASE)
+_HANDED_OFF = re.compile(r"Handing off to @([A-Za-z0-9_-]+)\.")
+_AGENT_LINE = re.compile(r"^\s*-\s*([a-z0-9]+(?:-[a-z0-9]+)*):(.*)$", re.M)
+_STOPWORDS = frozenset(
+    "the a an and or but of to in on for with at by from is are was were be been it its this "
+    "that these those what how why who when where which can could should would will do does "
+    "did we you i our your my me us they them their there here about into as not no yes "
+    "please any some all have has had just also than then so if le la les des du de un une "
+    "et ou est sont pour dans sur avec que qui quoi comment pourquoi nous vous je il elle".split()
+)
+
+_failed_keys: set[str] = set()
+_failed_lock = threading.Lock()
+_register_lock = threading.Lock()
+
+
+class OfflineFailure(litellm.APIConnectionError):  # type: ignore[misc]
+    """Raised on purpose by a failure marker, typed like a real connection error."""
+
+    def __init__(self, reason: str, model: str = DEFAULT_MODEL) -> None:
+        super().__init__(message=f"offline model: {reason}", llm_provider=PROVIDER, model=model)
+
+
+@dataclass(frozen=True)
+class Source:
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a request will do, decided before the first token."""
+
+    text: str
+    prompt_tokens: int
+    tokens_per_second: float
+    fail_after: int | None = None
+
+
+def reset_offline_state() -> None:
+    """Forget which `fail-once` keys already failed (between tests)."""
+    with _failed_lock:
+        _failed_keys.clear()
+
+
+def message_text(message: Any) -> str:
+    """The text of a chat message, whether content is a string or a list of parts."""
+    content = message.get("content") if isinstance(message, Mapping) else message.content
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts = [p.get("text", "") if isinstance(p, Mapping) else str(p) for p in content]
+        return "\n".join(str(p) for p in parts)
+    return ""
+
+
+def _role(message: Any) -> str:
+    role = message.get("role") if isinstance(message, Mapping) else message.role
+    return str(role or "")
+
+
+def extract_sources(text: str) -> tuple[list[Source], str]:
+    """The `[source: ...]` blocks of `text`, and the text with those blocks removed."""
+    sources: list[Source] = []
+    kept: list[str] = []
+    headers = list(_SOURCE_HEADER.finditer(text))
+    cursor = 0
+    for i, header in enumerate(headers):
+        limit = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        region = text[header.end() : limit]
+        closing = _SOURCE_END.search(region)
+        if closing:
+            body, end = region[: closing.start()], header.end() + closing.end()
+        else:
+            blank = re.search(r"\n[ \t]*\n", region)
+            body = region[: blank.start()] if blank else region
+            end = header.end() + len(body)
+        kept.append(text[cursor : header.start()])
+        cursor = end
+        if body.strip():
+            sources.append(Source(header.group(1).strip(), body.strip()))
+    kept.append(text[cursor:])
+    return sources, "".join(kept)
+
+
+def _words(text: str) -> list[str]:
+    folded = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return re.findall(r"\w+", plain)
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:5] for w in _words(text) if w not in _STOPWORDS and (len(w) > 2 or w.isdigit())}
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+
+
+def _unmention(text: str) -> str:
+    return re.sub(r"(?<![\w.])@(?=[A-Za-z0-9_-])", "", text)
+
+
+def _clip(text: str, words: int) -> str:
+    parts = " ".join(text.split()).split(" ")
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
+
+
+def _quote(source: Source, question: set[str]) -> tuple[int, str]:
+    """A source's relevance to the question and its best sentence(s), in source order."""
+    scored = [(len(_stems(s) & question), i, s) for i, s in enumerate(_sentences(source.text))]
+    ranked = sorted(scored, key=lambda t: (-t[0], t[1]))
+    chosen = [t for t in ranked[:2] if t[0] > 0] or ranked[:1]
+    quote = " ".join(_clip(s, 40) for _, _, s in sorted(chosen, key=lambda t: t[1]))
+    return ranked[0][0], quote
+
+
+def _best_sources(sources: list[Source], question: set[str]) -> list[tuple[Source, str]]:
+    best: dict[str, tuple[int, int, Source, str]] = {}
+    for order, source in enumerate(sources):
+        score, quote = _quote(source, question)
+        if source.label not in best or score > best[source.label][0]:
+            best[source.label] = (score, order, source, quote)
+    ranked = sorted(best.values(), key=lambda t: (-t[0], t[1]))[:MAX_SOURCES]
+    return [(source, quote) for _, _, source, quote in ranked]
+
+
+def _persona(system_prompt: str) -> tuple[str, str | None]:
+    """How to introduce ourselves, and our own agent id, from the prompt's first line."""
+    first = next((line.strip() for line in system_prompt.splitlines() if line.strip()), "")
+    self_id = re.search(r"@([a-z0-9]+(?:-[a-z0-9]+)*)", first)
+    intro = re.sub(r"\s*\(@[^)]*\)", "", first)
+    match = re.match(r"you are\s+(.+?)(?:[,.;:]|$)", intro, re.IGNORECASE)
+    label = match.group(1) if match else _clip(intro, 12) if intro else "the assistant"
+    return _unmention(label), self_id.group(1) if self_id else None
+
+
+def _handoff(question: str, self_id: str | None, history: str) -> str | None:
+    done = {m.lower() for m in _HANDED_OFF.findall(history)}
+    for target in _HANDOFF_ASK.findall(question):
+        if target.lower() != (self_id or "") and target.lower() not in done:
+            return target.lower()
+    return None
+
+
+def classify(system_prompt: str, text: str) -> str:
+    """Best agent id among the prompt's `- id: ...` lines by word overlap, or "none"."""
+    words = {w for w in _words(text) if w not in _STOPWORDS}
+    best, best_score = "none", 0
+    for match in _AGENT_LINE.finditer(system_prompt):
+        tokens = {w for w in _words(f"{match.group(1)} {match.group(2)}") if w not in _STOPWORDS}
+        score = sum(
+            1 for w in words if any(w == t or (len(t) >= 4 and w.startswith(t)) for t in tokens)
+        )
+        if score > best_score:
+            best, best_score = match.group(1), score
+    return best
+
+
+def compose_answer(messages: Sequence[Any]) -> str:
+    """The reply text for `messages` (markers other than classify are ignored here)."""
+    system = "\n".join(message_text(m) for m in messages if _role(m) == "system")
+    user_messages = [m for m in messages if _role(m) == "user"]
+    last_user = message_text(user_messages[-1]) if user_messages else ""
+    if CLASSIFY_MARKER in system:
+        return classify(system, _MARKER.sub("", last_user))
+    sources: list[Source] = []
+    for message in messages:
+        if _role(message) in ("system", "user"):
+            sources.extend(extract_sources(message_text(message))[0])
+    question = " ".join(_MARKER.sub("", extract_sources(last_user)[1]).split())
+    persona, self_id = _persona(extract_sources(system)[1])
+    shown = f'"{_unmention(_clip(question, 25))}"' if question else "your message"
+    lines = [f"(offline model) As {persona}, on {shown}:"]
+    picked = _best_sources(sources, _stems(question))
+    if picked:
+        lines[0] += " here is what I found in the knowledge base."
+        lines += [f'- "{_unmention(q)}" [source: {s.label}]' for s, q in picked]
+    else:
+        lines[0] += (
+            " I found no knowledge about this in the room or organisation documents."
+            " My general advice: state the goal and the constraints, list the options with"
+            " their trade-offs, and share any document that should guide the answer."
+        )
+    last = user_messages[-1] if user_messages else None
+    earlier = "\n".join(message_text(m) for m in messages if m is not last)
+    target = _handoff(question, self_id, earlier)
+    if target:
+        lines.append(f"Handing off to @{target}.")
+    return "\n".join(lines)
+
+
+def _markers(text: str) -> dict[str, str]:
+    return {m.group(1).lower(): m.group(2) or "" for m in _MARKER.finditer(text)}
+
+
+def _float(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
+def plan_reply(messages: Sequence[Any], tokens_per_second: float, model: str) -> Plan:
+    """Decide the reply, its rate and any injected failure; raises for immediate failures."""
+    user_messages = [m for m in messages if _role(m) == "user"]
+    markers = _markers(message_text(user_messages[-1])) if user_messages else {}
+    if "fail" in markers:
+        raise OfflineFailure("failure requested by marker", model)
+    key = markers.get("fail-once")
+    if key is not None:
+        with _failed_lock:
+            first_time = key not in _failed_keys
+            _failed_keys.add(key)
+        if first_time:
+            raise OfflineFailure(f"first attempt for {key!r} fails by request", model)
+    fail_after = markers.get("fail-after")
+    return Plan(
+        text=compose_answer(messages),
+        prompt_tokens=sum(len(message_text(m).split()) for m in messages),
+        tokens_per_second=max(_float(markers.get("slow"), tokens_per_second), 0.0),
+        fail_after=int(_float(fail_after, 0)) if fail_after is not None else None,
+    )
+
+
+def split_tokens(text: str) -> list[str]:
+    """Words with their trailing whitespace; joining them gives back `text`."""
+    return re.findall(r"\s*\S+\s*", text) if text.strip() else []
+
+
+def _limit(tokens: list[str], optional_params: Mapping[str, Any]) -> tuple[list[str], str]:
+    limit = optional_params.get("max_tokens") or optional_params.get("max_completion_tokens")
+    if isinstance(limit, int) and 0 < limit < len(tokens):
+        return tokens[:limit], "length"
+    return tokens, "stop"
+
+
+def _usage(plan: Plan, completion_tokens: int) -> Usage:
+    return Usage(
+        prompt_tokens=plan.prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=plan.prompt_tokens + completion_tokens,
+    )
+
+
+def _chunk(text: str, finish_reason: str = "", usage: Usage | None = None) -> GenericStreamingChunk:
+    block = None
+    if usage is not None:
+        block = {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        }
+    return GenericStreamingChunk(
+        text=text,
+        tool_use=None,
+        is_finished=bool(finish_reason),
+        finish_reason=finish_reason,
+        usage=block,  # type: ignore[typeddict-item]
+        index=0,
+    )
+
+
+class OfflineLLM(CustomLLM):  # type: ignore[misc]
+    """litellm handler; litellm passes every argument by keyword."""
+
+    def __init__(self, tokens_per_second: float = 0.0) -> None:
+        super().__init__()
+        self.tokens_per_second = tokens_per_second
+
+    def _prepare(self, kwargs: Mapping[str, Any]) -> tuple[Plan, list[str], str]:
+        model = str(kwargs.get("model") or DEFAULT_MODEL)
+        plan = plan_reply(kwargs.get("messages") or [], self.tokens_per_second, model)
+        tokens, finish = _limit(split_tokens(plan.text), kwargs.get("optional_params") or {})
+        return plan, tokens, finish
+
+    def _response(
+        self, kwargs: Mapping[str, Any], plan: Plan, tokens: list[str], finish: str
+    ) -> ModelResponse:
+        if plan.fail_after is not None:
+            raise OfflineFailure("failure requested by marker", str(kwargs.get("model")))
+        response = kwargs.get("model_response")
+        response = response if isinstance(response, ModelResponse) else ModelResponse()
+        choice = response.choices[0]
+        if isinstance(choice, Choices):
+            choice.message.content = "".join(tokens)
+            choice.finish_reason = finish
+        response.model = str(kwargs.get("model") or DEFAULT_MODEL)
+        response.created = int(time.time())
+        setattr(response, "usage", _usage(plan, len(tokens)))  # noqa: B010
+        return response
+
+    def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        plan, tokens, finish = self._prepare(kwargs)
+        if plan.tokens_per_second > 0 and len(tokens) > 1:
+            time.sleep((len(tokens) - 1) / plan.tokens_per_second)
+        return self._response(kwargs, plan, tokens, finish)
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        plan, tokens, finish = self._prepare(kwargs)
+        if plan.tokens_per_second > 0 and len(tokens) > 1:
+            await asyncio.sleep((len(tokens) - 1) / plan.tokens_per_second)
+        return self._response(kwargs, plan, tokens, finish)
+
+    def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
+        plan, tokens, finish = self._prepare(kwargs)
+        for i, token in enumerate(tokens):
+            if i == plan.fail_after:
+                raise OfflineFailure(
+                    f"failed after {i} tokens by request", str(kwargs.get("model"))
+                )
+            if i and plan.tokens_per_second > 0:
+                time.sleep(1 / plan.tokens_per_second)
+            yield _chunk(token)
+        yield _chunk("", finish, _usage(plan, len(tokens)))
+
+    # litellm wraps the returned async generator itself, so this is an async generator
+    # function rather than the coroutine the base class annotation describes.
+    async def astreaming(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        plan, tokens, finish = self._prepare(kwargs)
+        for i, token in enumerate(tokens):
+            if i == plan.fail_after:
+                raise OfflineFailure(
+                    f"failed after {i} tokens by request", str(kwargs.get("model"))
+                )
+            if i and plan.tokens_per_second > 0:
+                await asyncio.sleep(1 / plan.tokens_per_second)
+            yield _chunk(token)
+        yield _chunk("", finish, _usage(plan, len(tokens)))
+
+
+def register_offline_provider(tokens_per_second: float = 0.0) -> OfflineLLM:
+    """Make `offline/<anything>` callable through litellm; safe to call repeatedly."""
+    with _register_lock:
+        for item in litellm.custom_provider_map:
+            handler = item["custom_handler"]
+            if item["provider"] == PROVIDER and isinstance(handler, OfflineLLM):
+                handler.tokens_per_second = tokens_per_second
+                return handler
+        handler = OfflineLLM(tokens_per_second)
+        others = [i for i in litellm.custom_provider_map if i["provider"] != PROVIDER]
+        litellm.custom_provider_map = [*others, {"provider": PROVIDER, "custom_handler": handler}]
+        litellm.utils.custom_llm_setup()
+        return handler

@@ -1,0 +1,1 @@
+"""Pydantic shapes: HTTP bodies and responses, workflow and activity inputs (IDs only)."""

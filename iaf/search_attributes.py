@@ -1,0 +1,9 @@
+"""Search attribute keys; values are IDs or HMACs, never personal data (rule 2)."""
+
+from temporalio.common import SearchAttributeKey
+
+ROOM_ID = SearchAttributeKey.for_keyword("RoomId")
+AGENT_ID = SearchAttributeKey.for_keyword("AgentId")
+KIND = SearchAttributeKey.for_keyword("Kind")
+REQUEST_ID = SearchAttributeKey.for_keyword("RequestId")
+SUBJECT_REF = SearchAttributeKey.for_keyword("SubjectRef")

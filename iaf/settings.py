@@ -1,0 +1,89 @@
+"""One Settings object for every process; each field is an environment variable of the same name."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Where the embedded stack keeps everything (Postgres data, Temporal SQLite, Qdrant, mails).
+    data_dir: Path = Path(".iaf")
+
+    database_url: str = "postgresql://postgres@127.0.0.1:55432/iaf"
+    database_pool_size: int = 10
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    temporal_task_queue: str = "iaf-main"
+    temporal_retrieval_task_queue: str = "iaf-retrieval"
+
+    # Qdrant server when set; otherwise qdrant-client local mode under data_dir.
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    qdrant_path: Path | None = None
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_use_tls: bool = False
+    smtp_start_tls: bool = False
+    mail_from: str = "IAFactory Agents <no-reply@iafactory.local>"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Signs access tokens; the embedded stack generates one into data_dir on first use.
+    jwt_secret: SecretStr | None = None
+    access_token_minutes: int = 60 * 24
+    # Keys the non-personal HMAC used to find a user's workflows at erasure time.
+    pseudonym_secret: SecretStr | None = None
+
+    login_attempts_per_minute: int = 10
+    posts_per_minute: int = 60
+    message_max_bytes: int = 16 * 1024
+    message_edit_window_minutes: int = 15
+    sse_heartbeat_seconds: float = 15.0
+    sweep_interval_seconds: float = 10.0
+    sweep_min_age_seconds: float = 5.0
+
+    default_llm_model: str = "offline/iaf-offline"
+    offline_llm_tokens_per_second: float = 0.0
+    embedding_model: str = "local/all-MiniLM-L6-v2"
+
+    starting_credits: int = 1000
+
+    @property
+    def resolved_qdrant_path(self) -> Path:
+        return self.qdrant_path or self.data_dir / "qdrant"
+
+    def secret(self, name: str) -> str:
+        """Configured secret, or one generated once and kept in data_dir so every process agrees."""
+        configured: SecretStr | None = getattr(self, name)
+        if configured is not None:
+            return configured.get_secret_value()
+        path = self.data_dir / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                with path.open("x") as handle:
+                    handle.write(secrets.token_urlsafe(48))
+                path.chmod(0o600)
+            except FileExistsError:
+                pass
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,54 @@
+"""Connecting to Temporal and starting workflows by their business-key IDs (rule 3)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from iaf.search_attributes import KIND, ROOM_ID
+from iaf.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def connect(settings: Settings, lazy: bool = False) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )
+
+
+def route_workflow_id(message_id: int) -> str:
+    return f"route-{message_id}"
+
+
+async def start_route_message(
+    client: Client, settings: Settings, message_id: int, room_id: str
+) -> bool:
+    """Start RouteMessage once per message; True if started now, False if it already ran."""
+    from iaf.schemas.workflows import RouteMessageInput
+    from iaf.workflows.route_message import RouteMessage
+
+    try:
+        handle: WorkflowHandle[RouteMessage, object] = await client.start_workflow(
+            RouteMessage.run,
+            RouteMessageInput(message_id=message_id),
+            id=route_workflow_id(message_id),
+            task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [ROOM_ID.value_set(room_id), KIND.value_set("route")]
+            ),
+            rpc_timeout=timedelta(seconds=5),
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    log.debug("started %s", handle.id)
+    return True

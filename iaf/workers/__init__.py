@@ -1,0 +1,1 @@
+"""Worker processes: build the clients, register workflows and activities, run the sweep."""

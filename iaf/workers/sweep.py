@@ -1,0 +1,58 @@
+"""Starts RouteMessage for messages stored while Temporal was unreachable (rule 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from iaf.db.repositories.chat import MessageRepository
+from iaf.db.repositories.ratelimit import RateLimitRepository
+from iaf.schemas.workflows import SweepResult
+from iaf.settings import Settings
+from iaf.temporal_client import start_route_message
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_unrouted_once(
+    sessionmaker: async_sessionmaker[AsyncSession], temporal: Client, settings: Settings
+) -> SweepResult:
+    async with sessionmaker() as session:
+        ids = await MessageRepository(session).unrouted_ids(settings.sweep_min_age_seconds, 500)
+        rooms = await MessageRepository(session).room_ids(ids)
+    started = already = 0
+    for message_id in ids:
+        if await start_route_message(temporal, settings, message_id, rooms[message_id]):
+            started += 1
+        else:
+            already += 1
+    return SweepResult(started=started, already_started=already)
+
+
+async def purge_rate_limits(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await RateLimitRepository(connection).purge_before(datetime.now(UTC) - timedelta(hours=2))
+
+
+async def sweep_forever(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    temporal: Client,
+    settings: Settings,
+) -> None:
+    rounds = 0
+    while True:
+        try:
+            result = await sweep_unrouted_once(sessionmaker, temporal, settings)
+            if result.started:
+                log.info("sweep started RouteMessage for %d stored messages", result.started)
+            rounds += 1
+            if rounds % 360 == 1:
+                await purge_rate_limits(engine)
+        except Exception as exc:
+            log.warning("sweep round failed (%s); retrying next round", exc)
+        await asyncio.sleep(settings.sweep_interval_seconds)

@@ -1,0 +1,94 @@
+"""Session-wide real services: embedded PostgreSQL, a Temporal dev server, a worker, the API."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+from iaf.db.migrate import upgrade  # noqa: E402
+from iaf.devstack.postgres import EmbeddedPostgres  # noqa: E402
+from iaf.devstack.temporal import TemporalDevServer  # noqa: E402
+from iaf.settings import Settings  # noqa: E402
+from iaf.workers.main import running_worker  # noqa: E402
+from tests.helpers import free_port, serve_api  # noqa: E402
+
+FAST_PG = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("iaf-data")
+
+
+@pytest.fixture(scope="session")
+def postgres(data_dir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(data_dir / "postgres", free_port(), FAST_PG)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: EmbeddedPostgres) -> str:
+    postgres.ensure_database("iaf_test")
+    url = postgres.url("iaf_test")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def temporal_server(data_dir: Path) -> Iterator[TemporalDevServer]:
+    server = TemporalDevServer(free_port(), None, log_file=data_dir / "temporal.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_settings(data_dir: Path, database_url: str, temporal_address: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "temporal_address": temporal_address,
+        "temporal_task_queue": "iaf-test",
+        "temporal_retrieval_task_queue": "iaf-test-retrieval",
+        "smtp_port": free_port(),
+        "jwt_secret": "test-secret-not-for-production-0123456789",
+        "pseudonym_secret": "test-pseudonym-secret-0123456789",
+        "sweep_interval_seconds": 0.5,
+        "sweep_min_age_seconds": 0.5,
+        "sse_heartbeat_seconds": 5,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, database_url: str, temporal_server: TemporalDevServer) -> Settings:
+    return make_settings(data_dir, database_url, temporal_server.address)
+
+
+@pytest.fixture(scope="session")
+async def worker(settings: Settings) -> AsyncIterator[object]:
+    async with running_worker(settings) as clients:
+        yield clients
+
+
+@pytest.fixture(scope="session")
+async def api_url(settings: Settings, worker: object) -> AsyncIterator[str]:
+    async with serve_api(settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+        yield http
