@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     # Keys the non-personal HMAC used to find a user's workflows at erasure time.
     pseudonym_secret: SecretStr | None = None
 
-    login_attempts_per_minute: int = 10
+    login_attempts_per_minute: int = 10  # per account
+    auth_requests_per_ip_per_minute: int = 60  # login and sign-up, per client address
     posts_per_minute: int = 60
     message_max_bytes: int = 16 * 1024
     message_edit_window_minutes: int = 15

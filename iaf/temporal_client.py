@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -44,7 +44,7 @@ async def start_route_message(
             task_queue=settings.temporal_task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
-                [ROOM_ID.value_set(room_id), KIND.value_set("route")]
+                [SearchAttributePair(ROOM_ID, room_id), SearchAttributePair(KIND, "route")]
             ),
             rpc_timeout=timedelta(seconds=5),
         )

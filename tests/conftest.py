@@ -66,6 +66,7 @@ def make_settings(data_dir: Path, database_url: str, temporal_address: str, **ov
         "sweep_interval_seconds": 0.5,
         "sweep_min_age_seconds": 0.5,
         "sse_heartbeat_seconds": 5,
+        "auth_requests_per_ip_per_minute": 100_000,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

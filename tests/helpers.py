@@ -58,16 +58,20 @@ class Person:
         return {"Authorization": f"Bearer {self.token}"}
 
     async def get(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.get(url, headers=self.headers, **kw)
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return await self.client.get(url, headers=headers, **kw)
 
     async def post(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.post(url, headers=self.headers, **kw)
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return await self.client.post(url, headers=headers, **kw)
 
     async def put(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.put(url, headers=self.headers, **kw)
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return await self.client.put(url, headers=headers, **kw)
 
     async def delete(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.delete(url, headers=self.headers, **kw)
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return await self.client.delete(url, headers=headers, **kw)
 
     async def new_room(self, name: str = "room", **extra: Any) -> dict[str, Any]:
         response = await self.post("/api/chat/rooms", json={"name": name, **extra})

@@ -94,7 +94,8 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return compose["services"]
+    result: dict[str, dict[str, Any]] = compose["services"]
+    return result
 
 
 def environment(service: dict[str, Any]) -> dict[str, str | None]:
@@ -185,7 +186,7 @@ def test_app_environment_values_parse_as_settings(
     }
     for key, value in resolved.items():
         monkeypatch.setenv(key, value)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     for key, value in resolved.items():
         parsed = getattr(settings, key.lower())
         if isinstance(parsed, SecretStr):

@@ -1,4 +1,4 @@
-"""Agents: personas as data, @mention parsing and intent routing (no I/O beyond reading personas)."""
+"""Agents: personas as data, @mention parsing and intent routing; pure, no I/O but personas."""
 
 from iaf.agents.intent import (
     IntentResult,

@@ -25,12 +25,13 @@ from iaf.agents.registry import AgentRegistry
 #: The offline LLM recognises this marker and answers with an agent id (see iaf.llm.offline).
 CLASSIFY_MARKER = "[task: classify]"
 
-_QUESTION_WORDS = frozenset(
+_QUESTION_WORDS_TEXT = (
     "what how why who whom whose when where which can could should would will shall is are "
     "am was were do does did may might must any "
     "quoi comment pourquoi qui quand ou quel quelle quels quelles combien est-ce peux peut "
-    "pouvez faut".split()
+    "pouvez faut"
 )
+_QUESTION_WORDS = frozenset(_QUESTION_WORDS_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,5 @@ def parse_classifier_answer(answer: str, registry: AgentRegistry) -> str | None:
         return None
     if cleaned in by_name:
         return by_name[cleaned]
-    for token in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", cleaned):
-        if token in registry:
-            return token
-    return None
+    tokens: list[str] = re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", cleaned)
+    return next((token for token in tokens if token in registry), None)

@@ -45,18 +45,20 @@ import os
 # litellm fetches a model price map over the network at import time unless told not to.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import asyncio  # noqa: E402
-import re  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import unicodedata  # noqa: E402
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+import asyncio
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
-import litellm  # noqa: E402
-from litellm import CustomLLM  # noqa: E402
-from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse, Usage  # noqa: E402
+import litellm
+from litellm.exceptions import APIConnectionError
+from litellm.llms.custom_llm import CustomLLM
+from litellm.types.llms.openai import ChatCompletionUsageBlock
+from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse, Usage
 
 PROVIDER = "offline"
 DEFAULT_MODEL = "offline/iaf-offline"
@@ -64,26 +66,29 @@ CLASSIFY_MARKER = "[task: classify]"
 FAIL_MARKER = "[offline: fail]"
 MAX_SOURCES = 3
 
+Finish = Literal["stop", "length"]
+
 _MARKER = re.compile(r"\[offline:\s*([a-z-]+)(?:\s*=\s*([^\]\s]+))?\s*\]", re.IGNORECASE)
 _SOURCE_HEADER = re.compile(r"^[ \t]*\[source:\s*([^\]\n]+?)\s*\][ \t]*\n?", re.I | re.M)
 _SOURCE_END = re.compile(r"^[ \t]*\[/source\][ \t]*$", re.I | re.M)
 _HANDOFF_ASK = re.compile(r"\b(?:ask|hand\s+off\s+to)\s+@([A-Za-z0-9_-]+)", re.IGNORECASE)
 _HANDED_OFF = re.compile(r"Handing off to @([A-Za-z0-9_-]+)\.")
 _AGENT_LINE = re.compile(r"^\s*-\s*([a-z0-9]+(?:-[a-z0-9]+)*):(.*)$", re.M)
-_STOPWORDS = frozenset(
+_STOPWORDS_TEXT = (
     "the a an and or but of to in on for with at by from is are was were be been it its this "
     "that these those what how why who when where which can could should would will do does "
     "did we you i our your my me us they them their there here about into as not no yes "
     "please any some all have has had just also than then so if le la les des du de un une "
-    "et ou est sont pour dans sur avec que qui quoi comment pourquoi nous vous je il elle".split()
+    "et ou est sont pour dans sur avec que qui quoi comment pourquoi nous vous je il elle"
 )
+_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 _failed_keys: set[str] = set()
 _failed_lock = threading.Lock()
 _register_lock = threading.Lock()
 
 
-class OfflineFailure(litellm.APIConnectionError):  # type: ignore[misc]
+class OfflineFailure(APIConnectionError):
     """Raised on purpose by a failure marker, typed like a real connection error."""
 
     def __init__(self, reason: str, model: str = DEFAULT_MODEL) -> None:
@@ -206,7 +211,8 @@ def _persona(system_prompt: str) -> tuple[str, str | None]:
 
 def _handoff(question: str, self_id: str | None, history: str) -> str | None:
     done = {m.lower() for m in _HANDED_OFF.findall(history)}
-    for target in _HANDOFF_ASK.findall(question):
+    targets: list[str] = _HANDOFF_ASK.findall(question)
+    for target in targets:
         if target.lower() != (self_id or "") and target.lower() not in done:
             return target.lower()
     return None
@@ -297,7 +303,7 @@ def split_tokens(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*", text) if text.strip() else []
 
 
-def _limit(tokens: list[str], optional_params: Mapping[str, Any]) -> tuple[list[str], str]:
+def _limit(tokens: list[str], optional_params: Mapping[str, Any]) -> tuple[list[str], Finish]:
     limit = optional_params.get("max_tokens") or optional_params.get("max_completion_tokens")
     if isinstance(limit, int) and 0 < limit < len(tokens):
         return tokens[:limit], "length"
@@ -313,7 +319,7 @@ def _usage(plan: Plan, completion_tokens: int) -> Usage:
 
 
 def _chunk(text: str, finish_reason: str = "", usage: Usage | None = None) -> GenericStreamingChunk:
-    block = None
+    block: ChatCompletionUsageBlock | None = None
     if usage is not None:
         block = {
             "prompt_tokens": usage.prompt_tokens,
@@ -325,26 +331,26 @@ def _chunk(text: str, finish_reason: str = "", usage: Usage | None = None) -> Ge
         tool_use=None,
         is_finished=bool(finish_reason),
         finish_reason=finish_reason,
-        usage=block,  # type: ignore[typeddict-item]
+        usage=block,
         index=0,
     )
 
 
-class OfflineLLM(CustomLLM):  # type: ignore[misc]
+class OfflineLLM(CustomLLM):
     """litellm handler; litellm passes every argument by keyword."""
 
     def __init__(self, tokens_per_second: float = 0.0) -> None:
         super().__init__()
         self.tokens_per_second = tokens_per_second
 
-    def _prepare(self, kwargs: Mapping[str, Any]) -> tuple[Plan, list[str], str]:
+    def _prepare(self, kwargs: Mapping[str, Any]) -> tuple[Plan, list[str], Finish]:
         model = str(kwargs.get("model") or DEFAULT_MODEL)
         plan = plan_reply(kwargs.get("messages") or [], self.tokens_per_second, model)
         tokens, finish = _limit(split_tokens(plan.text), kwargs.get("optional_params") or {})
         return plan, tokens, finish
 
     def _response(
-        self, kwargs: Mapping[str, Any], plan: Plan, tokens: list[str], finish: str
+        self, kwargs: Mapping[str, Any], plan: Plan, tokens: list[str], finish: Finish
     ) -> ModelResponse:
         if plan.fail_after is not None:
             raise OfflineFailure("failure requested by marker", str(kwargs.get("model")))
@@ -411,5 +417,5 @@ def register_offline_provider(tokens_per_second: float = 0.0) -> OfflineLLM:
         handler = OfflineLLM(tokens_per_second)
         others = [i for i in litellm.custom_provider_map if i["provider"] != PROVIDER]
         litellm.custom_provider_map = [*others, {"provider": PROVIDER, "custom_handler": handler}]
-        litellm.utils.custom_llm_setup()
+        litellm.utils.custom_llm_setup()  # type: ignore[no-untyped-call]
         return handler

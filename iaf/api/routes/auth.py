@@ -40,7 +40,7 @@ def client_ip(request: Request) -> str:
 @router.post("/api/auth/signup", status_code=201)
 async def signup(body: SignupRequest, request: Request, state: StateDep, session: SessionDep) -> TokenResponse:
     settings = state.settings
-    await state.limiter.hit(f"signup:{client_ip(request)}", settings.login_attempts_per_minute, 60)
+    await state.limiter.hit(f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60)
     users = UserRepository(session)
     if await users.email_taken(body.email):
         raise ApiError(409, "email_taken", "an account with this e-mail already exists")
@@ -52,9 +52,9 @@ async def signup(body: SignupRequest, request: Request, state: StateDep, session
 
 @router.post("/api/auth/login")
 async def login(body: LoginRequest, request: Request, state: StateDep, session: SessionDep) -> TokenResponse:
-    limit = state.settings.login_attempts_per_minute
-    await state.limiter.hit(f"login-ip:{client_ip(request)}", limit * 5, 60)
-    await state.limiter.hit(f"login:{body.email.lower()}", limit, 60)
+    settings = state.settings
+    await state.limiter.hit(f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60)
+    await state.limiter.hit(f"login:{body.email.lower()}", settings.login_attempts_per_minute, 60)
     user = await UserRepository(session).get_by_email(body.email)
     valid = verify_password(user.password_hash if user else None, body.password)
     if user is None or not valid or user.status != "active":

@@ -7,7 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import and_, delete, func, select, text, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -297,7 +298,7 @@ class MessageRepository:
             .where(Message.id == message_id)
             .values(
                 routed_at=func.coalesce(Message.routed_at, func.now()),
-                meta=Message.meta.op("||")(func.cast(_jsonable(meta_update), Message.meta.type)),
+                meta=Message.meta.op("||")(type_coerce(meta_update, JSONB)),
             )
         )
 

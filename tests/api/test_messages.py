@@ -1,0 +1,112 @@
+"""Posting, idempotency, pagination, edit and delete, and refusing bad input without side effects."""
+
+from __future__ import annotations
+
+from tests.helpers import colleague, signup
+
+
+async def _count(person, room_id):
+    return len((await person.get(f"/api/chat/rooms/{room_id}/messages", params={"limit": 200})).json()["items"])
+
+
+async def test_post_is_idempotent_with_client_msg_id(client):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    first = await alice.post(url, json={"content": "hello", "client_msg_id": "abc-1"})
+    again = await alice.post(url, json={"content": "hello", "client_msg_id": "abc-1"})
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    assert await _count(alice, room["id"]) == 1
+
+
+async def test_cursor_pagination_before_and_after(client):
+    alice = await signup(client)
+    room = await alice.new_room()
+    ids = [(await alice.say(room["id"], f"m{i}"))["id"] for i in range(7)]
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    page = (await alice.get(url, params={"limit": 3})).json()
+    assert [m["id"] for m in page["items"]] == ids[-3:]
+    older = (await alice.get(url, params={"limit": 3, "before": page["next_before"]})).json()
+    assert [m["id"] for m in older["items"]] == ids[1:4]
+    newer = (await alice.get(url, params={"limit": 3, "after": ids[1]})).json()
+    assert [m["id"] for m in newer["items"]] == ids[2:5]
+    assert newer["next_after"] == ids[4]
+    too_many = await alice.get(url, params={"limit": 201})
+    assert too_many.status_code == 422
+
+
+async def test_bad_bodies_get_json_4xx_and_store_nothing(client, settings):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    oversized = "x" * (settings.message_max_bytes + 1)
+    cases = [
+        ({"json": {"content": oversized}}, 413, "content_too_large"),
+        ({"json": {"content": "é" * (settings.message_max_bytes // 2 + 1)}}, 413, "content_too_large"),
+        ({"json": {"content": "   \n"}}, 422, "empty_content"),
+        ({"json": {"content": ""}}, 422, "empty_content"),
+        ({"json": {}}, 422, "invalid_request"),
+        ({"json": {"content": 5}}, 422, "invalid_request"),
+        ({"json": {"content": "hi", "unknown": 1}}, 422, "invalid_request"),
+        ({"json": {"content": "hi", "reply_to_id": 999999999}}, 422, "invalid_reply_to"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "malformed_json"),
+        ({"content": b"x" * (2 * 1024 * 1024), "headers": {"content-type": "application/json"}}, 413, "payload_too_large"),
+    ]
+    for kwargs, status, code in cases:
+        headers = {**alice.headers, **kwargs.pop("headers", {})}
+        response = await client.post(url, headers=headers, **kwargs)
+        assert response.status_code == status, (code, response.text)
+        assert response.json()["error"]["code"] == code
+    assert await _count(alice, room["id"]) == 0
+    exactly = await alice.post(url, json={"content": "y" * settings.message_max_bytes})
+    assert exactly.status_code == 201
+
+
+async def test_posting_is_rate_limited_with_headers(client, settings):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    first = await alice.post(url, json={"content": "1"})
+    assert first.headers["X-RateLimit-Limit"] == str(settings.posts_per_minute)
+    remaining = int(first.headers["X-RateLimit-Remaining"])
+    for i in range(remaining):
+        assert (await alice.post(url, json={"content": f"n{i}"})).status_code == 201
+    limited = await alice.post(url, json={"content": "one too many"})
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert await _count(alice, room["id"]) == remaining + 1
+
+
+async def test_edit_by_author_only_and_delete_leaves_tombstone(client):
+    alice = await signup(client)
+    bob = await colleague(alice)
+    room = await alice.new_room(member_ids=[bob.id])
+    message = await alice.say(room["id"], "first draft")
+    assert (await bob.put(f"/api/chat/messages/{message['id']}", json={"content": "hijack"})).status_code == 403
+    edited = await alice.put(f"/api/chat/messages/{message['id']}", json={"content": "final"})
+    assert edited.status_code == 200 and edited.json()["edited_at"] is not None
+    assert (await bob.delete(f"/api/chat/messages/{message['id']}")).status_code == 403
+    assert (await alice.delete(f"/api/chat/messages/{message['id']}")).status_code == 204
+    items = (await bob.get(f"/api/chat/rooms/{room['id']}/messages")).json()["items"]
+    assert items[0]["id"] == message["id"]
+    assert items[0]["deleted_at"] is not None and items[0]["content"] == ""
+    assert (await alice.put(f"/api/chat/messages/{message['id']}", json={"content": "x"})).status_code == 410
+
+
+async def test_room_admin_deletes_others_messages_but_edit_window_holds(client, settings, database_url):
+    import psycopg
+
+    alice = await signup(client)
+    bob = await colleague(alice)
+    room = await alice.new_room(member_ids=[bob.id])
+    message = await bob.say(room["id"], "old message")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE messages SET created_at = now() - make_interval(mins => %s) WHERE id = %s",
+            (settings.message_edit_window_minutes + 1, message["id"]),
+        )
+    late = await bob.put(f"/api/chat/messages/{message['id']}", json={"content": "too late"})
+    assert late.status_code == 409 and late.json()["error"]["code"] == "edit_window_closed"
+    assert (await alice.delete(f"/api/chat/messages/{message['id']}")).status_code == 204
