@@ -13,6 +13,7 @@ import iaf.llm  # sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is first impo
 
 # isort: split
 import litellm
+from litellm.exceptions import APIConnectionError
 import openai
 
 from iaf.agents.intent import build_classifier_prompt
@@ -215,7 +216,7 @@ async def test_classify_marker_answers_with_an_agent_id() -> None:
 
 async def test_fail_marker_raises_connection_error() -> None:
     messages = [{"role": "user", "content": f"hello {FAIL_MARKER}"}]
-    with pytest.raises(litellm.APIConnectionError, match="failure requested"):
+    with pytest.raises(APIConnectionError, match="failure requested"):
         await complete(messages)
     with pytest.raises(openai.APIError, match="failure requested"):
         await stream_text(messages)
@@ -230,17 +231,17 @@ async def test_fail_after_streams_some_tokens_then_raises() -> None:
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)
     assert received == ["(offline ", "model) ", "As "]
-    with pytest.raises(litellm.APIConnectionError):
+    with pytest.raises(APIConnectionError):
         await complete(messages)
 
 
 async def test_fail_once_fails_only_the_first_attempt() -> None:
     messages = [{"role": "user", "content": "retry me [offline: fail-once=job-1]"}]
-    with pytest.raises(litellm.APIConnectionError):
+    with pytest.raises(APIConnectionError):
         await complete(messages)
     assert "retry me" in (await complete(messages)).choices[0].message.content
     reset_offline_state()
-    with pytest.raises(litellm.APIConnectionError):
+    with pytest.raises(APIConnectionError):
         await complete(messages)
 
 

@@ -35,7 +35,9 @@ async def test_mentions_are_recorded_and_the_workflow_runs_once(client, settings
     assert kinds == [("agent", "architect"), ("user", bob.id)]
     temporal = await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
     handle = temporal.get_workflow_handle(route_workflow_id(message["id"]))
-    result = await handle.result()
+    from iaf.schemas.workflows import RouteMessageResult
+
+    result = await handle.result(result_type=RouteMessageResult)
     assert result.agent_ids == ["architect"]
     again = await start_route_message(temporal, settings, message["id"], room["id"])
     assert again is False, "a duplicate start is refused, not run twice"
