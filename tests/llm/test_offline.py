@@ -13,8 +13,8 @@ import iaf.llm  # sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is first impo
 
 # isort: split
 import litellm
-from litellm.exceptions import APIConnectionError
 import openai
+from litellm.exceptions import APIConnectionError
 
 from iaf.agents.intent import build_classifier_prompt
 from iaf.agents.mentions import parse_mentions

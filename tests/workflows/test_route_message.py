@@ -8,6 +8,7 @@ import psycopg
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from iaf.schemas.workflows import RouteMessageResult
 from iaf.temporal_client import route_workflow_id, start_route_message
 from tests.helpers import colleague, signup
 
@@ -34,10 +35,8 @@ async def test_mentions_are_recorded_and_the_workflow_runs_once(client, settings
     kinds = [(m["kind"], m["id"]) for m in metadata["mentions"]]
     assert kinds == [("agent", "architect"), ("user", bob.id)]
     temporal = await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
-    handle = temporal.get_workflow_handle(route_workflow_id(message["id"]))
-    from iaf.schemas.workflows import RouteMessageResult
-
-    result = await handle.result(result_type=RouteMessageResult)
+    handle = temporal.get_workflow_handle(route_workflow_id(message["id"]), result_type=RouteMessageResult)
+    result = await handle.result()
     assert result.agent_ids == ["architect"]
     again = await start_route_message(temporal, settings, message["id"], room["id"])
     assert again is False, "a duplicate start is refused, not run twice"
