@@ -1,1 +1,8 @@
 """IAFactory Agents: people and AI agents in shared rooms, long jobs as Temporal workflows."""
+
+import os
+
+# litellm downloads a price map at import unless told to use its bundled copy; we are offline.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

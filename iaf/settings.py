@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,34 @@ class Settings(BaseSettings):
     embedding_model: str = "local/all-MiniLM-L6-v2"
 
     starting_credits: int = 1000
+
+    # Invitations, referrals and the credit ledger (issue 4).
+    invitation_default_minutes: int = 7 * 24 * 60
+    invitation_max_minutes: int = 30 * 24 * 60
+    # One reminder this long before expiry (at half-life for invitations shorter than twice this).
+    invitation_reminder_before_minutes: int = 24 * 60
+    # Keys the HMAC that derives invitation tokens from their stored salt; generated when unset.
+    invitation_secret: SecretStr | None = None
+    invitation_accepts_per_minute: int = 20
+    invitation_lookups_per_minute: int = 60
+    invitations_per_hour: int = 50
+    invitation_resends_per_hour: int = 5
+    referral_reward_credits: int = 100
+    referral_deadline_days: float = 30.0
+    referral_monthly_cap: int = 10
+    # How often a waiting Referral re-reads first_action_at, in case a signal was lost.
+    referral_recheck_minutes: float = 24 * 60
+
+    # GDPR export and erasure (issue 5).
+    erasure_grace_days: float = 7.0
+    export_link_days: float = 5.0
+    # "tombstone" replaces an erased author's shared messages; "keep" keeps their text unsigned.
+    anonymise_policy: Literal["tombstone", "keep"] = "tombstone"
+    audit_retention_days: int = 3 * 365
+    gdpr_step_max_attempts: int = 12
+    gdpr_retry_initial_seconds: float = 1.0
+    # Signs erasure receipts (HMAC-SHA256); generated into data_dir when unset, like jwt_secret.
+    erasure_receipt_secret: SecretStr | None = None
 
     @property
     def resolved_qdrant_path(self) -> Path:

@@ -160,20 +160,22 @@ def _closes(line: str, fence: str) -> bool:
 
 def _inline_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Code spans: a backtick run closed by the next run of the same length."""
-    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(text, start, end)]
+    runs: list[tuple[int, int]] = []
+    for m in _BACKTICKS.finditer(text, start, end):
+        # an escaped first backtick is literal; the rest of the run may still open a span
+        runs.append((m.start() + 1 if _escaped(text, m.start()) else m.start(), m.end()))
+    by_length: dict[int, list[int]] = {}
+    for index, (run_start, run_end) in enumerate(runs):
+        by_length.setdefault(run_end - run_start, []).append(index)
     spans: list[tuple[int, int]] = []
     i = 0
     while i < len(runs):
-        open_start, open_end = runs[i]
-        if _escaped(text, open_start):
-            open_start += 1  # the first backtick is literal; the rest may still open a span
-        length = open_end - open_start
-        closer = next(
-            (j for j in range(i + 1, len(runs)) if runs[j][1] - runs[j][0] == length), None
-        )
-        if length == 0 or closer is None:
+        same = by_length.get(runs[i][1] - runs[i][0], [])
+        after = bisect.bisect_right(same, i)
+        if runs[i][1] == runs[i][0] or after == len(same):
             i += 1
             continue
-        spans.append((open_start, runs[closer][1]))
+        closer = same[after]
+        spans.append((runs[i][0], runs[closer][1]))
         i = closer + 1
     return spans

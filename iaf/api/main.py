@@ -16,7 +16,17 @@ from iaf.api.broker import LiveEvent, RoomEventBroker
 from iaf.api.deps import AppState
 from iaf.api.errors import error_response, install_error_handlers
 from iaf.api.ratelimit import RateLimiter
-from iaf.api.routes import auth, events, health, messages, rooms
+from iaf.api.routes import (
+    auth,
+    compliance,
+    credits,
+    events,
+    gdpr_user,
+    health,
+    invitations,
+    messages,
+    rooms,
+)
 from iaf.db.engine import make_engine, make_sessionmaker, plain_url
 from iaf.db.repositories.chat import EventRepository
 from iaf.settings import Settings, get_settings
@@ -80,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
-    for module in (health, auth, rooms, messages, events):
+    routers = (health, auth, rooms, messages, events, invitations, credits)
+    for module in (*routers, gdpr_user, compliance):
         app.include_router(module.router)
     _mount_web(app)
     return app

@@ -119,7 +119,11 @@ def reset_offline_state() -> None:
 
 def message_text(message: Any) -> str:
     """The text of a chat message, whether content is a string or a list of parts."""
-    content = message.get("content") if isinstance(message, Mapping) else message.content
+    content = (
+        message.get("content")
+        if isinstance(message, Mapping)
+        else getattr(message, "content", None)
+    )
     if isinstance(content, str):
         return content
     if isinstance(content, Sequence):
@@ -129,7 +133,7 @@ def message_text(message: Any) -> str:
 
 
 def _role(message: Any) -> str:
-    role = message.get("role") if isinstance(message, Mapping) else message.role
+    role = message.get("role") if isinstance(message, Mapping) else getattr(message, "role", "")
     return str(role or "")
 
 
@@ -233,36 +237,40 @@ def classify(system_prompt: str, text: str) -> str:
 
 
 def compose_answer(messages: Sequence[Any]) -> str:
-    """The reply text for `messages` (markers other than classify are ignored here)."""
+    """The reply text for `messages` (failure and rate markers are handled by `plan_reply`)."""
     system = "\n".join(message_text(m) for m in messages if _role(m) == "system")
     user_messages = [m for m in messages if _role(m) == "user"]
-    last_user = message_text(user_messages[-1]) if user_messages else ""
-    if CLASSIFY_MARKER in system:
-        return classify(system, _MARKER.sub("", last_user))
-    sources: list[Source] = []
-    for message in messages:
-        if _role(message) in ("system", "user"):
-            sources.extend(extract_sources(message_text(message))[0])
-    question = " ".join(_MARKER.sub("", extract_sources(last_user)[1]).split())
-    persona, self_id = _persona(extract_sources(system)[1])
-    shown = f'"{_unmention(_clip(question, 25))}"' if question else "your message"
-    lines = [f"(offline model) As {persona}, on {shown}:"]
-    picked = _best_sources(sources, _stems(question))
-    if picked:
-        lines[0] += " here is what I found in the knowledge base."
-        lines += [f'- "{_unmention(q)}" [source: {s.label}]' for s, q in picked]
-    else:
-        lines[0] += (
-            " I found no knowledge about this in the room or organisation documents."
-            " My general advice: state the goal and the constraints, list the options with"
-            " their trade-offs, and share any document that should guide the answer."
-        )
     last = user_messages[-1] if user_messages else None
+    last_text = message_text(last) if last is not None else ""
+    if CLASSIFY_MARKER in system:
+        return classify(system, _MARKER.sub("", last_text))
+    sources = [
+        source
+        for m in messages
+        if _role(m) in ("system", "user")
+        for source in extract_sources(message_text(m))[0]
+    ]
+    question = " ".join(_MARKER.sub("", extract_sources(last_text)[1]).split())
+    persona, self_id = _persona(extract_sources(system)[1])
+    lines = _answer_lines(persona, question, _best_sources(sources, _stems(question)))
     earlier = "\n".join(message_text(m) for m in messages if m is not last)
     target = _handoff(question, self_id, earlier)
     if target:
         lines.append(f"Handing off to @{target}.")
     return "\n".join(lines)
+
+
+def _answer_lines(persona: str, question: str, picked: list[tuple[Source, str]]) -> list[str]:
+    shown = f'"{_unmention(_clip(question, 25))}"' if question else "your message"
+    opening = f"(offline model) As {persona}, on {shown}:"
+    if picked:
+        quotes = [f'- "{_unmention(quote)}" [source: {s.label}]' for s, quote in picked]
+        return [f"{opening} here is what I found in the knowledge base.", *quotes]
+    return [
+        f"{opening} I found no knowledge about this in the room or organisation documents."
+        " My general advice: state the goal and the constraints, list the options with"
+        " their trade-offs, and share any document that should guide the answer."
+    ]
 
 
 def _markers(text: str) -> dict[str, str]:

@@ -302,7 +302,8 @@
     const body = authMode === "signup" ? { email, password, name } : { email, password };
     $("auth-submit").disabled = true;
     try {
-      const data = await api(`/api/auth/${authMode === "signup" ? "signup" : "login"}`, { method: "POST", body });
+      const path = authMode === "signup" ? "/api/auth/signup" : "/api/auth/login";
+      const data = await api(path, { method: "POST", body });
       state.token = data.access_token;
       state.user = data.user || null;
       sessionStorage.setItem(TOKEN_KEY, state.token);

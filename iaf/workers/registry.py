@@ -6,11 +6,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qdrant_client import AsyncQdrantClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from iaf.activities.database import ChatDatabaseActivities
+from iaf.activities.gdpr_database import GdprDatabaseActivities
+from iaf.activities.gdpr_qdrant import GdprQdrantActivities, make_qdrant
+from iaf.activities.invitations import InvitationActivities
+from iaf.activities.ledger import LedgerActivities
+from iaf.activities.mail import MailActivities
+from iaf.activities.temporal_admin import TemporalAdminActivities
 from iaf.settings import Settings
+from iaf.workflows.data_export import DataExport
+from iaf.workflows.erasure import Erasure
+from iaf.workflows.invitation import Invitation
+from iaf.workflows.referral import Referral
 from iaf.workflows.route_message import RouteMessage
 
 
@@ -19,17 +30,54 @@ class WorkerClients:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     temporal: Client
+    # Built on first use by whichever feature needs it: local mode admits one opener per path.
+    qdrant: AsyncQdrantClient | None = None
 
 
 def main_workflows() -> Sequence[type]:
-    return [RouteMessage]
+    return [RouteMessage, Invitation, Referral, DataExport, Erasure]
 
 
 def main_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]:
     chat_db = ChatDatabaseActivities(clients.sessionmaker)
-    return [chat_db.record_mentions]
+    return [chat_db.record_mentions, *invitation_activities(clients), *gdpr_activities(clients)]
+
+
+def invitation_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
+    """Invitations, referrals and their mail and ledger steps (issue 4)."""
+    invitations = InvitationActivities(clients.sessionmaker, clients.temporal, clients.settings)
+    mail = MailActivities(clients.sessionmaker, clients.settings)
+    ledger = LedgerActivities(clients.sessionmaker, clients.settings)
+    return [
+        invitations.load_invitation_schedule,
+        invitations.close_invitation,
+        invitations.start_referral,
+        invitations.load_referral,
+        invitations.expire_referral,
+        mail.send_invitation_mail,
+        ledger.grant_referral,
+    ]
+
+
+def gdpr_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
+    """GDPR export and erasure steps that need PostgreSQL or Temporal (issue 5)."""
+    db = GdprDatabaseActivities(clients.sessionmaker, clients.settings)
+    admin = TemporalAdminActivities(clients.sessionmaker, clients.temporal, clients.settings)
+    return [
+        db.erasure_plan, db.erasure_begin, db.mark_cancelled, db.mark_failed, db.freeze, db.anonymise,
+        db.delete_private, db.delete_account, db.audit, db.verify_postgres, db.finish_erasure,
+        db.export_plan, db.export_archive, db.export_expire,
+        admin.cancel_workflows, admin.delete_workflows, admin.verify_temporal,
+    ]
+
+
+def shared_qdrant(clients: WorkerClients) -> AsyncQdrantClient:
+    if clients.qdrant is None:
+        clients.qdrant = make_qdrant(clients.settings)
+    return clients.qdrant
 
 
 def retrieval_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]:
     """Activities that touch Qdrant; in local mode exactly one process may run them (rule 6)."""
-    return []
+    gdpr = GdprQdrantActivities(clients.sessionmaker, shared_qdrant(clients))
+    return [gdpr.delete_vectors, gdpr.verify_qdrant]

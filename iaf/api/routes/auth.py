@@ -6,10 +6,11 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from iaf.api.deps import CurrentUser, SessionDep, StateDep, require_role
+from iaf.api.deps import CurrentUser, SessionDep, SettingsDep, StateDep, require_role
 from iaf.api.errors import ApiError
 from iaf.db.models import User
 from iaf.db.repositories.identity import ApiKeyRepository, UserRepository
+from iaf.db.repositories.ledger import LedgerRepository
 from iaf.schemas.auth import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -46,6 +47,7 @@ async def signup(body: SignupRequest, request: Request, state: StateDep, session
         raise ApiError(409, "email_taken", "an account with this e-mail already exists")
     org = await users.create_org(body.org_name or f"{body.name}'s organisation")
     user = await users.create(org.id, body.email, body.name, hash_password(body.password), "org_admin")
+    await LedgerRepository(session).grant_starting_credits(user.id, settings.starting_credits)
     await session.commit()
     return token_response(state, user)
 
@@ -68,12 +70,15 @@ async def me(user: CurrentUser) -> UserOut:
 
 
 @router.post("/api/org/users", status_code=201)
-async def add_org_user(body: OrgUserCreate, user: CurrentUser, session: SessionDep) -> UserOut:
+async def add_org_user(
+    body: OrgUserCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> UserOut:
     require_role(user, "org_admin")
     users = UserRepository(session)
     if await users.email_taken(body.email):
         raise ApiError(409, "email_taken", "an account with this e-mail already exists")
     created = await users.create(user.org_id, body.email, body.name, hash_password(body.password), body.role)
+    await LedgerRepository(session).grant_starting_credits(created.id, settings.starting_credits)
     await session.commit()
     return UserOut.model_validate(created)
 

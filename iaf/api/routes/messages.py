@@ -18,6 +18,8 @@ from iaf.api.deps import (
 from iaf.api.errors import ApiError
 from iaf.db.models import Message, User
 from iaf.db.repositories.chat import EventRepository, MessageRepository, message_out
+from iaf.db.repositories.referrals import ReferralRepository
+from iaf.invitation_client import signal_first_action
 from iaf.schemas.chat import MessageCreate, MessageEdit, MessageOut
 from iaf.schemas.common import Page
 from iaf.settings import Settings
@@ -66,9 +68,14 @@ async def post_message(
         client_msg_id=body.client_msg_id, routed=not route,
     )
     out = message_out(message, user.name)
+    referral_id = None
     if created:
         await EventRepository(session).append(room.id, "message.new", out.model_dump(mode="json"))
+        # Referral hook (issue 4): first_action_at commits with the message; signal best effort.
+        referral_id = await ReferralRepository(session).note_first_action(user.id)
     await session.commit()
+    if referral_id is not None:
+        await signal_first_action(state.temporal, settings, referral_id)
     if created and route:
         await hand_off(state, message.id, str(room.id))
     response.status_code = 201 if created else 200

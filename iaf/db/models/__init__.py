@@ -2,15 +2,36 @@
 
 from iaf.db.models.base import Base
 from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember
+from iaf.db.models.gdpr import (
+    Consent,
+    ConsentChange,
+    DataSubjectRequest,
+    DataSubjectRequestStep,
+    ErasureAudit,
+    ErasureTarget,
+    ExportDownloadToken,
+)
 from iaf.db.models.identity import ApiKey, Org, User
+from iaf.db.models.invitations import Invitation, Referral
+from iaf.db.models.ledger import LedgerEntry
 from iaf.db.models.ops import RateLimitCounter
 
 __all__ = [
     "ApiKey",
     "Base",
+    "Consent",
+    "ConsentChange",
+    "DataSubjectRequest",
+    "DataSubjectRequestStep",
+    "ErasureAudit",
+    "ErasureTarget",
+    "ExportDownloadToken",
+    "Invitation",
+    "LedgerEntry",
     "Message",
     "Org",
     "RateLimitCounter",
+    "Referral",
     "Room",
     "RoomEvent",
     "RoomMember",

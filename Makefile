@@ -1,0 +1,34 @@
+# Two commands for a new machine: `make run` (the whole platform) and `make test` (every test).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint install clean
+
+run: $(STAMP)
+	$(VENV)/bin/iaf dev
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check iaf tests bench
+	$(VENV)/bin/ruff format --check iaf tests bench
+	$(VENV)/bin/mypy iaf
+
+install: $(STAMP)
+
+# CPU torch first: `torch==2.13.0` is the CPU build this machine kind keeps on disk.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .iaf

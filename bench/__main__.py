@@ -1,0 +1,24 @@
+"""`make bench`: every benchmark, one after the other; JSON in bench/results/, tables printed."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+BENCHMARKS = ["bench.chat"]
+
+
+def main() -> None:
+    selected = sys.argv[1:] or BENCHMARKS
+    for name in selected:
+        module = importlib.import_module(name if name.startswith("bench.") else f"bench.{name}")
+        print(f"\n## {module.__name__}\n")
+        module.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Erasure in Qdrant: delete the subject's points by payload filter, verify none are left.
+
+Runs on settings.temporal_retrieval_task_queue, in the one process that owns the Qdrant client.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from qdrant_client import AsyncQdrantClient, models
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from iaf.db.repositories.gdpr_erasure import ErasureRepository, Targets
+from iaf.gdpr.scan import Needles
+from iaf.gdpr.stepping import run_step
+from iaf.schemas.gdpr import FindingOut, StepInput, StepResult, VerificationPart
+from iaf.settings import Settings
+
+# Collection → the payload key that names the person a point belongs to.
+OWNER_KEYS = {"knowledge": "owner_id", "memories": "user_id"}
+_SCROLL_PAGE = 1000
+
+
+def make_qdrant(settings: Settings) -> AsyncQdrantClient:
+    """Server when qdrant_url is set, else local mode under data_dir (one process per path)."""
+    if settings.qdrant_url:
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return AsyncQdrantClient(url=settings.qdrant_url, api_key=key)
+    settings.resolved_qdrant_path.mkdir(parents=True, exist_ok=True)
+    return AsyncQdrantClient(path=str(settings.resolved_qdrant_path))
+
+
+def owner_filter(key: str, user_id: uuid.UUID) -> models.Filter:
+    return models.Filter(
+        must=[models.FieldCondition(key=key, match=models.MatchValue(value=str(user_id)))]
+    )
+
+
+class GdprQdrantActivities:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], qdrant: AsyncQdrantClient
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.qdrant = qdrant
+
+    async def _targets(self, session: AsyncSession, request_id: str) -> Targets:
+        targets = await ErasureRepository(session).targets(uuid.UUID(request_id))
+        if targets is None:
+            raise ApplicationError("erasure targets missing", type="NoTargets", non_retryable=True)
+        return targets
+
+    async def delete_owned(self, user_id: uuid.UUID) -> dict[str, int]:
+        """Delete by owner filter, then count: the step only succeeds when nothing is left."""
+        counts: dict[str, int] = {}
+        for collection, key in OWNER_KEYS.items():
+            if not await self.qdrant.collection_exists(collection):
+                continue
+            selector = owner_filter(key, user_id)
+            before = (await self.qdrant.count(collection, count_filter=selector, exact=True)).count
+            await self.qdrant.delete(
+                collection, points_selector=models.FilterSelector(filter=selector), wait=True
+            )
+            left = (await self.qdrant.count(collection, count_filter=selector, exact=True)).count
+            if left:
+                raise RuntimeError(f"{left} points of the subject left in {collection}")
+            counts[collection] = before
+        return counts
+
+    @activity.defn(name="gdpr_delete_vectors")
+    async def delete_vectors(self, input: StepInput) -> StepResult:
+        async def body(session: AsyncSession) -> StepResult:
+            targets = await self._targets(session, input.request_id)
+            return StepResult(step=input.step, counts=await self.delete_owned(targets.user_id))
+
+        return await run_step(self.sessionmaker, input, body)
+
+    async def scan(self, targets: Targets) -> tuple[int, list[FindingOut]]:
+        """Read every payload of every collection and look for the subject."""
+        needles = Needles.of(targets.email, targets.name, str(targets.user_id))
+        checked, findings = 0, []
+        for collection in (await self.qdrant.get_collections()).collections:
+            hits: dict[str, int] = {}
+            offset: Any = None
+            while True:
+                points, offset = await self.qdrant.scroll(
+                    collection.name,
+                    limit=_SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                )
+                for point in points:
+                    checked += 1
+                    blob = json.dumps(point.payload or {}, ensure_ascii=False).encode()
+                    for kind in needles.found_in(blob):
+                        hits[kind] = hits.get(kind, 0) + 1
+                if offset is None:
+                    break
+            findings += [
+                FindingOut(location=f"qdrant:{collection.name}", needle=kind, rows=rows)
+                for kind, rows in hits.items()
+            ]
+        return checked, findings
+
+    @activity.defn(name="gdpr_verify_qdrant")
+    async def verify_qdrant(self, input: StepInput) -> VerificationPart:
+        async def body(session: AsyncSession) -> VerificationPart:
+            checked, findings = await self.scan(await self._targets(session, input.request_id))
+            return VerificationPart(store="qdrant", checked=checked, findings=findings)
+
+        return await run_step(self.sessionmaker, input, body, completes_step=False)

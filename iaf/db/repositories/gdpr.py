@@ -1,0 +1,343 @@
+"""Data-subject requests and their steps, export download tokens, consents, erasure audit."""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iaf.db.models import (
+    Consent,
+    ConsentChange,
+    DataSubjectRequest,
+    DataSubjectRequestStep,
+    ErasureAudit,
+    ExportDownloadToken,
+)
+from iaf.gdpr.steps import OPEN_STATUSES, steps_for
+
+PURPOSES = ("analytics", "marketing", "ai_training")
+_OPEN_WHERE = text("status IN ('pending', 'in_grace', 'in_progress', 'error')")
+
+
+def one_month_after(moment: datetime) -> datetime:
+    """Art. 12(3): one calendar month, clamped to the month's last day (31 Jan → 28/29 Feb)."""
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+class RequestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open_or_create(
+        self,
+        *,
+        kind: str,
+        subject_user_id: uuid.UUID,
+        subject_ref: str,
+        org_id: uuid.UUID,
+        requested_via: str,
+        requested_by: uuid.UUID,
+        requested_by_ref: str,
+        reason: str,
+        grace: timedelta | None = None,
+    ) -> tuple[DataSubjectRequest, bool]:
+        """The subject's open request of this kind, or a new one (created=True) with its steps."""
+        now = datetime.now(UTC)
+        grace_until = now + grace if grace else None
+        for _ in range(3):
+            statement = (
+                pg_insert(DataSubjectRequest)
+                .values(
+                    id=uuid.uuid4(),
+                    kind=kind,
+                    subject_user_id=subject_user_id,
+                    subject_ref=subject_ref,
+                    org_id=org_id,
+                    requested_via=requested_via,
+                    requested_by=requested_by,
+                    requested_by_ref=requested_by_ref,
+                    reason=reason,
+                    status="in_grace" if grace_until else "pending",
+                    due_at=one_month_after(now),
+                    grace_until=grace_until,
+                )
+                .on_conflict_do_nothing(
+                    index_elements=["kind", "subject_user_id"], index_where=_OPEN_WHERE
+                )
+                .returning(DataSubjectRequest)
+            )
+            created = (await self.session.execute(statement)).scalar_one_or_none()
+            if created is not None:
+                await self._create_steps(created)
+                return created, True
+            existing = await self.open_for(kind, subject_user_id)
+            if existing is not None:
+                return existing, False
+        raise RuntimeError("could not create or find an open request")
+
+    async def _create_steps(self, request: DataSubjectRequest) -> None:
+        for position, step in enumerate(steps_for(request.kind)):
+            self.session.add(
+                DataSubjectRequestStep(
+                    request_id=request.id, step=step, position=position, detail={}
+                )
+            )
+        await self.session.flush()
+
+    async def open_for(self, kind: str, subject_user_id: uuid.UUID) -> DataSubjectRequest | None:
+        return await self.session.scalar(
+            select(DataSubjectRequest).where(
+                DataSubjectRequest.kind == kind,
+                DataSubjectRequest.subject_user_id == subject_user_id,
+                DataSubjectRequest.status.in_(OPEN_STATUSES),
+            )
+        )
+
+    async def latest_for(self, kind: str, subject_user_id: uuid.UUID) -> DataSubjectRequest | None:
+        return await self.session.scalar(
+            select(DataSubjectRequest)
+            .where(
+                DataSubjectRequest.kind == kind,
+                DataSubjectRequest.subject_user_id == subject_user_id,
+            )
+            .order_by(DataSubjectRequest.created_at.desc())
+            .limit(1)
+        )
+
+    async def get(self, request_id: uuid.UUID) -> DataSubjectRequest | None:
+        return await self.session.get(DataSubjectRequest, request_id, populate_existing=True)
+
+    async def search(
+        self,
+        org_id: uuid.UUID,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        subject_user_id: uuid.UUID | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[DataSubjectRequest]:
+        query = select(DataSubjectRequest).where(DataSubjectRequest.org_id == org_id)
+        if kind is not None:
+            query = query.where(DataSubjectRequest.kind == kind)
+        if status is not None:
+            query = query.where(DataSubjectRequest.status == status)
+        if subject_user_id is not None:
+            query = query.where(DataSubjectRequest.subject_user_id == subject_user_id)
+        if before is not None:
+            query = query.where(DataSubjectRequest.created_at < before)
+        rows = await self.session.scalars(
+            query.order_by(DataSubjectRequest.created_at.desc()).limit(limit)
+        )
+        return list(rows)
+
+    async def steps(
+        self, request_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[DataSubjectRequestStep]]:
+        found: dict[uuid.UUID, list[DataSubjectRequestStep]] = {i: [] for i in request_ids}
+        if not request_ids:
+            return found
+        rows = await self.session.scalars(
+            select(DataSubjectRequestStep)
+            .where(DataSubjectRequestStep.request_id.in_(request_ids))
+            .order_by(DataSubjectRequestStep.request_id, DataSubjectRequestStep.position)
+            .execution_options(populate_existing=True)
+        )
+        for step in rows:
+            found[step.request_id].append(step)
+        return found
+
+    async def set_status(
+        self,
+        request_id: uuid.UUID,
+        status: str,
+        *,
+        only_from: Sequence[str] | None = None,
+        **values: Any,
+    ) -> bool:
+        """Move the request to `status`; with only_from, only from one of those (compare-and-set)."""
+        statement = update(DataSubjectRequest).where(DataSubjectRequest.id == request_id)
+        if only_from is not None:
+            statement = statement.where(DataSubjectRequest.status.in_(only_from))
+        if status in ("complete", "cancelled"):
+            values.setdefault("completed_at", func.now())
+        result = await self.session.execute(
+            statement.values(status=status, updated_at=func.now(), **values).returning(
+                DataSubjectRequest.id
+            )
+        )
+        return result.first() is not None
+
+    async def step_started(self, request_id: uuid.UUID, step: str) -> None:
+        await self.session.execute(
+            update(DataSubjectRequestStep)
+            .where(
+                DataSubjectRequestStep.request_id == request_id, DataSubjectRequestStep.step == step
+            )
+            .values(
+                status="running",
+                attempts=DataSubjectRequestStep.attempts + 1,
+                started_at=func.coalesce(DataSubjectRequestStep.started_at, func.now()),
+            )
+        )
+
+    async def step_finished(
+        self,
+        request_id: uuid.UUID,
+        step: str,
+        status: str,
+        detail: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "last_error": error}
+        if status in ("done", "skipped"):
+            values["finished_at"] = func.now()
+        if detail is not None:
+            values["detail"] = detail
+        await self.session.execute(
+            update(DataSubjectRequestStep)
+            .where(
+                DataSubjectRequestStep.request_id == request_id, DataSubjectRequestStep.step == step
+            )
+            .values(**values)
+        )
+
+    async def reset_steps_from(self, request_id: uuid.UUID, position: int) -> None:
+        """A retry from an earlier step runs it and every later step again."""
+        await self.session.execute(
+            update(DataSubjectRequestStep)
+            .where(
+                DataSubjectRequestStep.request_id == request_id,
+                DataSubjectRequestStep.position >= position,
+            )
+            .values(status="pending", finished_at=None)
+        )
+
+    async def done_steps(self, request_id: uuid.UUID) -> list[str]:
+        rows = await self.session.scalars(
+            select(DataSubjectRequestStep.step).where(
+                DataSubjectRequestStep.request_id == request_id,
+                DataSubjectRequestStep.status.in_(("done", "skipped")),
+            )
+        )
+        return list(rows)
+
+    async def issue_download_token(
+        self, request_id: uuid.UUID, token_hash: str, expires_at: datetime
+    ) -> None:
+        self.session.add(
+            ExportDownloadToken(token_hash=token_hash, request_id=request_id, expires_at=expires_at)
+        )
+        await self.session.flush()
+
+    async def download_token(
+        self, token_hash: str
+    ) -> tuple[ExportDownloadToken, DataSubjectRequest] | None:
+        """The token and the export it unlocks (the caller checks expiry); marks it used."""
+        token = await self.session.get(ExportDownloadToken, token_hash)
+        if token is None:
+            return None
+        request = await self.get(token.request_id)
+        if request is None:
+            return None
+        token.last_used_at = datetime.now(UTC)
+        return token, request
+
+
+class ConsentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def current(self, user_id: uuid.UUID) -> dict[str, Consent]:
+        rows = await self.session.scalars(select(Consent).where(Consent.user_id == user_id))
+        return {c.purpose: c for c in rows}
+
+    async def set(self, user_id: uuid.UUID, changes: dict[str, bool]) -> list[str]:
+        """Store the new choices; every actual change is appended to the history. Returns changed purposes."""
+        current = await self.current(user_id)
+        changed = [
+            p for p, granted in changes.items() if p not in current or current[p].granted != granted
+        ]
+        for purpose in changed:
+            granted = changes[purpose]
+            await self.session.execute(
+                pg_insert(Consent)
+                .values(user_id=user_id, purpose=purpose, granted=granted)
+                .on_conflict_do_update(
+                    index_elements=["user_id", "purpose"],
+                    set_={"granted": granted, "updated_at": func.now()},
+                )
+            )
+            self.session.add(ConsentChange(user_id=user_id, purpose=purpose, granted=granted))
+        await self.session.flush()
+        return changed
+
+    async def history(self, user_id: uuid.UUID, limit: int = 500) -> list[ConsentChange]:
+        rows = await self.session.scalars(
+            select(ConsentChange)
+            .where(ConsentChange.user_id == user_id)
+            .order_by(ConsentChange.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(
+        self, request: DataSubjectRequest, steps: list[dict[str, Any]], retain_days: int
+    ) -> None:
+        """Idempotent: a retried audit step rewrites the same row."""
+        values = {
+            "request_id": request.id,
+            "subject_ref": request.subject_ref,
+            "org_id": request.org_id,
+            "requested_via": request.requested_via,
+            "requested_by_ref": request.requested_by_ref,
+            "requested_at": request.created_at,
+            "steps": steps,
+            "retain_until": func.now() + timedelta(days=retain_days),
+        }
+        await self.session.execute(
+            pg_insert(ErasureAudit)
+            .values(**values)
+            .on_conflict_do_update(index_elements=["request_id"], set_={"steps": steps})
+        )
+
+    async def seal(
+        self,
+        request_id: uuid.UUID,
+        verification: dict[str, Any],
+        receipt: dict[str, Any],
+        signature: str,
+    ) -> None:
+        await self.session.execute(
+            update(ErasureAudit)
+            .where(ErasureAudit.request_id == request_id)
+            .values(
+                verification=verification,
+                receipt=receipt,
+                receipt_signature=signature,
+                completed_at=func.now(),
+            )
+        )
+
+    async def get(self, request_id: uuid.UUID) -> ErasureAudit | None:
+        return await self.session.get(ErasureAudit, request_id, populate_existing=True)
+
+    async def purge_expired(self) -> int:
+        result = await self.session.execute(
+            delete(ErasureAudit).where(ErasureAudit.retain_until < func.now())
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

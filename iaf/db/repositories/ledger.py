@@ -1,0 +1,83 @@
+"""The credit ledger: idempotent appends keyed by (source, source_id), balances and history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iaf.db.models import LedgerEntry
+
+SIGNUP_SOURCE = "signup"
+REFERRAL_SOURCE = "referral"
+
+
+class LedgerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def append(
+        self,
+        user_id: uuid.UUID,
+        amount: int,
+        kind: str,
+        source: str,
+        source_id: str,
+        meta: dict[str, Any] | None = None,
+    ) -> bool:
+        """False when (source, source_id) is already booked: a retry never books twice."""
+        result = await self.session.execute(
+            pg_insert(LedgerEntry)
+            .values(
+                user_id=user_id,
+                amount=amount,
+                kind=kind,
+                source=source,
+                source_id=source_id,
+                meta=meta or {},
+            )
+            .on_conflict_do_nothing(index_elements=["source", "source_id"])
+            .returning(LedgerEntry.id)
+        )
+        return result.first() is not None
+
+    async def grant_starting_credits(self, user_id: uuid.UUID, amount: int) -> bool:
+        """Every new account's first entry; keyed by the user id, so it happens once."""
+        if amount <= 0:
+            return False
+        return await self.append(user_id, amount, "grant", SIGNUP_SOURCE, str(user_id))
+
+    async def balance(self, user_id: uuid.UUID) -> int:
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.user_id == user_id
+            )
+        )
+        return int(total or 0)
+
+    async def history(
+        self, user_id: uuid.UUID, before: int | None, limit: int
+    ) -> list[LedgerEntry]:
+        """Newest first; page on with before = the last id seen."""
+        query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
+        if before is not None:
+            query = query.where(LedgerEntry.id < before)
+        rows = await self.session.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit))
+        return list(rows)
+
+    async def entry(self, source: str, source_id: str) -> LedgerEntry | None:
+        return await self.session.scalar(
+            select(LedgerEntry).where(
+                LedgerEntry.source == source, LedgerEntry.source_id == source_id
+            )
+        )
+
+    async def lock_user(self, user_id: uuid.UUID) -> None:
+        """Serialise check-then-book sequences (a reservation against the balance) per user."""
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 41))"),
+            {"key": f"ledger:{user_id}"},
+        )

@@ -1,0 +1,67 @@
+"""The export archive: export.json (validated), one CSV per section, the schema, a README."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from iaf.gdpr.export_schema import EXPORT_SCHEMA, validation_errors
+
+README = """Your personal data from IAFactory Agents.
+
+export.json   everything, including the information Art. 15 GDPR entitles you to ("information")
+schema.json   the JSON Schema export.json follows
+csv/*.csv     each section of export.json as a spreadsheet-friendly table
+
+Messages written by other people are not included (Art. 20(4) GDPR); mentions_of_you lists
+where you were mentioned.
+"""
+
+
+class InvalidExport(Exception):
+    """The document does not match the shipped schema: never hand it out."""
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def section_csv(records: list[dict[str, Any]]) -> str:
+    columns: list[str] = []
+    for record in records:
+        columns += [key for key in record if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow([_cell(record.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def write_archive(document: dict[str, Any], path: Path) -> int:
+    """Validate, then write atomically (a retried activity simply rewrites it). Returns its size."""
+    errors = validation_errors(document)
+    if errors:
+        raise InvalidExport("; ".join(errors))
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_suffix(".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "export.json", json.dumps(document, ensure_ascii=False, indent=2, default=str)
+        )
+        archive.writestr("schema.json", json.dumps(EXPORT_SCHEMA, indent=2))
+        archive.writestr("README.txt", README)
+        for name, records in document["sections"].items():
+            archive.writestr(f"csv/{name}.csv", section_csv(records))
+    partial.chmod(0o600)
+    os.replace(partial, path)
+    return path.stat().st_size

@@ -1,0 +1,1 @@
+"""Invitation links, e-mails and the invitation landing page."""

@@ -1,0 +1,88 @@
+"""`iaf dev` (what `make run` starts) brings up a working API and Temporal UI, stops cleanly, keeps data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.helpers import free_port, unique_email
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_healthy(base: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{base}/healthz", timeout=5)
+            last = response.json()
+            if response.status_code == 200 and last["status"] == "ok":
+                return dict(last)
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"platform never became healthy: {last}")
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "iaf.cli", "dev"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> str:
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=90)
+    return out.decode(errors="replace")
+
+
+def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path):
+    ports = {name: free_port() for name in ("api", "pg", "temporal", "ui", "smtp")}
+    base = f"http://127.0.0.1:{ports['api']}"
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{ports['pg']}/iaf",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+        "TEMPORAL_UI_PORT": str(ports["ui"]),
+        "SMTP_PORT": str(ports["smtp"]),
+        "API_PORT": str(ports["api"]),
+        "PUBLIC_BASE_URL": base,
+    }
+    email = unique_email("dev")
+    process = _start(env)
+    try:
+        health = _wait_healthy(base)
+        assert set(health["checks"]) == {"postgres", "temporal", "qdrant", "smtp"}
+        ui = httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10)
+        assert ui.status_code == 200 and "<html" in ui.text.lower()
+        page = httpx.get(f"{base}/", timeout=10)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        signup = httpx.post(
+            f"{base}/api/auth/signup", json={"email": email, "password": "long enough pw", "name": "Dev"}
+        )
+        assert signup.status_code == 201
+    finally:
+        output = _stop(process)
+    assert process.returncode == 0, output
+    assert "Temporal UI" in output and "Stopped." in output
+    assert not any(_port_open(p) for p in ports.values()), "Ctrl-C stopped every process"
+
+    process = _start(env)
+    try:
+        _wait_healthy(base)
+        login = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": "long enough pw"})
+        assert login.status_code == 200, "a second run keeps the data"
+    finally:
+        _stop(process)
