@@ -65,6 +65,33 @@ class Settings(BaseSettings):
 
     starting_credits: int = 1000
 
+    # Agent replies, knowledge and memories (issue 3).
+    reply_history_token_budget: int = 2000
+    reply_history_max_messages: int = 50
+    retrieval_top_k: int = 5
+    memory_top_k: int = 3
+    # Below this best similarity the planner refines the query and retrieves again.
+    retrieval_min_score: float = 0.3
+    agent_max_handoff_depth: int = 3
+    # Held from the requester's balance while a reply runs; the settle step refunds the rest.
+    reply_credit_reservation: int = 50
+    reply_credits_per_1k_tokens: int = 10
+    reply_max_tokens: int = 1024
+    delta_coalesce_ms: int = 50
+    reply_heartbeat_seconds: float = 10.0
+    reply_stream_max_attempts: int = 3
+    reply_retry_initial_seconds: float = 1.0
+    # Empty: default_llm_model classifies ambiguous messages in auto-routing rooms.
+    classifier_model: str = ""
+    knowledge_max_bytes: int = 256 * 1024
+    knowledge_chunk_chars: int = 800
+    knowledge_chunk_overlap_chars: int = 120
+    knowledge_uploads_per_hour: int = 120
+    memory_max_bytes: int = 2000
+    memories_per_user: int = 200
+    # Re-start ingestion/removal workflows of rows left pending this long (Temporal was away).
+    knowledge_resume_after_seconds: float = 30.0
+
     # Invitations, referrals and the credit ledger (issue 4).
     invitation_default_minutes: int = 7 * 24 * 60
     invitation_max_minutes: int = 30 * 24 * 60

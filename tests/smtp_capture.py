@@ -26,17 +26,19 @@ class SmtpCapture:
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         if address.lower() in self.refused:
             return "550 5.1.1 mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content
         message = email.message_from_bytes(raw, policy=email.policy.default)
         with self._lock:
-            self.messages.append(message)  # type: ignore[arg-type]
+            self.messages.append(message)
         return "250 Message accepted for delivery"
 
     def start(self) -> None:
@@ -53,7 +55,9 @@ class SmtpCapture:
             return [m for m in self.messages if str(m["To"]).lower() == address.lower()]
 
     async def wait_for(
-        self, predicate: Callable[[EmailMessage], bool], timeout: float = 30.0
+        self,
+        predicate: Callable[[EmailMessage], bool],
+        timeout: float = 30.0,  # noqa: ASYNC109
     ) -> EmailMessage:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -69,13 +73,13 @@ class SmtpCapture:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def html_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def link_in(message: EmailMessage) -> tuple[str, str]:

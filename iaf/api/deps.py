@@ -90,7 +90,11 @@ async def authenticate(token: str, state: AppState, session: AsyncSession) -> Us
 
 
 async def get_current_user(request: Request, state: StateDep, session: SessionDep) -> User:
-    return await authenticate(_bearer(request), state, session)
+    user = await authenticate(_bearer(request), state, session)
+    # End the read so the pooled connection goes back before the route runs: a route that
+    # takes a second connection (rate limiter, stream) must never wait while holding one.
+    await session.commit()
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

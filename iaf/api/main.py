@@ -17,6 +17,7 @@ from iaf.api.deps import AppState
 from iaf.api.errors import error_response, install_error_handlers
 from iaf.api.ratelimit import RateLimiter
 from iaf.api.routes import (
+    agents,
     auth,
     compliance,
     credits,
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     routers = (health, auth, rooms, messages, events, invitations, credits)
-    for module in (*routers, gdpr_user, compliance):
+    for module in (*routers, gdpr_user, compliance, agents):
         app.include_router(module.router)
     _mount_web(app)
     return app

@@ -44,6 +44,7 @@ class InvitationOut(BaseModel):
 class InvitationPublic(BaseModel):
     """What the holder of a link sees: enough to decide, nothing about the room's content."""
 
+    id: uuid.UUID
     room_name: str
     inviter_name: str
     status: InvitationStatus
@@ -60,6 +61,7 @@ class AcceptRequest(BaseModel):
 
 
 class AcceptResponse(BaseModel):
+    id: uuid.UUID  # the invitation
     status: Literal["accepted"] = "accepted"
     room_id: uuid.UUID
     user: UserOut

@@ -162,4 +162,7 @@ class Invitation:
             if not abandoned:
                 raise
             return False
+        if outcome.reason in ("not_pending", "gone"):
+            # Closed without a signal reaching us (Temporal was away): let the row confirm it.
+            self._woken_to_close = True
         return outcome.sent or outcome.reason == "already_sent"

@@ -37,7 +37,10 @@ def smtp() -> Iterator[SmtpCapture]:
 @pytest.fixture(scope="module")
 def mail_settings(data_dir: Path, database_url: str, smtp: SmtpCapture) -> Settings:
     return make_settings(
-        data_dir, database_url, "127.0.0.1:1", smtp_port=smtp.port,
+        data_dir,
+        database_url,
+        "127.0.0.1:1",
+        smtp_port=smtp.port,
         public_base_url="https://chat.example.test",
     )
 
@@ -56,8 +59,12 @@ async def _invitation(
     async with sessionmaker() as session:
         users = UserRepository(session)
         org = await users.create_org("Mail Test Org")
-        inviter = await users.create(org.id, unique_email("inviter"), "Ines Inviter", "x", "org_admin")
-        room = await RoomRepository(session).create(org.id, inviter.id, room_name, "group", "", False)
+        inviter = await users.create(
+            org.id, unique_email("inviter"), "Ines Inviter", "x", "org_admin"
+        )
+        room = await RoomRepository(session).create(
+            org.id, inviter.id, room_name, "group", "", False
+        )
         salt = new_salt()
         token = derive_token(settings.secret("invitation_secret"), salt)
         expires = datetime.now(UTC) + timedelta(days=7)
@@ -69,8 +76,10 @@ async def _invitation(
     return invitation, token
 
 
-async def _send(activities: MailActivities, invitation_id: uuid.UUID, kind: str = "invite", seq: int = 0):
-    mail = InvitationMail(invitation_id=invitation_id, kind=kind, seq=seq)  # type: ignore[arg-type]
+async def _send(
+    activities: MailActivities, invitation_id: uuid.UUID, kind: str = "invite", seq: int = 0
+):
+    mail = InvitationMail(invitation_id=invitation_id, kind=kind, seq=seq)
     return await ActivityEnvironment().run(activities.send_invitation_mail, mail)
 
 
@@ -87,7 +96,10 @@ async def test_invite_mail_has_text_and_html_with_a_link_that_matches_the_stored
     assert "Ines Inviter" in text_of(message) and "Roadmap" in text_of(message)
     assert url in html_of(message)
     assert str(message["Subject"]) == 'Ines Inviter invited you to "Roadmap" on IAFactory'
-    assert str(message["Message-ID"]).strip() == f"<invitation-{invitation.id}-invite-0@iafactory.local>"
+    assert (
+        str(message["Message-ID"]).strip()
+        == f"<invitation-{invitation.id}-invite-0@iafactory.local>"
+    )
 
 
 async def test_a_retried_send_does_not_mail_twice_and_a_resend_carries_the_same_link(
@@ -108,13 +120,17 @@ async def test_a_retried_send_does_not_mail_twice_and_a_resend_carries_the_same_
     assert {link_in(m)[1] for m in mails} == {token}
 
 
-async def test_nothing_is_mailed_for_a_closed_or_missing_invitation(smtp, mail_settings, sessionmaker):
+async def test_nothing_is_mailed_for_a_closed_or_missing_invitation(
+    smtp, mail_settings, sessionmaker
+):
     invitation, _ = await _invitation(sessionmaker, mail_settings)
     async with sessionmaker() as session:
         assert await InvitationRepository(session).revoke(invitation.id)
         await session.commit()
         closed = await InvitationRepository(session).get(invitation.id)
-    assert closed is not None and closed.token_salt is None, "a closed invitation cannot rebuild its link"
+    assert closed is not None and closed.token_salt is None, (
+        "a closed invitation cannot rebuild its link"
+    )
     activities = MailActivities(sessionmaker, mail_settings)
     assert (await _send(activities, invitation.id)).reason == "not_pending"
     assert (await _send(activities, uuid.uuid4())).reason == "gone"
@@ -143,8 +159,12 @@ async def test_a_refused_recipient_is_final_and_names_no_address(smtp, mail_sett
     assert invitation.email not in str(raised.value)
 
 
-async def test_names_are_escaped_in_html_and_cannot_inject_headers(smtp, mail_settings, sessionmaker):
-    invitation, _ = await _invitation(sessionmaker, mail_settings, 'Q4 <script>x</script>\r\nBcc: evil@x')
+async def test_names_are_escaped_in_html_and_cannot_inject_headers(
+    smtp, mail_settings, sessionmaker
+):
+    invitation, _ = await _invitation(
+        sessionmaker, mail_settings, "Q4 <script>x</script>\r\nBcc: evil@x"
+    )
     assert (await _send(MailActivities(sessionmaker, mail_settings), invitation.id)).sent
     message = await smtp.wait_for(lambda m: str(m["To"]) == invitation.email)
     assert message["Bcc"] is None

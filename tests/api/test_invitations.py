@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -22,7 +21,8 @@ from iaf.invitation_client import invitation_workflow_id, referral_workflow_id
 from iaf.mail.links import token_hash
 from iaf.schemas.invitations import InvitationResult
 from iaf.settings import Settings
-from tests.helpers import Person, colleague, free_port, open_stream, signup, unique_email
+from tests.conftest import make_settings
+from tests.helpers import Person, colleague, free_port, open_stream, serve_api, signup, unique_email
 from tests.smtp_capture import SmtpCapture, link_in
 
 PASSWORD = "correct horse battery"
@@ -45,7 +45,9 @@ async def invite(person: Person, room_id: str, email: str, **extra: Any) -> http
     return await person.post(f"/api/chat/rooms/{room_id}/invite", json={"email": email, **extra})
 
 
-async def invited(person: Person, smtp: SmtpCapture, room_id: str, email: str) -> tuple[dict, str]:
+async def invited(
+    person: Person, smtp: SmtpCapture, room_id: str, email: str
+) -> tuple[dict[str, Any], str]:
     """Invite and wait for the mail; returns the invitation and the token from the mail's link."""
     response = await invite(person, room_id, email)
     assert response.status_code == 201, response.text
@@ -73,25 +75,32 @@ async def test_invite_mail_link_accept_adds_member_and_tells_the_inviter(
 
         info = await client.get(f"/api/chat/invitations/{token}")
         assert info.status_code == 200
+        assert info.json()["id"] == invitation["id"]
         assert info.json()["room_name"] == "Launch plan"
         assert info.json()["inviter_name"] == "Alice Host"
         assert info.json()["status"] == "pending"
 
         accepted = await client.post(
-            f"/api/chat/invitations/{token}/accept", json={"name": "Gus Guest", "password": PASSWORD}
+            f"/api/chat/invitations/{token}/accept",
+            json={"name": "Gus Guest", "password": PASSWORD},
         )
         assert accepted.status_code == 200, accepted.text
         body = accepted.json()
         assert body["room_id"] == room["id"] and body["access_token"]
+        assert body["id"] == invitation["id"] and body["status"] == "accepted"
         assert body["user"]["email"] == guest_email
         assert body["user"]["org_id"] != alice.user["org_id"], "a guest gets its own organisation"
 
-        joined = await stream.wait_for(lambda e: e.event == "member.add" and e.data["user_id"] == body["user"]["id"])
+        joined = await stream.wait_for(
+            lambda e: e.event == "member.add" and e.data["user_id"] == body["user"]["id"]
+        )
         assert joined.data["invitation_id"] == invitation["id"]
         notice = await stream.wait_for(lambda e: e.event == "invitation.accepted")
         assert notice.data == {
-            "invitation_id": invitation["id"], "room_id": room["id"],
-            "invited_by": alice.id, "user_id": body["user"]["id"],
+            "invitation_id": invitation["id"],
+            "room_id": room["id"],
+            "invited_by": alice.id,
+            "user_id": body["user"]["id"],
         }
 
     gus = Person(client, body["access_token"], body["user"])
@@ -104,7 +113,9 @@ async def test_invite_mail_link_accept_adds_member_and_tells_the_inviter(
         invitation_workflow_id(invitation["id"]), result_type=InvitationResult
     ).result()
     assert result.status == "accepted" and result.invite_sent and result.referral_id is not None
-    described = await temporal.get_workflow_handle(referral_workflow_id(result.referral_id)).describe()
+    described = await temporal.get_workflow_handle(
+        referral_workflow_id(result.referral_id)
+    ).describe()
     assert described.id == f"referral-{result.referral_id}"
 
 
@@ -115,7 +126,9 @@ async def test_the_token_is_stored_only_as_its_hash_and_never_reaches_temporal(
     room = await alice.new_room()
     invitation, token = await invited(alice, smtp, room["id"], unique_email("hash"))
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT * FROM invitations WHERE id = %s", (invitation["id"],)).fetchone()
+        row = conn.execute(
+            "SELECT * FROM invitations WHERE id = %s", (invitation["id"],)
+        ).fetchone()
     assert row is not None
     assert token_hash(token) in row
     assert not any(token in str(value) for value in row), "the raw token is in the row"
@@ -155,7 +168,9 @@ async def test_only_room_owners_and_admins_invite_resend_and_revoke(client, smtp
     assert (await bob.delete(path)).status_code == 403
     assert (await outsider.delete(path)).status_code == 404
     assert (await bob.get(f"/api/chat/rooms/{room['id']}/invitations")).status_code == 403
-    assert (await client.post(f"/api/chat/rooms/{room['id']}/invite", json={"email": email})).status_code == 401
+    assert (
+        await client.post(f"/api/chat/rooms/{room['id']}/invite", json={"email": email})
+    ).status_code == 401
 
 
 async def test_bad_invite_requests_are_4xx(client, smtp, settings):
@@ -163,8 +178,12 @@ async def test_bad_invite_requests_are_4xx(client, smtp, settings):
     bob = await colleague(alice)
     room = await alice.new_room(member_ids=[bob.id])
     assert (await invite(alice, room["id"], "not-an-address")).status_code == 422
-    assert (await invite(alice, room["id"], unique_email(), expires_in_minutes=0)).status_code == 422
-    too_long = await invite(alice, room["id"], unique_email(), expires_in_minutes=settings.invitation_max_minutes + 1)
+    assert (
+        await invite(alice, room["id"], unique_email(), expires_in_minutes=0)
+    ).status_code == 422
+    too_long = await invite(
+        alice, room["id"], unique_email(), expires_in_minutes=settings.invitation_max_minutes + 1
+    )
     assert too_long.status_code == 422 and too_long.json()["error"]["code"] == "invalid_expiry"
     member = await invite(alice, room["id"], bob.user["email"])
     assert member.status_code == 409 and member.json()["error"]["code"] == "already_member"
@@ -172,7 +191,9 @@ async def test_bad_invite_requests_are_4xx(client, smtp, settings):
     assert ok.status_code == 201
 
 
-async def test_an_existing_account_accepts_when_signed_in_with_the_invited_address(client, smtp, temporal):
+async def test_an_existing_account_accepts_when_signed_in_with_the_invited_address(
+    client, smtp, temporal
+):
     alice = await signup(client)
     room = await alice.new_room()
     carol = await signup(client, "Carol Elsewhere")
@@ -180,7 +201,9 @@ async def test_an_existing_account_accepts_when_signed_in_with_the_invited_addre
     invitation, token = await invited(alice, smtp, room["id"], carol.user["email"])
     anonymous = await client.post(f"/api/chat/invitations/{token}/accept")
     assert anonymous.status_code == 401
-    exists = await client.post(f"/api/chat/invitations/{token}/accept", json={"name": "C", "password": PASSWORD})
+    exists = await client.post(
+        f"/api/chat/invitations/{token}/accept", json={"name": "C", "password": PASSWORD}
+    )
     assert exists.status_code == 409 and exists.json()["error"]["code"] == "account_exists"
     wrong = await mallory.post(f"/api/chat/invitations/{token}/accept")
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "wrong_account"
@@ -191,7 +214,9 @@ async def test_an_existing_account_accepts_when_signed_in_with_the_invited_addre
     result = await temporal.get_workflow_handle(
         invitation_workflow_id(invitation["id"]), result_type=InvitationResult
     ).result()
-    assert result.status == "accepted" and result.referral_id is None, "existing users are no referral"
+    assert result.status == "accepted" and result.referral_id is None, (
+        "existing users are no referral"
+    )
     assert (await alice.get("/api/referrals")).json()["items"] == []
 
 
@@ -208,7 +233,9 @@ async def test_accepting_twice_is_idempotent_for_the_same_person_only(client, sm
     assert retry.json()["user"]["id"] == first.json()["user"]["id"] and retry.json()["access_token"]
     ida = Person(client, first.json()["access_token"], first.json()["user"])
     assert (await ida.post(f"/api/chat/invitations/{token}/accept")).status_code == 200
-    guess = await client.post(f"/api/chat/invitations/{token}/accept", json={**body, "password": "wrong password"})
+    guess = await client.post(
+        f"/api/chat/invitations/{token}/accept", json={**body, "password": "wrong password"}
+    )
     assert guess.status_code == 409 and guess.json()["error"]["code"] == "invitation_used"
     assert (await alice.post(f"/api/chat/invitations/{token}/accept")).status_code == 409
     members = (await alice.get(f"/api/chat/rooms/{room['id']}/members")).json()["items"]
@@ -225,7 +252,9 @@ async def test_revoked_and_expired_invitations_answer_410(client, smtp, temporal
     revoked = await alice.delete(path)
     assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
     assert (await alice.delete(path)).status_code == 200, "revoking again changes nothing"
-    gone = await client.post(f"/api/chat/invitations/{token}/accept", json={"name": "R", "password": PASSWORD})
+    gone = await client.post(
+        f"/api/chat/invitations/{token}/accept", json={"name": "R", "password": PASSWORD}
+    )
     assert gone.status_code == 410 and gone.json()["error"]["code"] == "invitation_revoked"
     assert (await client.get(f"/api/chat/invitations/{token}")).json()["status"] == "revoked"
     assert (await alice.post(f"{path}/resend")).status_code == 409
@@ -235,15 +264,24 @@ async def test_revoked_and_expired_invitations_answer_410(client, smtp, temporal
     assert result.status == "revoked"
 
     late, late_token = await invited(alice, smtp, room["id"], unique_email("late"))
-    with psycopg.connect(database_url) as conn:  # its timer has not fired yet: the API still refuses
-        conn.execute("UPDATE invitations SET expires_at = now() - interval '1 second' WHERE id = %s", (late["id"],))
-    expired = await client.post(f"/api/chat/invitations/{late_token}/accept", json={"name": "L", "password": PASSWORD})
+    with psycopg.connect(
+        database_url
+    ) as conn:  # its timer has not fired yet: the API still refuses
+        conn.execute(
+            "UPDATE invitations SET expires_at = now() - interval '1 second' WHERE id = %s",
+            (late["id"],),
+        )
+    expired = await client.post(
+        f"/api/chat/invitations/{late_token}/accept", json={"name": "L", "password": PASSWORD}
+    )
     assert expired.status_code == 410 and expired.json()["error"]["code"] == "invitation_expired"
     page = await client.get(f"/api/chat/invitations/{late_token}", headers={"Accept": "text/html"})
     assert page.status_code == 410 and "has expired" in page.text
 
 
-async def test_unknown_tokens_are_404_and_cost_the_same_queries_as_real_ones(settings, smtp, client):
+async def test_unknown_tokens_are_404_and_cost_the_same_queries_as_real_ones(
+    settings, smtp, client
+):
     app = create_app(settings)
     async with _served(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         alice = await signup(http)
@@ -280,18 +318,25 @@ async def test_unknown_tokens_are_404_and_cost_the_same_queries_as_real_ones(set
 async def test_accept_is_rate_limited_per_ip(api_url, settings, smtp, client):
     limit = settings.invitation_accepts_per_minute
     async with other_ip_client(api_url) as http:
-        statuses = [(await http.post(f"/api/chat/invitations/x{i}/accept")).status_code for i in range(limit)]
+        statuses = [
+            (await http.post(f"/api/chat/invitations/x{i}/accept")).status_code
+            for i in range(limit)
+        ]
         blocked = await http.post("/api/chat/invitations/whatever/accept")
     assert set(statuses) == {404}
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) >= 1
-    assert (await client.post("/api/chat/invitations/whatever/accept")).status_code == 404, "other IPs unaffected"
+    assert (await client.post("/api/chat/invitations/whatever/accept")).status_code == 404, (
+        "other IPs unaffected"
+    )
 
 
 async def test_the_landing_page_is_the_seed_invitation_with_a_sign_up_form(client, smtp):
     alice = await signup(client, "Alice <b>Bold</b>")
     room = await alice.new_room("Project <script>alert(1)</script>")
     _, token = await invited(alice, smtp, room["id"], unique_email("page"))
-    page = await client.get(f"/api/chat/invitations/{token}", headers={"Accept": "text/html,*/*;q=0.8"})
+    page = await client.get(
+        f"/api/chat/invitations/{token}", headers={"Accept": "text/html,*/*;q=0.8"}
+    )
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     text = page.text
     assert "You're invited to collaborate on IAFactory!" in text
@@ -302,7 +347,10 @@ async def test_the_landing_page_is_the_seed_invitation_with_a_sign_up_form(clien
     csp = page.headers["content-security-policy"]
     nonce = csp.split("'nonce-")[1].split("'")[0]
     assert f'<script nonce="{nonce}">' in text and "frame-ancestors 'none'" in csp
-    assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
+    assert (
+        page.headers["referrer-policy"] == "no-referrer"
+        and page.headers["cache-control"] == "no-store"
+    )
 
 
 async def test_resend_mails_the_same_working_link_and_is_rate_limited(client, smtp, settings):
@@ -313,14 +361,18 @@ async def test_resend_mails_the_same_working_link_and_is_rate_limited(client, sm
     path = f"/api/chat/rooms/{room['id']}/invitations/{invitation['id']}/resend"
     resent = await alice.post(path)
     assert resent.status_code == 202
-    await smtp.wait_for(lambda m: str(m["To"]) == email and "again" in str(m.get_body(("plain",)).get_content()))
+    await smtp.wait_for(
+        lambda m: str(m["To"]) == email and "again" in str(m.get_body(("plain",)).get_content())
+    )
     assert {link_in(m)[1] for m in smtp.to(email)} == {token}
     for _ in range(settings.invitation_resends_per_hour - 1):
         assert (await alice.post(path)).status_code == 202
     assert (await alice.post(path)).status_code == 429
 
 
-async def test_smtp_down_at_invite_time_the_api_answers_201_and_mail_follows(client, smtp):
+async def test_smtp_down_at_invite_time_the_api_answers_201_and_mail_follows(
+    client, smtp, temporal
+):
     alice = await signup(client)
     room = await alice.new_room()
     email = unique_email("outage")
@@ -335,7 +387,17 @@ async def test_smtp_down_at_invite_time_the_api_answers_201_and_mail_follows(cli
     message = await smtp.wait_for(lambda m: str(m["To"]) == email, timeout=60)
     _, token = link_in(message)
     assert (await client.get(f"/api/chat/invitations/{token}")).json()["status"] == "pending"
-    await asyncio.sleep(0.5)
+    history = await temporal.get_workflow_handle(
+        invitation_workflow_id(response.json()["id"])
+    ).fetch_history()
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert attempts and attempts[0] >= 2, (
+        "the first send failed while SMTP was down, then was retried"
+    )
     assert len(smtp.to(email)) == 1
 
 
@@ -355,5 +417,19 @@ async def _served(app: Any) -> AsyncIterator[str]:
         await asyncio.wait_for(task, timeout=15)
 
 
-def _unused() -> uuid.UUID:  # pragma: no cover - keeps the uuid import honest for type checkers
-    return uuid.uuid4()
+async def test_with_temporal_away_an_invite_is_refused_and_leaves_nothing_behind(
+    data_dir, database_url, smtp
+):
+    settings = make_settings(data_dir, database_url, f"127.0.0.1:{free_port()}")
+    async with serve_api(settings) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        alice = await signup(http)
+        room = await alice.new_room()
+        email = unique_email("no-temporal")
+        refused = await invite(alice, room["id"], email)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "temporarily_unavailable"
+    with psycopg.connect(database_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM invitations WHERE email = %s", (email,)
+        ).fetchone()
+    assert left == (0,), "nothing was acknowledged, so nothing is kept"

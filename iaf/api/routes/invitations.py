@@ -102,27 +102,41 @@ async def invite(
     invitee = await UserRepository(session).get_by_email(body.email)
     if invitee is not None and await RoomRepository(session).get_for_member(room.id, invitee.id):
         raise ApiError(409, "already_member", "this person is already a member of the room")
-    await state.limiter.hit(f"invite:{user.id}", settings.invitations_per_hour, 3600, response)
-    invitations = InvitationRepository(session)
+    # Joins the request's transaction (its connection is already held): counts invites made.
+    await state.limiter.hit(
+        f"invite:{user.id}", settings.invitations_per_hour, 3600, response, session
+    )
     existing = await _live_pending(session, room.id, body.email)
     if existing is None:
-        salt = new_salt()
-        token = derive_token(settings.secret("invitation_secret"), salt)
-        expires_at = datetime.now(UTC) + timedelta(minutes=minutes)
-        created = await invitations.create(
-            room.id, user.id, body.email, token_hash(token), salt, expires_at
-        )
+        created = await _create(state, session, room.id, user.id, body.email, minutes)
         if created is not None:
             await session.commit()
             await _start_or_undo(state, session, created)
             return invitation_out(created)
-        existing = await invitations.pending_for(room.id, body.email)  # a concurrent invite won
+        existing = await InvitationRepository(session).pending_for(room.id, body.email)
         if existing is None:
             raise ApiError(409, "conflict", "the invitation changed meanwhile; try again")
     await session.commit()
     await _ensure_started(state, existing)
     response.status_code = 200
     return invitation_out(existing)
+
+
+async def _create(
+    state: AppState,
+    session: AsyncSession,
+    room_id: uuid.UUID,
+    inviter_id: uuid.UUID,
+    email: str,
+    minutes: int,
+) -> Invitation | None:
+    """A new pending invitation; None when a concurrent request created one first."""
+    salt = new_salt()
+    token = derive_token(state.settings.secret("invitation_secret"), salt)
+    expires_at = datetime.now(UTC) + timedelta(minutes=minutes)
+    return await InvitationRepository(session).create(
+        room_id, inviter_id, email, token_hash(token), salt, expires_at
+    )
 
 
 async def _live_pending(session: AsyncSession, room_id: uuid.UUID, email: str) -> Invitation | None:
@@ -202,7 +216,7 @@ async def resend_invitation(
             409, "invitation_closed", f"the invitation is {effective_status(invitation)}"
         )
     limit = state.settings.invitation_resends_per_hour
-    await state.limiter.hit(f"invite-resend:{invitation.id}", limit, 3600, response)
+    await state.limiter.hit(f"invite-resend:{invitation.id}", limit, 3600, response, session)
     seq = await InvitationRepository(session).request_resend(invitation.id)
     if seq is None:
         raise ApiError(409, "invitation_closed", "the invitation is no longer pending")
@@ -287,6 +301,7 @@ async def get_invitation(
     if view is None:
         raise ApiError(404, "invitation_not_found", "invitation not found")
     return InvitationPublic(
+        id=view.invitation.id,
         room_name=view.room_name,
         inviter_name=view.inviter_name,
         status=effective_status(view.invitation),
@@ -452,9 +467,12 @@ def _accept_response(
     state: AppState, invitation: Invitation, user: User, with_token: bool
 ) -> AcceptResponse:
     if not with_token:
-        return AcceptResponse(room_id=invitation.room_id, user=UserOut.model_validate(user))
+        return AcceptResponse(
+            id=invitation.id, room_id=invitation.room_id, user=UserOut.model_validate(user)
+        )
     issued = token_response(state, user)
     return AcceptResponse(
+        id=invitation.id,
         room_id=invitation.room_id,
         user=issued.user,
         access_token=issued.access_token,

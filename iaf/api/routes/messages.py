@@ -55,7 +55,7 @@ async def post_message(
     response: Response,
 ) -> MessageOut:
     settings = state.settings
-    await state.limiter.hit(f"post:{user.id}", settings.posts_per_minute, 60, response)
+    await state.limiter.hit(f"post:{user.id}", settings.posts_per_minute, 60, response, session)
     content = checked_content(body.content, settings)
     room, _ = await room_for_member(session, room_id, user)
     ensure_writable(room)

@@ -1,5 +1,6 @@
 """All tables; import this package so Alembic and the app see every model."""
 
+from iaf.db.models.agents import AgentRun, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
 from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember
 from iaf.db.models.gdpr import (
@@ -14,9 +15,11 @@ from iaf.db.models.gdpr import (
 from iaf.db.models.identity import ApiKey, Org, User
 from iaf.db.models.invitations import Invitation, Referral
 from iaf.db.models.ledger import LedgerEntry
+from iaf.db.models.openai_sessions import OpenAISession
 from iaf.db.models.ops import RateLimitCounter
 
 __all__ = [
+    "AgentRun",
     "ApiKey",
     "Base",
     "Consent",
@@ -27,8 +30,11 @@ __all__ = [
     "ErasureTarget",
     "ExportDownloadToken",
     "Invitation",
+    "KnowledgeDocument",
     "LedgerEntry",
+    "Memory",
     "Message",
+    "OpenAISession",
     "Org",
     "RateLimitCounter",
     "Referral",

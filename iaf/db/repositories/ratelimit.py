@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 _HIT = text(
     """
@@ -18,7 +18,7 @@ _HIT = text(
 
 
 class RateLimitRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection | AsyncSession) -> None:
         self.connection = connection
 
     async def hit(self, bucket: str, window_seconds: int) -> tuple[int, datetime]:

@@ -1,0 +1,262 @@
+"""The Referral workflow on the time-skipping test server: one grant, expiry, the monthly cap."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from iaf.activities.invitations import InvitationActivities
+from iaf.activities.ledger import LedgerActivities
+from iaf.db.engine import make_engine, make_sessionmaker
+from iaf.db.models import LedgerEntry, User
+from iaf.db.repositories.identity import UserRepository
+from iaf.db.repositories.ledger import REFERRAL_SOURCE, LedgerRepository
+from iaf.db.repositories.referrals import ReferralRepository
+from iaf.invitation_client import referral_workflow_id, signal_first_action
+from iaf.schemas.invitations import ReferralInput, ReferralOutcome, ReferralRef
+from iaf.settings import Settings
+from iaf.workflows.referral import Referral
+from tests.conftest import make_settings
+from tests.helpers import unique_email
+from tests.workflows.test_invitation import time_skipping_env
+
+QUEUE = "iaf-referral-ts"
+REWARD = 100
+
+
+@dataclass
+class CrashOnce:
+    """A grant that books the ledger entry, commits, then dies as a crashed worker would."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    real: LedgerActivities
+    attempts: list[int] = field(default_factory=list)
+
+    @activity.defn(name="grant_referral")
+    async def grant_referral(self, ref: ReferralRef) -> ReferralOutcome:
+        self.attempts.append(activity.info().attempt)
+        if activity.info().attempt == 1:
+            async with self.sessionmaker() as session:
+                referral = await ReferralRepository(session).get(ref.referral_id)
+                assert referral is not None
+                await LedgerRepository(session).append(
+                    referral.referrer_id,
+                    referral.reward_credits,
+                    "referral",
+                    REFERRAL_SOURCE,
+                    str(referral.id),
+                )
+                await session.commit()
+            raise RuntimeError("worker lost after the ledger insert committed")
+        return await self.real.grant_referral(ref)
+
+
+@dataclass
+class Rig:
+    env: WorkflowEnvironment
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+
+    async def user(self, name: str) -> User:
+        async with self.sessionmaker() as session:
+            users = UserRepository(session)
+            org = await users.create_org(f"{name}'s org")
+            user = await users.create(org.id, unique_email("ref"), name, "x", "org_admin")
+            await session.commit()
+        return user
+
+    async def referral(self, referrer: User, deadline_days: float = 30) -> uuid.UUID:
+        referred = await self.user("Referred")
+        async with self.sessionmaker() as session:
+            deadline = datetime.now(UTC) + timedelta(days=deadline_days)
+            referral = await ReferralRepository(session).create(
+                referrer.id, referred.id, None, REWARD, deadline
+            )
+            await session.commit()
+        return referral.id
+
+    async def act(self, referral_id: uuid.UUID) -> None:
+        """What the message route does: record the first action in Postgres."""
+        async with self.sessionmaker() as session:
+            referral = await ReferralRepository(session).get(referral_id)
+            assert referral is not None
+            assert (
+                await ReferralRepository(session).note_first_action(referral.referred_user_id)
+                == referral_id
+            )
+            await session.commit()
+
+    async def start(self, referral_id: uuid.UUID) -> WorkflowHandle[Referral, ReferralOutcome]:
+        return await self.env.client.start_workflow(
+            Referral.run,
+            ReferralInput(referral_id=referral_id),
+            id=referral_workflow_id(referral_id),
+            task_queue=QUEUE,
+        )
+
+    async def status(self, referral_id: uuid.UUID) -> str:
+        async with self.sessionmaker() as session:
+            referral = await ReferralRepository(session).get(referral_id)
+        return referral.status if referral else "gone"
+
+    async def credits(self, user: User) -> tuple[int, int]:
+        """(balance, number of referral entries) of a user."""
+        async with self.sessionmaker() as session:
+            balance = await LedgerRepository(session).balance(user.id)
+            count = await session.scalar(
+                select(func.count()).where(
+                    LedgerEntry.user_id == user.id, LedgerEntry.source == REFERRAL_SOURCE
+                )
+            )
+        return balance, int(count or 0)
+
+
+@pytest.fixture
+async def rig(data_dir, database_url) -> AsyncIterator[Rig]:
+    engine = make_engine(database_url, 4)
+    try:
+        async with time_skipping_env() as env:
+            target = env.client.service_client.config.target_host
+            settings = make_settings(
+                data_dir, database_url, target, temporal_task_queue=QUEUE, referral_monthly_cap=2
+            )
+            yield Rig(env, make_sessionmaker(engine), settings)
+    finally:
+        await engine.dispose()
+
+
+def worker(rig: Rig, grant: Callable[..., Any] | None = None) -> Worker:
+    database = InvitationActivities(rig.sessionmaker, rig.env.client, rig.settings)
+    ledger = LedgerActivities(rig.sessionmaker, rig.settings)
+    return Worker(
+        rig.env.client,
+        task_queue=QUEUE,
+        workflows=[Referral],
+        activities=[
+            database.load_referral,
+            database.expire_referral,
+            grant or ledger.grant_referral,
+        ],
+    )
+
+
+async def test_granted_once_despite_a_duplicate_signal_and_a_crash_after_the_ledger_commit(rig):
+    alice = await rig.user("Alice Referrer")
+    referral_id = await rig.referral(alice)
+    crash = CrashOnce(rig.sessionmaker, LedgerActivities(rig.sessionmaker, rig.settings))
+    async with worker(rig, crash.grant_referral):
+        handle = await rig.start(referral_id)
+        await rig.act(referral_id)
+        await handle.signal(Referral.first_action)
+        await handle.signal(Referral.first_action)
+        outcome = await handle.result()
+    assert outcome.status == "granted"
+    assert crash.attempts == [1, 2], "the grant was retried after the simulated crash"
+    assert await rig.credits(alice) == (REWARD, 1), "one entry, exactly the reward"
+    async with rig.sessionmaker() as session:
+        referral = await ReferralRepository(session).get(referral_id)
+    assert referral is not None and referral.status == "granted" and referral.decided_at is not None
+
+
+async def test_no_grant_after_the_deadline_and_a_late_action_changes_nothing(rig):
+    alice = await rig.user("Alice")
+    referral_id = await rig.referral(alice)
+    async with worker(rig):
+        handle = await rig.start(referral_id)
+        outcome = await handle.result()  # the test server skips the 30 days
+        assert outcome.status == "expired"
+        async with rig.sessionmaker() as session:
+            referral = await ReferralRepository(session).get(referral_id)
+            assert referral is not None
+            assert (
+                await ReferralRepository(session).note_first_action(referral.referred_user_id)
+                is None
+            )
+        assert await signal_first_action(rig.env.client, rig.settings, referral_id) is False
+    assert await rig.credits(alice) == (0, 0)
+
+
+async def test_a_lost_signal_is_recovered_from_the_row_before_the_deadline(rig):
+    alice = await rig.user("Alice")
+    referral_id = await rig.referral(alice)
+    async with worker(rig):
+        handle = await rig.start(referral_id)
+        await rig.act(referral_id)  # recorded in Postgres, but no signal is ever sent
+        await rig.env.sleep(timedelta(days=1, minutes=1))  # the daily re-read comes round
+        for _ in range(200):  # real time only: the virtual clock stays ~29 days before the deadline
+            if await rig.status(referral_id) == "granted":
+                break
+            await asyncio.sleep(0.05)
+        assert await rig.status(referral_id) == "granted"
+        assert (await handle.result()).status == "granted"
+    assert await rig.credits(alice) == (REWARD, 1)
+
+
+async def test_an_action_on_record_at_the_deadline_is_granted_not_expired(rig):
+    rig.settings = rig.settings.model_copy(update={"referral_recheck_minutes": 90 * 24 * 60.0})
+    alice = await rig.user("Alice")
+    referral_id = await rig.referral(alice)
+    async with worker(rig):
+        handle = await rig.start(referral_id)
+        await rig.act(referral_id)  # no signal, and no re-read before the deadline
+        assert (await handle.result()).status == "granted"
+    assert await rig.credits(alice) == (REWARD, 1)
+
+
+async def test_concurrent_grants_for_one_referrer_cannot_pass_the_cap(rig):
+    alice = await rig.user("Alice")
+    referral_ids = [await rig.referral(alice) for _ in range(4)]
+    for rid in referral_ids:
+        await rig.act(rid)
+    ledger = LedgerActivities(rig.sessionmaker, rig.settings)
+    outcomes = await asyncio.gather(
+        *(
+            ActivityEnvironment().run(ledger.grant_referral, ReferralRef(referral_id=rid))
+            for rid in referral_ids
+        )
+    )
+    assert sorted(o.status for o in outcomes) == ["capped", "capped", "granted", "granted"]
+    assert await rig.credits(alice) == (2 * REWARD, 2)
+
+
+async def test_the_monthly_cap_holds_under_concurrent_grants(rig):
+    alice = await rig.user("Popular Alice")
+    referral_ids = [await rig.referral(alice) for _ in range(3)]
+    async with worker(rig):
+        handles = [await rig.start(rid) for rid in referral_ids]
+        for rid in referral_ids:
+            await rig.act(rid)
+        await asyncio.gather(*(h.signal(Referral.first_action) for h in handles))
+        # One result() at a time: each one unlocks the test server's time skipping while it waits.
+        outcomes = [await h.result() for h in handles]
+    assert sorted(o.status for o in outcomes) == ["capped", "granted", "granted"]
+    assert await rig.credits(alice) == (2 * REWARD, 2)
+
+
+async def test_no_self_referral_and_one_referral_per_referred_user(rig):
+    alice = await rig.user("Alice")
+    bob = await rig.user("Bob")
+    deadline = datetime.now(UTC) + timedelta(days=30)
+    async with rig.sessionmaker() as session:
+        with pytest.raises(IntegrityError):
+            await ReferralRepository(session).create(alice.id, alice.id, None, REWARD, deadline)
+    async with rig.sessionmaker() as session:
+        await ReferralRepository(session).create(alice.id, bob.id, None, REWARD, deadline)
+        await session.commit()
+    carol = await rig.user("Carol")
+    async with rig.sessionmaker() as session:
+        with pytest.raises(IntegrityError):
+            await ReferralRepository(session).create(carol.id, bob.id, None, REWARD, deadline)
