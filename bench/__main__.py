@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-BENCHMARKS = ["bench.chat"]
+BENCHMARKS = ["bench.chat", "bench.agents"]
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import aiohttp
-import psycopg
+import asyncpg
 from psycopg_pool import AsyncConnectionPool
 
 from bench.stack import BenchStack, bench_stack
@@ -155,19 +155,27 @@ async def measure_sse(bases: list[str]) -> dict[str, Any]:
 
 
 async def measure_raw_notify(database_url: str) -> dict[str, Any]:
-    """INSERT + commit on one connection → the NOTIFY arriving on a LISTEN connection."""
+    """INSERT + commit on one connection → the NOTIFY arriving on a LISTEN connection (asyncpg)."""
     delays: list[float] = []
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener, \
-            await psycopg.AsyncConnection.connect(database_url, autocommit=True) as writer:
-        org = (await (await writer.execute("INSERT INTO orgs (id, name) VALUES (gen_random_uuid(), 'n') RETURNING id")).fetchone())[0]  # type: ignore[index]
-        room = (await (await writer.execute("INSERT INTO rooms (id, org_id, name, kind, topic, auto_route) VALUES (gen_random_uuid(), %s, 'r', 'group', '', false) RETURNING id", (org,))).fetchone())[0]  # type: ignore[index]
-        await listener.execute("LISTEN room_events")
-        notifies = listener.notifies()
+    arrived: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(database_url)
+    writer = await asyncpg.connect(database_url)
+    try:
+        org = await writer.fetchval("INSERT INTO orgs (id, name) VALUES (gen_random_uuid(), 'n') RETURNING id")
+        room = await writer.fetchval(
+            "INSERT INTO rooms (id, org_id, name, kind, topic, auto_route)"
+            " VALUES (gen_random_uuid(), $1, 'r', 'group', '', false) RETURNING id", org)
+        await listener.add_listener("room_events", lambda *args: arrived.put_nowait(args[-1]))
         for n in range(SSE_MESSAGES):
             started = time.perf_counter()
-            await writer.execute("INSERT INTO room_events (room_id, type, data) VALUES (%s, 'message.new', %s)", (room, json.dumps({"n": n})))
-            await anext(notifies)
+            await writer.execute(
+                "INSERT INTO room_events (room_id, type, data) VALUES ($1, 'message.new', $2::jsonb)",
+                room, json.dumps({"n": n}))
+            await asyncio.wait_for(arrived.get(), 10)
             delays.append(time.perf_counter() - started)
+    finally:
+        await listener.close()
+        await writer.close()
     return summary_ms(delays)
 
 

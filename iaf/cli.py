@@ -8,6 +8,7 @@ import os
 
 import typer
 
+from iaf.gdpr.cli import app as gdpr_app
 from iaf.settings import get_settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -15,6 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(help="IAFactory Agents", no_args_is_help=True)
+# Data-team commands (issue 5): iaf gdpr export|erase|status|retry|cancel.
+app.add_typer(gdpr_app, name="gdpr")
 
 
 def _logging(verbose: bool) -> None:
@@ -53,6 +56,8 @@ def api(
         port=port or settings.api_port,
         log_level="warning",
         access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=5,
     )
 

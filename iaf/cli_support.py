@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -12,9 +11,6 @@ from iaf.db.migrate import upgrade
 from iaf.devstack.temporal import SEARCH_ATTRIBUTES
 from iaf.settings import Settings
 from iaf.temporal_client import connect
-
-log = logging.getLogger(__name__)
-
 
 async def ensure_search_attributes(settings: Settings) -> None:
     """Production servers need them registered once; the dev server gets them at start."""
@@ -41,5 +37,6 @@ async def migrate_all(settings: Settings) -> None:
             return
         except Exception as exc:
             if attempt == 59:
-                log.warning("search attributes not registered (%s)", exc)
+                # Workflows cannot start without them: fail the deploy rather than limp on.
+                raise RuntimeError(f"could not register Temporal search attributes: {exc}") from exc
             await asyncio.sleep(0.5)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Proxies whose X-Forwarded-For is trusted (per-IP limits see the real client behind them).
+    forwarded_allow_ips: str = "127.0.0.1"
     public_base_url: str = "http://127.0.0.1:8000"
     cors_origins: list[str] = Field(default_factory=list)
 
@@ -78,9 +80,12 @@ class Settings(BaseSettings):
     reply_credits_per_1k_tokens: int = 10
     reply_max_tokens: int = 1024
     delta_coalesce_ms: int = 50
-    reply_heartbeat_seconds: float = 10.0
+    # Also bounds how long a cancel takes to reach a streaming reply (heartbeats carry it).
+    reply_heartbeat_seconds: float = 5.0
     reply_stream_max_attempts: int = 3
     reply_retry_initial_seconds: float = 1.0
+    # The API starts the replies of mentioned agents itself, in parallel with RouteMessage.
+    api_starts_replies: bool = True
     # Empty: default_llm_model classifies ambiguous messages in auto-routing rooms.
     classifier_model: str = ""
     knowledge_max_bytes: int = 256 * 1024
@@ -119,6 +124,10 @@ class Settings(BaseSettings):
     gdpr_retry_initial_seconds: float = 1.0
     # Signs erasure receipts (HMAC-SHA256); generated into data_dir when unset, like jwt_secret.
     erasure_receipt_secret: SecretStr | None = None
+
+    # OpenAI-compatible API (/v1): how long a request waits for its reply before giving up
+    # (the reply is then cancelled).
+    openai_reply_timeout_seconds: float = 300.0
 
     @property
     def resolved_qdrant_path(self) -> Path:

@@ -179,6 +179,10 @@ async def open_stream(
     stream = SSEStream(response)
     stream.start()
     try:
+        # The server announces our presence once it is subscribed: from then on nothing is missed.
+        await stream.wait_for(
+            lambda e: e.event == "presence" and e.data.get("user_id") == person.id and e.data.get("status") == "online"
+        )
         yield stream
     finally:
         await stream.close()

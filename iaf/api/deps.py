@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,6 +22,22 @@ from iaf.security import API_KEY_PREFIX, decode_access_token, hash_token
 from iaf.settings import Settings
 
 
+class BoundedSet:
+    """Remembers up to `size` recent keys; older ones are forgotten (a cache, never the truth)."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._keys: OrderedDict[object, None] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def add(self, key: object) -> None:
+        self._keys[key] = None
+        if len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+
 @dataclass
 class AppState:
     """Clients built once in lifespan and shared by every request."""
@@ -32,9 +49,11 @@ class AppState:
     broker: RoomEventBroker
     limiter: RateLimiter
     jwt_secret: str
+    # Users known to have no referral waiting for a first action: the post path skips a query.
+    past_first_action: BoundedSet = field(default_factory=BoundedSet)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.iaf
     return state
 
@@ -42,7 +61,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings_dep(state: StateDep) -> Settings:
+async def get_settings_dep(state: StateDep) -> Settings:
     return state.settings
 
 
@@ -55,7 +74,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_temporal(state: StateDep) -> Client:
+async def get_temporal(state: StateDep) -> Client:
     return state.temporal
 
 

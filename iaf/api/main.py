@@ -25,7 +25,11 @@ from iaf.api.routes import (
     gdpr_user,
     health,
     invitations,
+    knowledge,
+    memories,
     messages,
+    openai_compat,
+    replies,
     rooms,
 )
 from iaf.db.engine import make_engine, make_sessionmaker, plain_url
@@ -92,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     routers = (health, auth, rooms, messages, events, invitations, credits)
-    for module in (*routers, gdpr_user, compliance, agents):
+    agent_routers = (agents, openai_compat, knowledge, memories, replies)
+    for module in (*routers, gdpr_user, compliance, *agent_routers):
         app.include_router(module.router)
     _mount_web(app)
     return app

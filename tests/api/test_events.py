@@ -38,7 +38,7 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(clien
     async with open_stream(client, bob, room["id"], last_event_id=seen.id) as stream:
         await alice.say(room["id"], "live-after")
         await stream.wait_for(lambda e: e.data.get("content") == "live-after")
-        got = list(stream.events)
+        got = [e for e in stream.events if e.id is not None]  # stored events only
     ids = [e.id for e in got]
     assert ids == sorted(ids) and len(ids) == len(set(ids)), "in order, none twice"
     assert all(i > seen.id for i in ids), "nothing already seen is replayed"
@@ -58,6 +58,20 @@ async def test_typing_is_live_but_never_replayed(client):
         await alice.say(room["id"], "marker")
         await stream.wait_for(lambda e: e.data.get("content") == "marker")
         assert "typing" not in [e.event for e in stream.events]
+
+
+async def test_presence_is_announced_when_a_member_connects_and_leaves(client):
+    alice = await signup(client)
+    bob = await colleague(alice)
+    room = await alice.new_room(member_ids=[bob.id])
+    async with open_stream(client, alice, room["id"]) as watcher:
+        async with open_stream(client, bob, room["id"]):
+            online = await watcher.wait_for(lambda e: e.event == "presence" and e.data["user_id"] == bob.id)
+            assert online.data["status"] == "online" and online.id is None
+        offline = await watcher.wait_for(
+            lambda e: e.event == "presence" and e.data["user_id"] == bob.id and e.data["status"] == "offline"
+        )
+        assert offline.id is None
 
 
 async def test_removed_member_stream_ends(client):

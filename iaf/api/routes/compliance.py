@@ -60,7 +60,7 @@ async def _request(session: SessionDep, officer: User, request_id: uuid.UUID) ->
 async def submit(
     body: BatchCreate, user: CurrentUser, session: SessionDep, state: StateDep, response: Response
 ) -> BatchOut:
-    """One request per subject; a subject's open request of the same kind is returned, not doubled."""
+    """One request per subject; an open request of the same kind is returned, not doubled."""
     officer = _compliance(user)
     if body.grace_days is not None and body.kind != ERASURE:
         raise ApiError(422, "invalid_request", "grace_days applies to erasure requests only")
@@ -155,7 +155,7 @@ async def retry(
     session: SessionDep,
     state: StateDep,
 ) -> RequestOut:
-    """Resume a failed request from its failed step (or an earlier one): a new run skips done steps."""
+    """Resume a failed request from its failed step (or an earlier one): done steps are skipped."""
     request = await _request(session, _compliance(user), request_id)
     if request.status != "error":
         raise ApiError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +15,7 @@ from sse_starlette import EventSourceResponse
 from iaf.api.broker import LiveEvent, Subscription
 from iaf.api.deps import AppState, CurrentUser, SessionDep, StateDep, room_for_member
 from iaf.api.errors import ApiError
-from iaf.db.repositories.chat import EventRepository, MemberRepository
+from iaf.db.repositories.chat import EventRepository, MemberRepository, MessageRepository
 from iaf.schemas.chat import ReadMarker
 
 router = APIRouter(prefix="/api/chat", tags=["events"])
@@ -51,10 +53,20 @@ async def _stored_since(state: AppState, room_id: uuid.UUID, after_id: int) -> A
         after_id = batch[-1][0]
 
 
+async def announce_presence(state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, status: str) -> None:
+    """Presence is ephemeral: a NOTIFY to every replica, never stored or replayed."""
+    async with state.sessionmaker() as session:
+        await EventRepository(session).notify_ephemeral(
+            room_id, "presence", {"user_id": str(user_id), "status": status}
+        )
+        await session.commit()
+
+
 async def room_stream(
     state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, since: int | None
 ) -> AsyncIterator[dict[str, str]]:
     subscription: Subscription = state.broker.subscribe(str(room_id))
+    await announce_presence(state, room_id, user_id, "online")
     try:
         if since is None:
             async with state.sessionmaker() as session:
@@ -84,6 +96,8 @@ async def room_stream(
                     return
     finally:
         state.broker.unsubscribe(subscription)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
 
 
 def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:
@@ -116,6 +130,8 @@ async def mark_read(
     room_id: uuid.UUID, body: ReadMarker, user: CurrentUser, session: SessionDep
 ) -> dict[str, Any]:
     await room_for_member(session, room_id, user)
+    if not await MessageRepository(session).in_room(body.message_id, room_id):
+        raise ApiError(422, "invalid_message", "message_id is not a message of this room")
     stored = await MemberRepository(session).mark_read(room_id, user.id, body.message_id)
     await EventRepository(session).notify_ephemeral(
         room_id, "read", {"user_id": str(user.id), "message_id": stored}

@@ -1,4 +1,4 @@
-"""The subject's own GDPR rights: export (Art. 15/20), account deletion (Art. 17), consents (Art. 7)."""
+"""The subject's own GDPR rights: export (Art. 15/20), deletion (Art. 17), consents (Art. 7)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ async def export_status(user: CurrentUser, session: SessionDep, state: StateDep)
 
 @router.get("/data-export/download/{token}", response_model=None)
 async def download_export(token: str, session: SessionDep, state: StateDep) -> FileResponse:
-    """The link is the credential: random, single-purpose, stored hashed, expiring with the archive."""
+    """The link is the credential: random, single-purpose, stored hashed, expiring."""
     found = await RequestRepository(session).download_token(hash_token(token))
     if found is None:
         raise ApiError(404, "link_not_found", "unknown download link")

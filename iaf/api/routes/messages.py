@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Query, Response
 
+from iaf.agents.launch import start_mentioned_replies
 from iaf.api.deps import (
     CurrentUser,
     SessionDep,
@@ -63,31 +65,45 @@ async def post_message(
     if body.reply_to_id is not None and not await messages.in_room(body.reply_to_id, room.id):
         raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
     route = needs_routing(content, room.auto_route)
-    message, created = await messages.insert(
-        room.id, user.id, content, reply_to_id=body.reply_to_id,
-        client_msg_id=body.client_msg_id, routed=not route,
+    out, created = await messages.post(
+        room.id, user.id, user.name, content, body.reply_to_id, body.client_msg_id, routed=not route
     )
-    out = message_out(message, user.name)
     referral_id = None
-    if created:
-        await EventRepository(session).append(room.id, "message.new", out.model_dump(mode="json"))
+    if created and user.id not in state.past_first_action:
         # Referral hook (issue 4): first_action_at commits with the message; signal best effort.
         referral_id = await ReferralRepository(session).note_first_action(user.id)
     await session.commit()
+    if created and referral_id is None:
+        # Referrals are created with the account, so once none is waiting it never will be.
+        state.past_first_action.add(user.id)
     if referral_id is not None:
         await signal_first_action(state.temporal, settings, referral_id)
     if created and route:
-        await hand_off(state, message.id, str(room.id))
+        await hand_off(state, out.id, str(room.id), user.id, content)
     response.status_code = 201 if created else 200
     return out
 
 
-async def hand_off(state: StateDep, message_id: int, room_id: str) -> None:
-    """The message is stored already; if Temporal is away, the sweep starts it later (rule 5)."""
-    try:
-        await start_route_message(state.temporal, state.settings, message_id, room_id)
-    except Exception as exc:
-        log.warning("RouteMessage for %s not started now (%s); the sweep will", message_id, exc)
+async def hand_off(
+    state: StateDep, message_id: int, room_id: str, sender_id: uuid.UUID, content: str
+) -> None:
+    """The message is stored already; if Temporal is away, the sweep starts it later (rule 5).
+
+    Mentioned agents start here too, concurrently with RouteMessage (issue 3: no routing hop
+    before the first token); RouteMessage starts the same reply ids, refused as duplicates.
+    """
+    starts = [start_route_message(state.temporal, state.settings, message_id, room_id)]
+    if state.settings.api_starts_replies:
+        starts.append(
+            start_mentioned_replies(
+                state.temporal, state.settings, message_id, room_id, sender_id, content
+            )
+        )
+    for outcome in await asyncio.gather(*starts, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            log.warning(
+                "workflows for %s not started now (%s); the sweep will", message_id, outcome
+            )
 
 
 @router.get("/rooms/{room_id}/messages")

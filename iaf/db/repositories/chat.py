@@ -201,9 +201,72 @@ def message_out(message: Message, sender_name: str | None) -> MessageOut:
     )
 
 
+_POST_WITH_EVENT = text(
+    """
+    WITH m AS (
+        INSERT INTO messages (room_id, sender_user_id, content, type, reply_to_id, metadata,
+                              client_msg_id, created_at, routed_at)
+        VALUES (:room_id, :sender_user_id, :content, 'text', :reply_to_id, '{}'::jsonb,
+                :client_msg_id, :created_at, :routed_at)
+        ON CONFLICT (room_id, sender_user_id, client_msg_id) DO NOTHING
+        RETURNING id
+    ), e AS (
+        INSERT INTO room_events (room_id, type, data)
+        SELECT :room_id, 'message.new', CAST(:data AS jsonb) || jsonb_build_object('id', m.id)
+        FROM m
+    )
+    SELECT id FROM m
+    """
+)
+
+
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def post(
+        self,
+        room_id: uuid.UUID,
+        sender_user_id: uuid.UUID,
+        sender_name: str,
+        content: str,
+        reply_to_id: int | None,
+        client_msg_id: str | None,
+        routed: bool,
+    ) -> tuple[MessageOut, bool]:
+        """A person's message and its message.new event in one statement (the hot path).
+
+        Returns the stored message and whether it is new; a repeated client_msg_id returns the
+        message stored the first time, and no second event."""
+        created_at = datetime.now(UTC)
+        out = MessageOut(
+            id=0, room_id=room_id, sender_user_id=sender_user_id, sender_agent_id=None,
+            sender_name=sender_name, content=content, type="text", reply_to_id=reply_to_id,
+            client_msg_id=client_msg_id, created_at=created_at,
+        )
+        event = out.model_dump(mode="json", exclude={"id"})
+        new_id = await self.session.scalar(
+            _POST_WITH_EVENT,
+            {
+                "room_id": room_id, "sender_user_id": sender_user_id, "content": content,
+                "reply_to_id": reply_to_id, "client_msg_id": client_msg_id,
+                "created_at": created_at, "routed_at": created_at if routed else None,
+                "data": _jsonable(event),
+            },
+        )
+        if new_id is not None:
+            return out.model_copy(update={"id": int(new_id)}), True
+        existing = await self.session.execute(
+            select(*_MESSAGE_COLUMNS)
+            .outerjoin(User, User.id == Message.sender_user_id)
+            .where(
+                Message.room_id == room_id,
+                Message.sender_user_id == sender_user_id,
+                Message.client_msg_id == client_msg_id,
+            )
+        )
+        row = existing.one()
+        return message_out(row[0], row[1]), False
 
     async def insert(
         self,

@@ -1,0 +1,75 @@
+"""Agent replies in a room: their status, and cancelling one that is still running.
+
+Cancelling asks Temporal to cancel `reply-{message_id}-{agent}`; the workflow stops the
+stream, releases the reserved credits and sends agent.error with code "cancelled". A reply
+already stored cannot be cancelled (409).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import APIRouter
+from temporalio.service import RPCError, RPCStatusCode
+
+from iaf.api.deps import CurrentUser, SessionDep, StateDep, room_for_member
+from iaf.api.errors import ApiError
+from iaf.db.models import AgentRun
+from iaf.db.repositories.agents import AgentRunRepository
+from iaf.schemas.agents import TERMINAL_STATUSES, CancelOut, ReplyOut
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/chat", tags=["replies"])
+
+
+def reply_out(run: AgentRun) -> ReplyOut:
+    return ReplyOut(
+        reply_id=run.reply_id,
+        message_id=run.message_id,
+        room_id=run.room_id,
+        agent_id=run.agent_id,
+        status=run.status,
+        reply_message_id=run.reply_message_id,
+        depth=run.depth,
+        parent_reply_id=run.parent_reply_id,
+        usage=run.usage or {},
+        error=run.error,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+    )
+
+
+async def _run_in_room(
+    session: SessionDep, room_id: uuid.UUID, reply_id: str, user: CurrentUser
+) -> AgentRun:
+    await room_for_member(session, room_id, user)
+    run = await AgentRunRepository(session).in_room(reply_id, room_id)
+    if run is None:
+        raise ApiError(404, "reply_not_found", "reply not found")
+    return run
+
+
+@router.get("/rooms/{room_id}/replies/{reply_id}")
+async def get_reply(
+    room_id: uuid.UUID, reply_id: str, user: CurrentUser, session: SessionDep
+) -> ReplyOut:
+    return reply_out(await _run_in_room(session, room_id, reply_id, user))
+
+
+@router.post("/rooms/{room_id}/replies/{reply_id}/cancel", status_code=202)
+async def cancel_reply(
+    room_id: uuid.UUID, reply_id: str, user: CurrentUser, session: SessionDep, state: StateDep
+) -> CancelOut:
+    run = await _run_in_room(session, room_id, reply_id, user)
+    if run.status in TERMINAL_STATUSES:
+        raise ApiError(409, "reply_finished", f"the reply is already {run.status}")
+    await session.close()
+    try:
+        await state.temporal.get_workflow_handle(run.reply_id).cancel()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(409, "reply_finished", "the reply has already finished") from None
+        log.warning("cancel of %s failed: %s", run.reply_id, exc.status)
+        raise ApiError(503, "temporal_unavailable", "try again in a moment") from None
+    return CancelOut(reply_id=run.reply_id, status="cancelling")
