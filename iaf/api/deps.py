@@ -45,6 +45,8 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Same pool, no BEGIN/COMMIT: for single-statement reads such as authentication.
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     temporal: Client
     broker: RoomEventBroker
     limiter: RateLimiter
@@ -108,12 +110,11 @@ async def authenticate(token: str, state: AppState, session: AsyncSession) -> Us
     return user
 
 
-async def get_current_user(request: Request, state: StateDep, session: SessionDep) -> User:
-    user = await authenticate(_bearer(request), state, session)
-    # End the read so the pooled connection goes back before the route runs: a route that
-    # takes a second connection (rate limiter, stream) must never wait while holding one.
-    await session.commit()
-    return user
+async def get_current_user(request: Request, state: StateDep) -> User:
+    """Authenticates on its own autocommit connection, returned before the route runs: one
+    round trip, and a route never waits for a second connection while holding this one."""
+    async with state.read_sessionmaker() as session:
+        return await authenticate(_bearer(request), state, session)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
+            read_sessionmaker=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
             temporal=await connect(settings, lazy=True),
             broker=broker,
             limiter=RateLimiter(engine),

@@ -34,17 +34,24 @@ class RateLimiter:
         else:
             async with self.engine.begin() as connection:
                 hits, window_start = await RateLimitRepository(connection).hit(bucket, window_seconds)
-        reset = window_start + timedelta(seconds=window_seconds)
-        seconds_left = max(1, math.ceil((reset - datetime.now(UTC)).total_seconds()))
-        headers = {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(max(0, limit - hits)),
-            "X-RateLimit-Reset": str(int(reset.timestamp())),
-        }
-        if hits > limit:
-            headers["Retry-After"] = str(seconds_left)
-            if session is not None:
-                await session.rollback()
-            raise ApiError(429, "rate_limited", f"too many requests; retry in {seconds_left}s", headers)
-        if response is not None:
-            response.headers.update(headers)
+        if hits > limit and session is not None:
+            await session.rollback()
+        enforce(hits, window_start, limit, window_seconds, response)
+
+
+def enforce(
+    hits: int, window_start: datetime, limit: int, window_seconds: int, response: Response | None
+) -> None:
+    """Set X-RateLimit-* on the response, or raise 429 with Retry-After past the limit."""
+    reset = window_start + timedelta(seconds=window_seconds)
+    seconds_left = max(1, math.ceil((reset - datetime.now(UTC)).total_seconds()))
+    headers = {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(0, limit - hits)),
+        "X-RateLimit-Reset": str(int(reset.timestamp())),
+    }
+    if hits > limit:
+        headers["Retry-After"] = str(seconds_left)
+        raise ApiError(429, "rate_limited", f"too many requests; retry in {seconds_left}s", headers)
+    if response is not None:
+        response.headers.update(headers)

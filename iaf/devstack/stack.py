@@ -91,7 +91,8 @@ class DevStack:
         while True:
             for child in self.children:
                 if child.poll() is not None:
-                    raise RuntimeError(f"{child.args[3:]} exited with {child.returncode}; see logs")
+                    command = " ".join(str(a) for a in child.args[3:])  # type: ignore[index]
+                    raise RuntimeError(f"`iaf {command}` exited with {child.returncode}; see logs")
             time.sleep(0.5)
 
     def stop(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import Message, Room, RoomMember, User
-from iaf.schemas.chat import MessageOut
+from iaf.schemas.chat import MessageCreate, MessageOut
 
 _INSERT_EVENT = text(
     "INSERT INTO room_events (room_id, type, data) VALUES (:room_id, :type, CAST(:data AS jsonb))"
@@ -177,7 +178,7 @@ class MemberRepository:
             .values(last_read_message_id=new)
             .returning(RoomMember.last_read_message_id)
         )
-        return int(result.scalar_one())
+        return int(result.scalar_one() or 0)
 
 
 _MESSAGE_COLUMNS = (Message, User.name)
@@ -201,23 +202,58 @@ def message_out(message: Message, sender_name: str | None) -> MessageOut:
     )
 
 
+# The hot path in one statement: membership, the rate-limit hit, the reply_to check, the message
+# and its message.new event. Every check is also a row condition, so a refused post writes
+# nothing but its rate-limit hit (and the caller rolls that back).
 _POST_WITH_EVENT = text(
     """
-    WITH m AS (
+    WITH r AS (
+        SELECT rooms.auto_route, rooms.archived_at
+        FROM rooms JOIN room_members rm ON rm.room_id = rooms.id AND rm.user_id = :sender_user_id
+        WHERE rooms.id = :room_id
+    ), hit AS (
+        INSERT INTO rate_limit_counters (bucket, window_start, hits)
+        SELECT :bucket, to_timestamp(floor(extract(epoch FROM now()) / :window) * :window), 1 FROM r
+        ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counters.hits + 1
+        RETURNING hits, window_start
+    ), reply AS (
+        SELECT CAST(:reply_to_id AS bigint) IS NULL
+            OR EXISTS (SELECT 1 FROM messages WHERE id = :reply_to_id AND room_id = :room_id) AS ok
+    ), m AS (
         INSERT INTO messages (room_id, sender_user_id, content, type, reply_to_id, metadata,
                               client_msg_id, created_at, routed_at)
-        VALUES (:room_id, :sender_user_id, :content, 'text', :reply_to_id, '{}'::jsonb,
-                :client_msg_id, :created_at, :routed_at)
+        SELECT :room_id, :sender_user_id, :content, 'text', :reply_to_id, '{}'::jsonb,
+               :client_msg_id, :created_at,
+               CASE WHEN r.auto_route OR :has_at THEN NULL ELSE CAST(:created_at AS timestamptz) END
+        FROM r, hit, reply
+        WHERE r.archived_at IS NULL AND hit.hits <= :limit AND reply.ok
         ON CONFLICT (room_id, sender_user_id, client_msg_id) DO NOTHING
-        RETURNING id
+        RETURNING id, routed_at IS NULL AS needs_route
     ), e AS (
         INSERT INTO room_events (room_id, type, data)
         SELECT :room_id, 'message.new', CAST(:data AS jsonb) || jsonb_build_object('id', m.id)
         FROM m
     )
-    SELECT id FROM m
+    SELECT EXISTS (SELECT 1 FROM r) AS member, (SELECT archived_at IS NOT NULL FROM r) AS archived,
+           hit.hits, hit.window_start, (SELECT ok FROM reply) AS reply_ok,
+           (SELECT id FROM m) AS id, (SELECT needs_route FROM m) AS needs_route
+    FROM (SELECT 1) AS one LEFT JOIN hit ON true
     """
 )
+
+
+@dataclass(frozen=True)
+class PostOutcome:
+    """What the one-statement post found; `message` is None when nothing was stored."""
+
+    member: bool
+    archived: bool
+    hits: int
+    window_start: datetime | None
+    reply_ok: bool
+    message: MessageOut | None
+    created: bool
+    needs_route: bool
 
 
 class MessageRepository:
@@ -229,44 +265,57 @@ class MessageRepository:
         room_id: uuid.UUID,
         sender_user_id: uuid.UUID,
         sender_name: str,
-        content: str,
-        reply_to_id: int | None,
-        client_msg_id: str | None,
-        routed: bool,
-    ) -> tuple[MessageOut, bool]:
-        """A person's message and its message.new event in one statement (the hot path).
+        body: MessageCreate,
+        limit: int,
+        window_seconds: int = 60,
+    ) -> PostOutcome:
+        """A person's message and its message.new event, with every check, in one statement.
 
-        Returns the stored message and whether it is new; a repeated client_msg_id returns the
-        message stored the first time, and no second event."""
+        A repeated client_msg_id returns the message stored the first time and no new event."""
         created_at = datetime.now(UTC)
         out = MessageOut(
             id=0, room_id=room_id, sender_user_id=sender_user_id, sender_agent_id=None,
-            sender_name=sender_name, content=content, type="text", reply_to_id=reply_to_id,
-            client_msg_id=client_msg_id, created_at=created_at,
+            sender_name=sender_name, content=body.content, type="text",
+            reply_to_id=body.reply_to_id, client_msg_id=body.client_msg_id, created_at=created_at,
         )
-        event = out.model_dump(mode="json", exclude={"id"})
-        new_id = await self.session.scalar(
-            _POST_WITH_EVENT,
-            {
-                "room_id": room_id, "sender_user_id": sender_user_id, "content": content,
-                "reply_to_id": reply_to_id, "client_msg_id": client_msg_id,
-                "created_at": created_at, "routed_at": created_at if routed else None,
-                "data": _jsonable(event),
-            },
-        )
-        if new_id is not None:
-            return out.model_copy(update={"id": int(new_id)}), True
-        existing = await self.session.execute(
-            select(*_MESSAGE_COLUMNS)
-            .outerjoin(User, User.id == Message.sender_user_id)
-            .where(
-                Message.room_id == room_id,
-                Message.sender_user_id == sender_user_id,
-                Message.client_msg_id == client_msg_id,
+        row = (
+            await self.session.execute(
+                _POST_WITH_EVENT,
+                {
+                    "room_id": room_id, "sender_user_id": sender_user_id, "content": body.content,
+                    "reply_to_id": body.reply_to_id, "client_msg_id": body.client_msg_id,
+                    "created_at": created_at, "has_at": "@" in body.content,
+                    "bucket": f"post:{sender_user_id}", "window": window_seconds, "limit": limit,
+                    "data": _jsonable(out.model_dump(mode="json", exclude={"id"})),
+                },
             )
+        ).one()
+        outcome = PostOutcome(
+            member=bool(row.member), archived=bool(row.archived), hits=int(row.hits or 0),
+            window_start=row.window_start, reply_ok=bool(row.reply_ok), message=None,
+            created=row.id is not None, needs_route=bool(row.needs_route),
         )
-        row = existing.one()
-        return message_out(row[0], row[1]), False
+        if row.id is not None:
+            return replace(outcome, message=out.model_copy(update={"id": int(row.id)}))
+        if outcome.member and not outcome.archived and outcome.reply_ok and body.client_msg_id:
+            return replace(outcome, message=await self._by_client_id(room_id, sender_user_id, body.client_msg_id))
+        return outcome
+
+    async def _by_client_id(
+        self, room_id: uuid.UUID, sender_user_id: uuid.UUID, client_msg_id: str
+    ) -> MessageOut | None:
+        row = (
+            await self.session.execute(
+                select(*_MESSAGE_COLUMNS)
+                .outerjoin(User, User.id == Message.sender_user_id)
+                .where(
+                    Message.room_id == room_id,
+                    Message.sender_user_id == sender_user_id,
+                    Message.client_msg_id == client_msg_id,
+                )
+            )
+        ).first()
+        return message_out(row[0], row[1]) if row else None
 
     async def insert(
         self,
@@ -293,11 +342,12 @@ class MessageRepository:
             "meta": meta or {},
             "routed_at": func.now() if routed else None,
         }
-        statement = pg_insert(Message).values(**values).returning(Message)
+        statement = pg_insert(Message).values(**values)
         if client_msg_id is not None:
             statement = statement.on_conflict_do_nothing(
                 index_elements=["room_id", "sender_user_id", "client_msg_id"]
             )
+        statement = statement.returning(Message)  # type: ignore[assignment]
         created = (await self.session.execute(statement)).scalar_one_or_none()
         if created is not None:
             return created, True
