@@ -14,7 +14,9 @@ Throughput: agent replies per second with 1 and then 2 worker processes (the sec
 `iaf worker --no-retrieval`: Qdrant local mode admits one process), closed loop, each client
 its own user and room, waiting for `agent.done` before posting again. CPU time per process
 (psutil, user + system, PostgreSQL backends included through the postmaster's children)
-says which process is the bottleneck.
+says which process is the bottleneck; the whole machine's busy time says how much of the
+2 cores other tenants took meanwhile (wall-clock figures on a shared machine are noisy: the
+CPU milliseconds per reply are the steadier figure).
 """
 
 from __future__ import annotations
@@ -276,8 +278,14 @@ async def _sample(client: Client, content: str, runner: DirectRunner | None) -> 
     return first, client.watch.ended_at[reply_id] - started
 
 
-async def measure_latency(base: str, runner: DirectRunner) -> dict[str, Any]:
-    """Interleaved samples, one room per path, the next sample after the previous reply."""
+async def measure_latency(
+    base: str, runner: DirectRunner, cpu_groups: dict[str, list[psutil.Process]]
+) -> dict[str, Any]:
+    """Interleaved samples, one room per path, the next sample after the previous reply.
+
+    Also the CPU each process spent per reply: the worker and the Temporal server only work
+    for the Temporal path, the direct runner only for the direct one."""
+    cpu_before: dict[str, float] = {}
     async with aiohttp.ClientSession() as http:
         via_temporal, direct = await _client(http, base), await _client(http, base)
         samples: dict[str, dict[str, list[float]]] = {
@@ -285,6 +293,8 @@ async def measure_latency(base: str, runner: DirectRunner) -> dict[str, Any]:
             "direct": {"first": [], "done": []},
         }
         for n in range(WARMUP_SAMPLES + LATENCY_SAMPLES):
+            if n == WARMUP_SAMPLES:
+                cpu_before = {name: _cpu_seconds(p) for name, p in cpu_groups.items()}
             question = f"how should we shard the orders table, take {n}?"
             first, done = await _sample(via_temporal, f"@{AGENT} {question}", None)
             first_d, done_d = await _sample(direct, f"{AGENT}, {question}", runner)
@@ -293,11 +303,18 @@ async def measure_latency(base: str, runner: DirectRunner) -> dict[str, Any]:
                 samples["temporal"]["done"].append(done)
                 samples["direct"]["first"].append(first_d)
                 samples["direct"]["done"].append(done_d)
+        cpu_ms = {
+            name: round((_cpu_seconds(p) - cpu_before[name]) * 1000 / LATENCY_SAMPLES, 1)
+            for name, p in cpu_groups.items()
+        }
         for c in (via_temporal, direct):
             c.task.cancel()
     return {
-        path: {"first_delta": summary_ms(s["first"]), "done": summary_ms(s["done"])}
-        for path, s in samples.items()
+        **{
+            path: {"first_delta": summary_ms(s["first"]), "done": summary_ms(s["done"])}
+            for path, s in samples.items()
+        },
+        "cpu_ms_per_reply": cpu_ms,
     }
 
 
@@ -325,6 +342,29 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+def _thread_seconds(pid: int) -> dict[int, float]:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
+    return {}
+
+
+def _machine_busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def _thread_breakdown(pid: int, before: dict[int, float], elapsed: float) -> dict[str, float]:
+    """Is the event loop (the main thread, id == pid) the limit, or another thread?"""
+    after = _thread_seconds(pid)
+    used = {tid: (t - before.get(tid, 0.0)) / elapsed for tid, t in after.items()}
+    others = [v for tid, v in used.items() if tid != pid]
+    return {
+        "main_thread": round(used.get(pid, 0.0), 2),
+        "busiest_other_thread": round(max(others, default=0.0), 2),
+        "other_threads": round(sum(others), 2),
+    }
+
+
 async def measure_throughput(
     stack: BenchStack, base: str, apis: list[int], workers: list[int]
 ) -> dict[str, Any]:
@@ -348,11 +388,18 @@ async def measure_throughput(
 
         groups = _process_groups(stack, apis, workers)
         before = {name: _cpu_seconds(p) for name, p in groups.items()}
+        threads_before = {pid: _thread_seconds(pid) for pid in workers}
+        machine_before = _machine_busy_seconds()
         began = time.perf_counter()
         await asyncio.gather(*(loop(c) for c in clients))
         elapsed = time.perf_counter() - began
+        machine = (_machine_busy_seconds() - machine_before) / elapsed
         cpu = {
             name: round((_cpu_seconds(p) - before[name]) / elapsed, 2) for name, p in groups.items()
+        }
+        threads = {
+            f"worker-{i + 1}": _thread_breakdown(pid, threads_before[pid], elapsed)
+            for i, pid in enumerate(workers)
         }
         for c in clients:
             c.task.cancel()
@@ -365,6 +412,9 @@ async def measure_throughput(
         "post_to_done": summary_ms(latencies),
         "cpu_cores_used": cpu,
         "cpu_total": round(sum(cpu.values()), 2),
+        "worker_threads": threads,
+        # Everything busy on the machine, ours included: the rest is other tenants' work.
+        "machine_cores_busy": round(machine, 2),
         "machine_cores": psutil.cpu_count(),
         "busiest_process": busiest,
     }
@@ -408,7 +458,16 @@ async def run(stack: BenchStack) -> dict[str, Any]:
     await asyncio.gather(_wait_for_pollers(stack, 1), runner.start())
     await _warm_up(base)
     results: dict[str, Any] = {"agent": AGENT, "offline_tokens_per_second": 0}
-    results["latency"] = await measure_latency(base, runner)
+    assert runner.process is not None
+    groups = _process_groups(stack, [api_pid], [first_worker.pid])
+    cpu_groups = {
+        "worker (Temporal path)": groups["worker-1"],
+        "temporal server (Temporal path)": groups["temporal"],
+        "direct runner (direct path)": [psutil.Process(runner.process.pid)],
+        "api (both paths)": groups["api-1"],
+        "postgres (both paths)": groups["postgres"],
+    }
+    results["latency"] = await measure_latency(base, runner, cpu_groups)
     await runner.stop()
     results["throughput_1_worker"] = await measure_throughput(
         stack, base, [api_pid], [first_worker.pid]
@@ -450,6 +509,7 @@ def table(results: dict[str, Any]) -> str:
             f"| {name} | {first['p50_ms']} | {first['p99_ms']} | {done['p50_ms']} |"
             f" {done['p99_ms']} | {first['n']} |"
         )
+    lines.append(f"\nCPU ms per reply (latency runs): {lat['cpu_ms_per_reply']}")
     lines += [
         "",
         "| workers | replies/s | post→done p50 ms | p99 ms | errors | busiest process |"
@@ -464,8 +524,11 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {r['replies_per_s']} | {r['post_to_done']['p50_ms']} |"
             f" {r['post_to_done']['p99_ms']} | {r['errors']} | {r['busiest_process']} |"
-            f" {cpu} (total {r['cpu_total']} of {r['machine_cores']}) |"
+            f" {cpu} (ours {r['cpu_total']}, whole machine {r['machine_cores_busy']}"
+            f" of {r['machine_cores']}) |"
         )
+    for label, key in (("1", "throughput_1_worker"), ("2", "throughput_2_workers")):
+        lines.append(f"\nworker threads, {label} worker(s): {results[key]['worker_threads']}")
     lines += ["", f"ratios: {results['ratios']}", f"goals: {results['goals']}"]
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle
@@ -10,7 +11,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from iaf.search_attributes import KIND, ROOM_ID
+from iaf.search_attributes import KIND, ROOM_ID, SUBJECT_REF
+from iaf.security import pseudonym
 from iaf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,26 @@ def route_workflow_id(message_id: int) -> str:
 
 
 async def start_route_message(
-    client: Client, settings: Settings, message_id: int, room_id: str
+    client: Client,
+    settings: Settings,
+    message_id: int,
+    room_id: str,
+    sender_id: uuid.UUID | str | None = None,
 ) -> bool:
-    """Start RouteMessage once per message; True if started now, False if it already ran."""
+    """Start RouteMessage once per message; True if started now, False if it already ran.
+
+    With the sender, the workflow carries SubjectRef (a pseudonym) so GDPR erasure finds it.
+    """
     from iaf.schemas.workflows import RouteMessageInput
     from iaf.workflows.route_message import RouteMessage
 
+    attributes: list[SearchAttributePair[str]] = [
+        SearchAttributePair(ROOM_ID, room_id),
+        SearchAttributePair(KIND, "route"),
+    ]
+    if sender_id is not None:
+        secret = settings.secret("pseudonym_secret")
+        attributes.append(SearchAttributePair(SUBJECT_REF, pseudonym(secret, sender_id)))
     try:
         handle: WorkflowHandle[RouteMessage, object] = await client.start_workflow(
             RouteMessage.run,
@@ -43,9 +59,8 @@ async def start_route_message(
             id=route_workflow_id(message_id),
             task_queue=settings.temporal_task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(ROOM_ID, room_id), SearchAttributePair(KIND, "route")]
-            ),
+            search_attributes=TypedSearchAttributes(attributes),
+            static_summary=f"route message {message_id}",
             rpc_timeout=timedelta(seconds=5),
         )
     except WorkflowAlreadyStartedError:

@@ -1,4 +1,4 @@
-"""Helpers shared by the GDPR tests: compliance officers, polling requests, DB access, history scans."""
+"""Shared by the GDPR tests: compliance officers, polling requests, DB access, history scans."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ PASSWORD = "correct horse battery"
 
 async def org_user(admin: Person, name: str, role: str = "member") -> Person:
     email = unique_email(role)
-    created = await admin.post("/api/org/users", json={"email": email, "name": name, "password": PASSWORD, "role": role})
+    created = await admin.post(
+        "/api/org/users", json={"email": email, "name": name, "password": PASSWORD, "role": role}
+    )
     assert created.status_code == 201, created.text
     login = await admin.client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 200, login.text
@@ -37,10 +39,10 @@ async def compliance_officer(admin: Person) -> Person:
 
 
 async def wait_request(
-    officer: Person, request_id: str, statuses: tuple[str, ...], timeout: float = 90.0
+    officer: Person, request_id: str, statuses: tuple[str, ...], patience: float = 90.0
 ) -> dict[str, Any]:
     """Poll the compliance API until the request reaches one of `statuses`."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + patience
     while True:
         response = await officer.get(f"/api/compliance/requests/{request_id}")
         assert response.status_code == 200, response.text
@@ -52,8 +54,8 @@ async def wait_request(
         await asyncio.sleep(0.25)
 
 
-async def wait_user_export(person: Person, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_user_export(person: Person, patience: float = 60.0) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + patience
     while True:
         response = await person.get("/api/user/data-export/status")
         assert response.status_code == 200, response.text
@@ -86,8 +88,17 @@ async def scalar(settings: Settings, sql: str, **params: Any) -> Any:
         return await session.scalar(text(sql), params)
 
 
-async def histories_mentioning(temporal: Client, needles: Needles, query: str = "") -> dict[str, list[str]]:
-    """Every workflow in the namespace (optionally filtered) whose serialized events hold a needle."""
+async def execute(settings: Settings, sql: str, **params: Any) -> int:
+    async with db(settings) as session:
+        result = await session.execute(text(sql), params)
+        await session.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def histories_mentioning(
+    temporal: Client, needles: Needles, query: str = ""
+) -> dict[str, list[str]]:
+    """Every workflow in the namespace (or the query) whose serialized events hold a needle."""
     found: dict[str, list[str]] = {}
     async for execution in temporal.list_workflows(query or None):
         handle = temporal.get_workflow_handle(execution.id, run_id=execution.run_id)

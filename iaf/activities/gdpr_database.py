@@ -1,4 +1,4 @@
-"""GDPR activities that need PostgreSQL (and the exports directory): plans, steps, archive, audit."""
+"""GDPR activities needing PostgreSQL (and the exports directory): plans, steps, archive, audit."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ class GdprDatabaseActivities:
 
     @activity.defn(name="gdpr_erasure_begin")
     async def erasure_begin(self, input: GdprWorkflowInput) -> str:
-        """Grace is over: the request goes in_progress unless it was cancelled first (the DB decides)."""
+        """Grace is over: in_progress, unless a cancellation was stored first (the DB decides)."""
         request_id = uuid.UUID(input.request_id)
         async with self.sessionmaker() as session:
             requests = RequestRepository(session)
@@ -169,9 +169,10 @@ class GdprDatabaseActivities:
             counts = {
                 "messages": await erasure.anonymise_messages(targets.user_id, tombstone),
                 "message_events": await erasure.anonymise_message_events(
-                    targets.user_id, tombstone
+                    targets.user_id, tombstone, targets.room_ids
                 ),
-                "mentions": await erasure.unmention(targets.user_id),
+                "mentions": await erasure.unmention(targets.user_id, targets.room_ids),
+                "agent_runs": await erasure.forget_agent_runs(targets.user_id),
                 "redactions": await erasure.redact_in_rooms(targets),
                 "invitations_received": await erasure.forget_invitations_received(targets.email),
             }
@@ -191,7 +192,7 @@ class GdprDatabaseActivities:
                 "knowledge_documents": await erasure.delete_knowledge(uid),
                 "consents": await erasure.delete_consents(uid),
                 "api_keys": await erasure.delete_api_keys(uid),
-                "rate_limit_buckets": await erasure.delete_rate_limit_buckets(targets.email),
+                "rate_limit_buckets": await erasure.delete_rate_limit_buckets(targets),
                 "export_requests": len(archives),
                 "export_archives": self._remove_archives(archives),
             }
@@ -230,7 +231,7 @@ class GdprDatabaseActivities:
 
     @activity.defn(name="gdpr_audit")
     async def audit(self, input: StepInput) -> StepResult:
-        """The PII-free record kept audit_retention_days: ids, pseudonyms, steps, outcomes, dates."""
+        """The PII-free record kept audit_retention_days: ids, pseudonyms, steps, outcomes."""
 
         async def body(session: AsyncSession) -> StepResult:
             request = await _request(session, input.request_id)
@@ -299,9 +300,7 @@ class GdprDatabaseActivities:
                     request_id, "error", failed_step="verify", verification=verification
                 )
             else:
-                await requests.step_finished(
-                    request_id, "verify", "done", detail=checked
-                )
+                await requests.step_finished(request_id, "verify", "done", detail=checked)
                 await requests.set_status(request_id, "complete", verification=verification)
                 await ErasureRepository(session).forget_targets(request_id)
             await audit.purge_expired()

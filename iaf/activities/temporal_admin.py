@@ -8,6 +8,7 @@ reading the histories started since the account existed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -95,7 +96,7 @@ class TemporalAdminActivities:
 
     @activity.defn(name="gdpr_cancel_workflows")
     async def cancel_workflows(self, input: CancelWorkflowsInput) -> StepResult:
-        """Freeze, second half: cancel what still runs for the subject (agent replies, invitations...)."""
+        """Freeze, second half: cancel what still runs for the subject (replies, invitations)."""
 
         async def body(session: AsyncSession) -> StepResult:
             ref, _ = await self._subject(session, input.request_id)
@@ -104,15 +105,17 @@ class TemporalAdminActivities:
             ids |= {
                 e.id async for e in self._executions(query) if not e.id.startswith(_KEEP_PREFIX)
             }
-            cancelled = 0
+            cancelled = []
             for workflow_id in sorted(ids):
                 try:
                     await self.temporal.get_workflow_handle(workflow_id).cancel()
-                    cancelled += 1
+                    cancelled.append(workflow_id)
                 except RPCError as error:
                     if not _gone(error):
                         raise
-            return StepResult(step="freeze", counts={"workflows_cancelled": cancelled})
+            terminated = await self._wait_closed(cancelled)
+            counts = {"workflows_cancelled": len(cancelled), "workflows_terminated": terminated}
+            return StepResult(step="freeze", counts=counts)
 
         return await run_step(
             self.sessionmaker, StepInput(request_id=input.request_id, step="freeze"), body
@@ -120,7 +123,7 @@ class TemporalAdminActivities:
 
     @activity.defn(name="gdpr_delete_workflows")
     async def delete_workflows(self, input: StepInput) -> StepResult:
-        """Delete the subject's executions (by SubjectRef) and closed ones whose history names them."""
+        """Delete the subject's executions (SubjectRef) and closed ones whose history names them."""
 
         async def body(session: AsyncSession) -> StepResult:
             ref, targets = await self._subject(session, input.request_id)
@@ -143,6 +146,35 @@ class TemporalAdminActivities:
 
         return await run_step(self.sessionmaker, input, body)
 
+    async def _wait_closed(self, workflow_ids: list[str], patience: float = 60.0) -> int:
+        """Cancelled work may still be writing (an agent reply's context): later steps must
+        not race it. What has not stopped after `patience` is terminated. Returns that count."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        running = list(workflow_ids)
+        while running:
+            still = []
+            for workflow_id in running:
+                try:
+                    description = await self.temporal.get_workflow_handle(workflow_id).describe()
+                except RPCError as error:
+                    if not _gone(error):
+                        raise
+                    continue
+                if description.status == WorkflowExecutionStatus.RUNNING:
+                    still.append(workflow_id)
+            running = still
+            if running and loop.time() > deadline:
+                for workflow_id in running:
+                    with contextlib.suppress(RPCError):
+                        await self.temporal.get_workflow_handle(workflow_id).terminate("erasure")
+                return len(running)
+            if running:
+                if activity.in_activity():
+                    activity.heartbeat(len(running))
+                await asyncio.sleep(0.25)
+        return 0
+
     async def _delete(self, execution: WorkflowExecution) -> None:
         from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
         from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
@@ -158,11 +190,11 @@ class TemporalAdminActivities:
                 raise
 
     async def _wait_deleted(
-        self, executions: list[WorkflowExecution], timeout: float = 60.0
+        self, executions: list[WorkflowExecution], patience: float = 60.0
     ) -> None:
         """Deletion is asynchronous on the server; the step is done only once histories are gone."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + patience
         remaining = list(executions)
         while remaining:
             still = []

@@ -15,7 +15,7 @@ def _llm_recipient(settings: Settings) -> str:
 
 
 def art15_information(settings: Settings) -> dict[str, Any]:
-    """Purposes, categories, recipients, retention, source and rights, as shipped in every export."""
+    """Purposes, categories, recipients, retention, source and rights: shipped in every export."""
     grace = settings.erasure_grace_days
     return {
         "controller": "the organisation operating this IAFactory Agents instance",
@@ -41,7 +41,8 @@ def art15_information(settings: Settings) -> dict[str, Any]:
         "categories": [
             "identity: name, e-mail, handle",
             "account: organisation, role, status, API keys (prefixes only)",
-            "content: messages you wrote, knowledge documents you uploaded, agent memories about you",
+            "content: messages you wrote, knowledge documents you uploaded, agent memories about"
+            " you",
             "relations: room memberships, invitations sent and received, referrals",
             "financial: credit ledger",
             "consents and their history",
@@ -62,7 +63,8 @@ def art15_information(settings: Settings) -> dict[str, Any]:
             ),
             "export_archives_days": settings.export_link_days,
             "erasure_audit_record_days": settings.audit_retention_days,
-            "erasure_audit_record_contents": "pseudonymous: request id, keyed hash of your id, steps, dates",
+            "erasure_audit_record_contents": "pseudonymous: request id, keyed hash of your id,"
+            " steps, dates",
         },
         "source": "you, the members of your rooms, and agents answering you",
         "automated_decision_making": "none with legal or similarly significant effects (Art. 22)",

@@ -117,7 +117,7 @@ async def start_retry(client: Client, settings: Settings, request: DataSubjectRe
 
 
 async def wake_cancelled(client: Client, request: DataSubjectRequest) -> None:
-    """PostgreSQL already holds the cancellation; this only ends the grace timer or the export now."""
+    """PostgreSQL already holds the cancellation; this ends the grace timer (or export) now."""
     handle = client.get_workflow_handle(workflow_id(request.kind, str(request.id)))
     try:
         if request.kind == ERASURE:

@@ -70,7 +70,11 @@ async def run_step(
         return result
     except Exception as exc:
         message = safe_error(exc)
-        log.warning("GDPR step %s of request %s failed: %s", step.step, step.request_id, message)
+        # The driver's own message names columns and constraints; the parameters stay out.
+        cause = str(exc.orig).splitlines()[0] if isinstance(exc, DBAPIError) and exc.orig else ""
+        log.warning(
+            "GDPR step %s of request %s failed: %s %s", step.step, step.request_id, message, cause
+        )
         async with sessionmaker() as session:
             await RequestRepository(session).step_finished(
                 request_id, step.step, "error", error=message

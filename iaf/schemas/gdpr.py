@@ -1,4 +1,4 @@
-"""GDPR shapes: HTTP bodies and responses, and workflow/activity inputs (request IDs only, rule 2)."""
+"""GDPR shapes: HTTP bodies and responses, workflow/activity inputs (request IDs only, rule 2)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,9 @@ class RouteMessageResult(BaseModel):
     message_id: int
     agent_ids: list[str] = []
     mentioned_user_ids: list[str] = []
+    # How the agents were chosen: "mention", "keywords", "classifier" (None: no agent).
+    routed_by: str | None = None
+    reply_ids: list[str] = []
 
 
 class MessageRef(BaseModel):
@@ -27,6 +30,13 @@ class RecordedMentions(BaseModel):
     mentions_all: bool
     # False when the message was deleted before routing: nothing more to do.
     routable: bool = True
+    # Who pays for agent replies (None for messages no person sent).
+    sender_user_id: str | None = None
+    # Intent routing, filled when the room auto-routes and no agent was mentioned.
+    auto_route: bool = False
+    intent_agent_id: str | None = None
+    intent_ambiguous: bool = False
+    intent_candidates: list[str] = []
 
 
 class SweepResult(BaseModel):

@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from iaf.agents.launch import resume_vector_jobs
 from iaf.db.engine import make_engine, make_sessionmaker
+from iaf.llm.offline import register_offline_provider
 from iaf.settings import Settings
 from iaf.temporal_client import connect
 from iaf.workers.registry import (
@@ -31,6 +33,8 @@ async def running_worker(
 ) -> AsyncIterator[WorkerClients]:
     """Start workers in this event loop; used by `iaf worker`, the dev stack and tests."""
     engine = make_engine(settings.database_url, settings.database_pool_size)
+    # Agents call any litellm model; "offline/..." is the deterministic local one (issue 3).
+    register_offline_provider(settings.offline_llm_tokens_per_second)
     temporal = await _connect_with_retry(settings)
     clients = WorkerClients(settings=settings, sessionmaker=make_sessionmaker(engine), temporal=temporal)
     executor = ThreadPoolExecutor(max_workers=8)
@@ -50,8 +54,11 @@ async def running_worker(
                    activity_executor=executor)
         )
     tasks = [asyncio.create_task(w.run(), name=f"worker-{w.task_queue}") for w in workers]
+    if retrieval:
+        tasks.append(asyncio.create_task(_warm_embedder(clients), name="embedder-warm-up"))
     if sweep:
         tasks.append(asyncio.create_task(sweep_forever(engine, clients.sessionmaker, temporal, settings)))
+        tasks.append(asyncio.create_task(_resume_vector_jobs_forever(clients), name="vector-jobs"))
     try:
         yield clients
     finally:
@@ -62,7 +69,29 @@ async def running_worker(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         executor.shutdown(wait=False)
+        if clients.embedder is not None:
+            clients.embedder.close()
         await engine.dispose()
+
+
+async def _warm_embedder(clients: WorkerClients) -> None:
+    """Load the embedding model now rather than in the first reply's context step."""
+    warm = getattr(clients.embedder, "warm", None)
+    if warm is not None:
+        try:
+            await warm()
+        except Exception as exc:
+            log.warning("embedding model not loaded yet (%s); the first use retries", exc)
+
+
+async def _resume_vector_jobs_forever(clients: WorkerClients) -> None:
+    """Knowledge and memory jobs whose workflow never started (Temporal was away): rule 5."""
+    while True:
+        await asyncio.sleep(clients.settings.sweep_interval_seconds)
+        try:
+            await resume_vector_jobs(clients.sessionmaker, clients.temporal, clients.settings)
+        except Exception as exc:
+            log.warning("resuming knowledge jobs failed (%s); retrying next round", exc)
 
 
 async def _connect_with_retry(settings: Settings, attempts: int = 120) -> Client:

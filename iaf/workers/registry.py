@@ -10,18 +10,27 @@ from qdrant_client import AsyncQdrantClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from iaf.activities.agents_db import AgentDbActivities, KnowledgeDbActivities
 from iaf.activities.database import ChatDatabaseActivities
 from iaf.activities.gdpr_database import GdprDatabaseActivities
 from iaf.activities.gdpr_qdrant import GdprQdrantActivities, make_qdrant
 from iaf.activities.invitations import InvitationActivities
 from iaf.activities.ledger import LedgerActivities
+from iaf.activities.llm import LlmActivities
 from iaf.activities.mail import MailActivities
+from iaf.activities.retrieval import RetrievalActivities
 from iaf.activities.temporal_admin import TemporalAdminActivities
+from iaf.retrieval.embedder import Embedder, make_embedder
+from iaf.retrieval.store import VectorStore
 from iaf.settings import Settings
+from iaf.workflows.agent_reply import AgentReply
 from iaf.workflows.data_export import DataExport
 from iaf.workflows.erasure import Erasure
+from iaf.workflows.index_memory import IndexMemory
+from iaf.workflows.ingest_knowledge import IngestKnowledge
 from iaf.workflows.invitation import Invitation
 from iaf.workflows.referral import Referral
+from iaf.workflows.remove_vectors import RemoveVectors
 from iaf.workflows.route_message import RouteMessage
 
 
@@ -32,15 +41,37 @@ class WorkerClients:
     temporal: Client
     # Built on first use by whichever feature needs it: local mode admits one opener per path.
     qdrant: AsyncQdrantClient | None = None
+    # The embedding model, loaded once per process by the worker that serves retrieval.
+    embedder: Embedder | None = None
 
 
 def main_workflows() -> Sequence[type]:
-    return [RouteMessage, Invitation, Referral, DataExport, Erasure]
+    return [
+        RouteMessage, Invitation, Referral, DataExport, Erasure,
+        AgentReply, IngestKnowledge, IndexMemory, RemoveVectors,
+    ]
 
 
 def main_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]:
     chat_db = ChatDatabaseActivities(clients.sessionmaker)
-    return [chat_db.record_mentions, *invitation_activities(clients), *gdpr_activities(clients)]
+    return [
+        chat_db.record_mentions,
+        *agent_activities(clients),
+        *invitation_activities(clients),
+        *gdpr_activities(clients),
+    ]
+
+
+def agent_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
+    """Agent replies (local database steps, LLM streaming, intent) and knowledge bookkeeping."""
+    agents = AgentDbActivities(clients.sessionmaker, clients.temporal, clients.settings)
+    knowledge = KnowledgeDbActivities(clients.sessionmaker)
+    llm = LlmActivities(clients.sessionmaker, clients.settings)
+    return [
+        agents.start_replies, agents.begin_reply, agents.persist_reply, agents.settle_reply,
+        agents.abort_reply, knowledge.mark_document_failed, knowledge.mark_memory_failed,
+        llm.stream_reply, llm.classify_intent,
+    ]
 
 
 def invitation_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
@@ -64,9 +95,9 @@ def gdpr_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
     db = GdprDatabaseActivities(clients.sessionmaker, clients.settings)
     admin = TemporalAdminActivities(clients.sessionmaker, clients.temporal, clients.settings)
     return [
-        db.erasure_plan, db.erasure_begin, db.mark_cancelled, db.mark_failed, db.freeze, db.anonymise,
-        db.delete_private, db.delete_account, db.audit, db.verify_postgres, db.finish_erasure,
-        db.export_plan, db.export_archive, db.export_expire,
+        db.erasure_plan, db.erasure_begin, db.mark_cancelled, db.mark_failed, db.freeze,
+        db.anonymise, db.delete_private, db.delete_account, db.audit, db.verify_postgres,
+        db.finish_erasure, db.export_plan, db.export_archive, db.export_expire,
         admin.cancel_workflows, admin.delete_workflows, admin.verify_temporal,
     ]
 
@@ -80,4 +111,18 @@ def shared_qdrant(clients: WorkerClients) -> AsyncQdrantClient:
 def retrieval_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]:
     """Activities that touch Qdrant; in local mode exactly one process may run them (rule 6)."""
     gdpr = GdprQdrantActivities(clients.sessionmaker, shared_qdrant(clients))
-    return [gdpr.delete_vectors, gdpr.verify_qdrant]
+    retrieval = RetrievalActivities(
+        clients.sessionmaker, VectorStore(shared_qdrant(clients)), shared_embedder(clients),
+        clients.settings,
+    )
+    return [
+        gdpr.delete_vectors, gdpr.verify_qdrant,
+        retrieval.build_reply_context, retrieval.ingest_document, retrieval.index_memory,
+        retrieval.remove_vectors,
+    ]
+
+
+def shared_embedder(clients: WorkerClients) -> Embedder:
+    if clients.embedder is None:
+        clients.embedder = make_embedder(clients.settings.embedding_model)
+    return clients.embedder

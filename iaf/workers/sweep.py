@@ -23,10 +23,11 @@ async def sweep_unrouted_once(
 ) -> SweepResult:
     async with sessionmaker() as session:
         ids = await MessageRepository(session).unrouted_ids(settings.sweep_min_age_seconds, 500)
-        rooms = await MessageRepository(session).room_ids(ids)
+        keys = await MessageRepository(session).routing_keys(ids)
     started = already = 0
     for message_id in ids:
-        if await start_route_message(temporal, settings, message_id, rooms[message_id]):
+        room_id, sender_id = keys[message_id]
+        if await start_route_message(temporal, settings, message_id, room_id, sender_id):
             started += 1
         else:
             already += 1

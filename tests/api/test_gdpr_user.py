@@ -1,13 +1,16 @@
-"""The subject's own endpoints: consents, data export with expiring links, account deletion with grace."""
+"""The subject's own endpoints: consents, export with expiring links, deletion with grace."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 
+from iaf.db.repositories.gdpr import LIVE_LINKS
 from iaf.gdpr.export_schema import validation_errors
-from tests.gdpr_helpers import PASSWORD, read_archive, scalar, wait_user_export
+from iaf.schemas.gdpr import ErasureResult
+from tests.gdpr_helpers import PASSWORD, execute, read_archive, scalar, wait_user_export
 from tests.helpers import colleague, signup
 
 
@@ -16,11 +19,15 @@ async def test_consents_default_to_refused_and_every_change_is_kept(client):
     initial = await alice.get("/api/user/consents")
     assert initial.status_code == 200
     assert {c["purpose"]: c["granted"] for c in initial.json()["items"]} == {
-        "analytics": False, "marketing": False, "ai_training": False,
+        "analytics": False,
+        "marketing": False,
+        "ai_training": False,
     }
     assert initial.json()["history"] == []
 
-    first = await alice.put("/api/user/consents", json={"consents": {"analytics": True, "marketing": False}})
+    first = await alice.put(
+        "/api/user/consents", json={"consents": {"analytics": True, "marketing": False}}
+    )
     assert first.status_code == 200, first.text
     assert {c["purpose"]: c["granted"] for c in first.json()["items"]}["analytics"] is True
     same = await alice.put("/api/user/consents", json={"consents": {"analytics": True}})
@@ -29,7 +36,9 @@ async def test_consents_default_to_refused_and_every_change_is_kept(client):
     assert same.status_code == 200
     # Newest first: the withdrawal, then the two first choices; repeating a choice adds nothing.
     assert [(h["purpose"], h["granted"]) for h in history] == [
-        ("analytics", False), ("marketing", False), ("analytics", True),
+        ("analytics", False),
+        ("marketing", False),
+        ("analytics", True),
     ]
 
 
@@ -61,10 +70,13 @@ async def test_export_is_started_once_and_served_through_an_expiring_hashed_link
     assert done["download_url"] and done["archive_available"]
     token = done["download_url"].rsplit("/", 1)[1]
     stored = await scalar(
-        settings, "SELECT count(*) FROM export_download_tokens WHERE token_hash = :h",
+        settings,
+        "SELECT count(*) FROM export_download_tokens WHERE token_hash = :h",
         h=hashlib.sha256(token.encode()).hexdigest(),
     )
-    raw_stored = await scalar(settings, "SELECT count(*) FROM export_download_tokens WHERE token_hash = :t", t=token)
+    raw_stored = await scalar(
+        settings, "SELECT count(*) FROM export_download_tokens WHERE token_hash = :t", t=token
+    )
     assert (stored, raw_stored) == (1, 0)
 
     download = await client.get(done["download_url"].replace(settings.public_base_url, ""))
@@ -77,12 +89,27 @@ async def test_export_is_started_once_and_served_through_an_expiring_hashed_link
 
     unknown = await client.get("/api/user/data-export/download/not-a-real-token")
     assert unknown.status_code == 404
-    await scalar(
-        settings, "UPDATE export_download_tokens SET expires_at = :past WHERE token_hash = :h RETURNING 1",
-        past=datetime.now(UTC) - timedelta(seconds=1), h=hashlib.sha256(token.encode()).hexdigest(),
+    await execute(
+        settings,
+        "UPDATE export_download_tokens SET expires_at = :past WHERE token_hash = :h",
+        past=datetime.now(UTC) - timedelta(seconds=1),
+        h=hashlib.sha256(token.encode()).hexdigest(),
     )
     expired = await client.get(f"/api/user/data-export/download/{token}")
     assert expired.status_code == 410 and expired.json()["error"]["code"] == "link_expired"
+
+    for _ in range(LIVE_LINKS + 1):  # every status call shows a new link; old ones are dropped
+        latest = (await alice.get("/api/user/data-export/status")).json()
+    kept = await scalar(
+        settings,
+        "SELECT count(*) FROM export_download_tokens WHERE request_id = :id",
+        id=uuid.UUID(done["id"]),
+    )
+    assert kept == LIVE_LINKS
+    assert (
+        await client.get(latest["download_url"].replace(settings.public_base_url, ""))
+    ).status_code == 200
+    assert (await client.get(f"/api/user/data-export/download/{token}")).status_code == 404
 
 
 async def test_export_status_before_any_request_is_404(client):
@@ -91,7 +118,9 @@ async def test_export_status_before_any_request_is_404(client):
     assert status.status_code == 404 and status.json()["error"]["code"] == "no_export"
 
 
-async def test_delete_account_needs_the_password_and_can_be_cancelled_in_grace(client, settings, worker):
+async def test_delete_account_needs_the_password_and_can_be_cancelled_in_grace(
+    client, settings, worker
+):
     alice = await signup(client, "Leaving Alice")
     room = await alice.new_room("kept room")
     await alice.say(room["id"], "still here after cancelling")
@@ -102,7 +131,9 @@ async def test_delete_account_needs_the_password_and_can_be_cancelled_in_grace(c
     assert scheduled.status_code == 202, scheduled.text
     request = scheduled.json()
     assert request["status"] == "in_grace"
-    grace = datetime.fromisoformat(request["grace_until"]) - datetime.fromisoformat(request["created_at"])
+    grace = datetime.fromisoformat(request["grace_until"]) - datetime.fromisoformat(
+        request["created_at"]
+    )
     assert abs(grace - timedelta(days=settings.erasure_grace_days)) < timedelta(seconds=5)
     due = datetime.fromisoformat(request["due_at"]) - datetime.fromisoformat(request["created_at"])
     assert timedelta(days=28) <= due <= timedelta(days=31)
@@ -111,7 +142,8 @@ async def test_delete_account_needs_the_password_and_can_be_cancelled_in_grace(c
 
     cancelled = await alice.post("/api/user/delete-account/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    result = await worker.temporal.get_workflow_handle(request["workflow_id"]).result()
+    handle = worker.temporal.get_workflow_handle(request["workflow_id"], result_type=ErasureResult)
+    result = await handle.result()
     assert result.status == "cancelled"
     assert (await alice.post("/api/user/delete-account/cancel")).status_code == 404
 

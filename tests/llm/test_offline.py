@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 import iaf.llm  # sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is first imported
+import iaf.llm.offline as offline_module
 
 # isort: split
 import litellm
@@ -268,6 +270,9 @@ def async_sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
     real_sleep = asyncio.sleep
 
     async def fake_sleep(delay: float, result: Any = None) -> Any:
+        # Only the provider's sleeps: other tasks of the shared test loop sleep for real.
+        if sys._getframe(1).f_code.co_filename != offline_module.__file__:
+            return await real_sleep(delay, result)
         recorder.delays.append(delay)
         return await real_sleep(0, result)
 

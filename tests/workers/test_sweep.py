@@ -45,7 +45,8 @@ async def test_posting_while_temporal_is_stopped_then_routed_after_it_returns(da
 
         temporal.start()
         try:
-            async with running_worker(settings):
+            # The session's worker owns the local Qdrant path; this one needs no retrieval.
+            async with running_worker(settings, serve_retrieval=False):
                 for _ in range(300):
                     routed_at, metadata = _routing_state(database_url, message_id)
                     if routed_at is not None:

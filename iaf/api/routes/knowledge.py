@@ -132,7 +132,7 @@ async def delete_document(
     await _ensure_may_delete(session, document, user)
     if document.status != "deleting":
         await KnowledgeRepository(session).set_status(document.id, "deleting")
-        document.status = "deleting"
+        await session.refresh(document)
     await session.commit()
     await best_effort(
         f"RemoveVectors for {document.id}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Query, Response
@@ -18,6 +19,7 @@ from iaf.api.deps import (
     room_for_member,
 )
 from iaf.api.errors import ApiError
+from iaf.api.ratelimit import enforce
 from iaf.db.models import Message, User
 from iaf.db.repositories.chat import EventRepository, MessageRepository, message_out
 from iaf.db.repositories.referrals import ReferralRepository
@@ -42,11 +44,6 @@ def checked_content(content: str, settings: Settings) -> str:
     return content
 
 
-def needs_routing(content: str, auto_route: bool) -> bool:
-    """Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal."""
-    return auto_route or "@" in content
-
-
 @router.post("/rooms/{room_id}/messages", status_code=201)
 async def post_message(
     room_id: uuid.UUID,
@@ -57,17 +54,23 @@ async def post_message(
     response: Response,
 ) -> MessageOut:
     settings = state.settings
-    await state.limiter.hit(f"post:{user.id}", settings.posts_per_minute, 60, response, session)
-    content = checked_content(body.content, settings)
-    room, _ = await room_for_member(session, room_id, user)
-    ensure_writable(room)
-    messages = MessageRepository(session)
-    if body.reply_to_id is not None and not await messages.in_room(body.reply_to_id, room.id):
-        raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
-    route = needs_routing(content, room.auto_route)
-    out, created = await messages.post(
-        room.id, user.id, user.name, content, body.reply_to_id, body.client_msg_id, routed=not route
+    checked_content(body.content, settings)
+    outcome = await MessageRepository(session).post(
+        room_id, user.id, user.name, body, settings.posts_per_minute
     )
+    if not outcome.member:
+        raise ApiError(404, "room_not_found", "room not found")
+    if outcome.hits > settings.posts_per_minute or outcome.archived or not outcome.reply_ok:
+        await session.rollback()
+    assert outcome.window_start is not None
+    enforce(outcome.hits, outcome.window_start, settings.posts_per_minute, 60, response)
+    if outcome.archived:
+        raise ApiError(409, "room_archived", "the room is archived and read-only")
+    if not outcome.reply_ok:
+        raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
+    # Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal.
+    out, created, route = outcome.message, outcome.created, outcome.needs_route
+    assert out is not None
     referral_id = None
     if created and user.id not in state.past_first_action:
         # Referral hook (issue 4): first_action_at commits with the message; signal best effort.
@@ -79,7 +82,7 @@ async def post_message(
     if referral_id is not None:
         await signal_first_action(state.temporal, settings, referral_id)
     if created and route:
-        await hand_off(state, out.id, str(room.id), user.id, content)
+        await hand_off(state, out.id, str(room_id), user.id, body.content)
     response.status_code = 201 if created else 200
     return out
 
@@ -92,7 +95,9 @@ async def hand_off(
     Mentioned agents start here too, concurrently with RouteMessage (issue 3: no routing hop
     before the first token); RouteMessage starts the same reply ids, refused as duplicates.
     """
-    starts = [start_route_message(state.temporal, state.settings, message_id, room_id)]
+    starts: list[Awaitable[object]] = [
+        start_route_message(state.temporal, state.settings, message_id, room_id, sender_id)
+    ]
     if state.settings.api_starts_replies:
         starts.append(
             start_mentioned_replies(

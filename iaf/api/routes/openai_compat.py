@@ -12,6 +12,9 @@ Choices a client may notice:
 - Replies through this API never hand off to another agent (an OpenAI model is one
   agent): they start at the maximum hand-off depth.
 - A retried LLM call restarts the answer (agent.reset): see `AppendOnlyText`.
+- The room (kind "api", the caller its only member) is listed with the caller's rooms, so
+  API conversations can be read in the web client; GDPR export and erasure cover it as any
+  private room.
 - A streaming client that disconnects cancels its reply (credits are released); a request
   that waits longer than settings.openai_reply_timeout_seconds also cancels it.
 """
@@ -33,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 
 from iaf.agents.launch import start_agent_reply
 from iaf.agents.registry import AgentPersona, get_registry
@@ -283,6 +287,8 @@ async def chat_completions(
             completion.chunks(),
             media_type="text/event-stream",
             headers={**headers, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            # Also runs when the client left before the body started (the generator never ran).
+            background=BackgroundTask(completion.close),
         )
     return await completion.whole(headers)
 
@@ -384,7 +390,7 @@ class Completion:
         except ReplyTimeout:
             return openai_error(504, "the agent did not answer in time", "timeout")
         finally:
-            self._close()
+            self.close()
         return openai_error(502, "the reply ended without an answer", "failed")
 
     def _completion(self, outcome: ReplyOutcome) -> ChatCompletion:
@@ -436,7 +442,7 @@ class Completion:
         except ReplyTimeout:
             yield _error_event("timeout", "the agent did not answer in time")
         finally:
-            self._close()
+            self.close()
 
     def _chunk(self, delta: dict[str, str], finish: str | None = None) -> str:
         chunk = ChatCompletionChunk(
@@ -453,7 +459,7 @@ class Completion:
         )
         return _data(chunk.model_dump())
 
-    def _close(self) -> None:
+    def close(self) -> None:
         """Unsubscribe; a reply nobody waits for any more is cancelled (its credits released)."""
         self.state.broker.unsubscribe(self.subscription)
         if not self.finished:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 
@@ -63,9 +63,12 @@ async def create_room(body: RoomCreate, user: CurrentUser, session: SessionDep) 
 
 @router.get("/rooms")
 async def list_rooms(
-    user: CurrentUser, session: SessionDep, include_archived: bool = False
+    user: CurrentUser,
+    session: SessionDep,
+    include_archived: bool = False,
+    kind: Literal["direct", "group", "project", "api"] | None = None,
 ) -> dict[str, list[RoomOut]]:
-    rows = await RoomRepository(session).list_for_user(user.id, include_archived)
+    rows = await RoomRepository(session).list_for_user(user.id, include_archived, kind)
     return {"items": [room_out(room, role, unread) for room, role, unread in rows]}
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iaf.db.models.base import Base, created_at_column, uuid_pk
+from iaf.db.models.chat import Message
 
 OPEN_STATUSES = ("pending", "in_grace", "in_progress", "error")
 
@@ -54,7 +55,7 @@ class DataSubjectRequest(Base):
     # self | compliance
     requested_via: Mapped[str] = mapped_column(String(20))
     requested_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     requested_by_ref: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -181,3 +182,12 @@ class ErasureTarget(Base):
     # Rooms the subject was in, captured before memberships disappear with the account.
     room_ids: Mapped[list[str]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = created_at_column()
+
+
+# Deleting messages (a private room at erasure, any room deletion) sets reply_to_id NULL in
+# the messages that replied to them: without this index, one scan of messages per deleted row.
+Index(
+    "ix_messages_reply_to_id",
+    Message.reply_to_id,
+    postgresql_where=text("reply_to_id IS NOT NULL"),
+)

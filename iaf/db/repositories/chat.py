@@ -98,7 +98,10 @@ class RoomRepository:
         ).first()
         return (row[0], str(row[1])) if row else None
 
-    async def list_for_user(self, user_id: uuid.UUID, include_archived: bool) -> list[tuple[Room, str, int]]:
+    async def list_for_user(
+        self, user_id: uuid.UUID, include_archived: bool, kind: str | None = None
+    ) -> list[tuple[Room, str, int]]:
+        """The caller's rooms; OpenAI-API conversations (kind "api") only when asked for."""
         unread = (
             select(func.count(Message.id))
             .where(
@@ -114,6 +117,7 @@ class RoomRepository:
             select(Room, RoomMember.role, unread)
             .join(RoomMember, RoomMember.room_id == Room.id)
             .where(RoomMember.user_id == user_id)
+            .where(Room.kind == kind if kind else Room.kind != "api")
             .order_by(Room.created_at.desc())
         )
         if not include_archived:
@@ -415,13 +419,14 @@ class MessageRepository:
             )
         )
 
-    async def room_ids(self, message_ids: list[int]) -> dict[int, str]:
+    async def routing_keys(self, message_ids: list[int]) -> dict[int, tuple[str, uuid.UUID | None]]:
+        """Room and sender of each message: what starting RouteMessage needs besides the id."""
         if not message_ids:
             return {}
         rows = await self.session.execute(
-            select(Message.id, Message.room_id).where(Message.id.in_(message_ids))
+            select(Message.id, Message.room_id, Message.sender_user_id).where(Message.id.in_(message_ids))
         )
-        return {int(r[0]): str(r[1]) for r in rows.all()}
+        return {int(r[0]): (str(r[1]), r[2]) for r in rows.all()}
 
     async def unrouted_ids(self, min_age_seconds: float, limit: int) -> list[int]:
         rows = await self.session.scalars(

@@ -23,6 +23,7 @@ from iaf.db.models import (
 from iaf.gdpr.steps import OPEN_STATUSES, steps_for
 
 PURPOSES = ("analytics", "marketing", "ai_training")
+LIVE_LINKS = 20
 _OPEN_WHERE = text("status IN ('pending', 'in_grace', 'in_progress', 'error')")
 
 
@@ -164,7 +165,7 @@ class RequestRepository:
         only_from: Sequence[str] | None = None,
         **values: Any,
     ) -> bool:
-        """Move the request to `status`; with only_from, only from one of those (compare-and-set)."""
+        """Move the request to `status`; with only_from, only from those (compare-and-set)."""
         statement = update(DataSubjectRequest).where(DataSubjectRequest.id == request_id)
         if only_from is not None:
             statement = statement.where(DataSubjectRequest.status.in_(only_from))
@@ -186,7 +187,7 @@ class RequestRepository:
             .values(
                 status="running",
                 attempts=DataSubjectRequestStep.attempts + 1,
-                started_at=func.coalesce(DataSubjectRequestStep.started_at, func.now()),
+                started_at=func.coalesce(DataSubjectRequestStep.started_at, func.clock_timestamp()),
             )
         )
 
@@ -200,7 +201,8 @@ class RequestRepository:
     ) -> None:
         values: dict[str, Any] = {"status": status, "last_error": error}
         if status in ("done", "skipped"):
-            values["finished_at"] = func.now()
+            # clock_timestamp: now() would be the start of the transaction doing the step's work.
+            values["finished_at"] = func.clock_timestamp()
         if detail is not None:
             values["detail"] = detail
         await self.session.execute(
@@ -234,10 +236,20 @@ class RequestRepository:
     async def issue_download_token(
         self, request_id: uuid.UUID, token_hash: str, expires_at: datetime
     ) -> None:
+        """Each status call shows a fresh link (only hashes are kept, so none can be shown
+        twice); the newest few stay valid, older ones are dropped."""
         self.session.add(
             ExportDownloadToken(token_hash=token_hash, request_id=request_id, expires_at=expires_at)
         )
         await self.session.flush()
+        await self.session.execute(
+            text(
+                "DELETE FROM export_download_tokens WHERE request_id = :rid AND token_hash NOT IN"
+                " (SELECT token_hash FROM export_download_tokens WHERE request_id = :rid"
+                " ORDER BY created_at DESC, token_hash LIMIT :keep)"
+            ),
+            {"rid": request_id, "keep": LIVE_LINKS},
+        )
 
     async def download_token(
         self, token_hash: str
@@ -262,7 +274,7 @@ class ConsentRepository:
         return {c.purpose: c for c in rows}
 
     async def set(self, user_id: uuid.UUID, changes: dict[str, bool]) -> list[str]:
-        """Store the new choices; every actual change is appended to the history. Returns changed purposes."""
+        """Store the choices; each real change goes to the history. Returns the changed purposes."""
         current = await self.current(user_id)
         changed = [
             p for p, granted in changes.items() if p not in current or current[p].granted != granted

@@ -169,7 +169,8 @@ class ErasureRepository:
 
     async def cancel_exports(self, user_id: uuid.UUID) -> int:
         return await self._exec(
-            "UPDATE data_subject_requests SET status = 'cancelled', completed_at = now(), updated_at = now()"
+            "UPDATE data_subject_requests SET status = 'cancelled', completed_at = now(),"
+            " updated_at = now()"
             " WHERE kind = 'export' AND subject_user_id = :uid"
             " AND status IN ('pending', 'in_grace', 'in_progress', 'error')",
             {"uid": user_id},
@@ -178,7 +179,8 @@ class ErasureRepository:
     async def related_workflow_ids(self, user_id: uuid.UUID) -> list[str]:
         """Workflows acting for the subject that may run without the SubjectRef attribute."""
         ids = await self._ids(
-            "SELECT 'export-' || id FROM data_subject_requests WHERE kind = 'export' AND subject_user_id = :uid",
+            "SELECT 'export-' || id FROM data_subject_requests WHERE kind = 'export' AND"
+            " subject_user_id = :uid",
             {"uid": user_id},
         )
         if await table_exists(self.session, "invitations"):
@@ -188,13 +190,15 @@ class ErasureRepository:
             )
         if await table_exists(self.session, "referrals"):
             ids += await self._ids(
-                "SELECT 'referral-' || id FROM referrals WHERE referrer_id = :uid OR referred_user_id = :uid",
+                "SELECT 'referral-' || id FROM referrals WHERE referrer_id = :uid OR"
+                " referred_user_id = :uid",
                 {"uid": user_id},
             )
         if await table_exists(self.session, "agent_runs"):
             ids += await self._ids(
                 "SELECT 'reply-' || message_id || '-' || agent_id FROM agent_runs"
-                " WHERE requested_by = :uid AND status NOT IN ('done', 'error', 'cancelled', 'failed')",
+                " WHERE requested_by = :uid AND status NOT IN ('done', 'error', 'cancelled',"
+                " 'failed')",
                 {"uid": user_id},
             )
         return ids
@@ -211,25 +215,34 @@ class ErasureRepository:
             {"uid": user_id, "tombstone": tombstone, "tomb": TOMBSTONE},
         )
 
-    async def anonymise_message_events(self, user_id: uuid.UUID, tombstone: bool) -> int:
-        """The copies clients replay: message.new/edit events carry content and sender_name."""
+    async def anonymise_message_events(
+        self, user_id: uuid.UUID, tombstone: bool, room_ids: list[uuid.UUID]
+    ) -> int:
+        """The copies clients replay: message.new/edit events carry content and sender_name.
+        Only the rooms the subject posted in can hold them (and room_id is indexed)."""
         return await self._exec(
             "UPDATE room_events SET data = data"
-            " || jsonb_build_object('sender_user_id', NULL, 'sender_name', NULL, 'client_msg_id', NULL)"
+            " || jsonb_build_object('sender_user_id', NULL, 'sender_name', NULL, 'client_msg_id',"
+            " NULL)"
             " || CASE WHEN :tombstone AND data ? 'content'"
             "    THEN jsonb_build_object('content', CAST(:tomb AS text)) ELSE '{}'::jsonb END"
-            " WHERE type IN ('message.new', 'message.edit') AND data ->> 'sender_user_id' = :uid",
-            {"uid": str(user_id), "tombstone": tombstone, "tomb": TOMBSTONE},
+            " WHERE room_id = ANY(:rooms) AND type IN ('message.new', 'message.edit')"
+            " AND data ->> 'sender_user_id' = :uid",
+            {"uid": str(user_id), "tombstone": tombstone, "tomb": TOMBSTONE, "rooms": room_ids},
         )
 
-    async def unmention(self, user_id: uuid.UUID) -> int:
-        """messages.metadata mentions keep their position but lose the subject's id."""
+    async def unmention(self, user_id: uuid.UUID, room_ids: list[uuid.UUID]) -> int:
+        """messages.metadata mentions keep their position but lose the subject's id (mentions
+        resolve room members, so only the subject's rooms; the generic scrub catches the rest)."""
         return await self._exec(
             "UPDATE messages SET metadata = jsonb_set(metadata, '{mentions}', ("
-            "  SELECT jsonb_agg(CASE WHEN m ->> 'id' = :uid THEN m || '{\"id\": null, \"erased\": true}'::jsonb"
-            "  ELSE m END ORDER BY ord) FROM jsonb_array_elements(metadata -> 'mentions') WITH ORDINALITY AS x(m, ord)))"
-            " WHERE metadata -> 'mentions' @> jsonb_build_array(jsonb_build_object('id', CAST(:uid AS text)))",
-            {"uid": str(user_id)},
+            '  SELECT jsonb_agg(CASE WHEN m ->> \'id\' = :uid THEN m || \'{"id": null, "erased":'
+            " true}'::jsonb"
+            "  ELSE m END ORDER BY ord) FROM jsonb_array_elements(metadata -> 'mentions') WITH"
+            " ORDINALITY AS x(m, ord)))"
+            " WHERE room_id = ANY(:rooms) AND metadata -> 'mentions' @> jsonb_build_array("
+            "jsonb_build_object('id', CAST(:uid AS text)))",
+            {"uid": str(user_id), "rooms": room_ids},
         )
 
     async def forget_invitations_received(self, email: str) -> int:
@@ -243,6 +256,16 @@ class ErasureRepository:
             {"email": email},
         )
 
+    async def forget_agent_runs(self, user_id: uuid.UUID) -> int:
+        """Runs the subject triggered keep their bookkeeping, not the context or draft text."""
+        if not await table_exists(self.session, "agent_runs"):
+            return 0
+        return await self._exec(
+            "UPDATE agent_runs SET context = NULL, answer = NULL"
+            " WHERE requested_by = :uid AND (context IS NOT NULL OR answer IS NOT NULL)",
+            {"uid": user_id},
+        )
+
     def _redactions(self, targets: Targets) -> list[tuple[str, str]]:
         return [
             (regex_quote(targets.email), ERASED),
@@ -251,9 +274,11 @@ class ErasureRepository:
         ]
 
     async def redact_in_rooms(self, targets: Targets) -> int:
-        """Others' messages (and their events) in the subject's rooms that name or e-mail them."""
+        """What others (people and agents) wrote in the subject's rooms that names or e-mails
+        them: messages, every replayable event (message and agent streams), agent run text."""
         if not targets.room_ids:
             return 0
+        runs = await table_exists(self.session, "agent_runs")
         changed = 0
         for pattern, replacement in self._redactions(targets):
             params = {"re": pattern, "rep": replacement, "rooms": targets.room_ids}
@@ -263,12 +288,18 @@ class ErasureRepository:
                 params,
             )
             changed += await self._exec(
-                "UPDATE room_events SET data = jsonb_set(data, '{content}',"
-                " to_jsonb(regexp_replace(data ->> 'content', :re, :rep, 'gi')))"
-                " WHERE room_id = ANY(:rooms) AND type IN ('message.new', 'message.edit')"
-                " AND data ->> 'content' ~* :re",
+                "UPDATE room_events SET data = CAST(regexp_replace(data::text, :re, :rep, 'gi')"
+                " AS jsonb)"
+                " WHERE room_id = ANY(:rooms) AND data::text ~* :re",
                 params,
             )
+            if runs:
+                changed += await self._exec(
+                    "UPDATE agent_runs SET answer = regexp_replace(answer, :re, :rep, 'gi'),"
+                    " context = CAST(regexp_replace(context::text, :re, :rep, 'gi') AS jsonb)"
+                    " WHERE room_id = ANY(:rooms) AND (answer ~* :re OR context::text ~* :re)",
+                    params,
+                )
         return changed
 
     # --- delete private data -------------------------------------------------------------
@@ -277,7 +308,8 @@ class ErasureRepository:
         """Rooms no other person was ever part of (only the subject and agents)."""
         return await self._exec(
             "DELETE FROM rooms r USING room_members m WHERE m.room_id = r.id AND m.user_id = :uid"
-            " AND NOT EXISTS (SELECT 1 FROM room_members o WHERE o.room_id = r.id AND o.user_id <> :uid)"
+            " AND NOT EXISTS (SELECT 1 FROM room_members o WHERE o.room_id = r.id AND o.user_id"
+            " <> :uid)"
             " AND NOT EXISTS (SELECT 1 FROM messages x WHERE x.room_id = r.id"
             "  AND x.sender_user_id IS NOT NULL AND x.sender_user_id <> :uid)",
             {"uid": user_id},
@@ -315,11 +347,14 @@ class ErasureRepository:
         )
         return [str(r[0]) for r in rows.all() if r[0]]
 
-    async def delete_rate_limit_buckets(self, email: str) -> int:
-        """Login counters are keyed by e-mail; they are short-lived, but not kept past erasure."""
+    async def delete_rate_limit_buckets(self, targets: Targets) -> int:
+        """Counters keyed by e-mail (login) or id (posts, invites): short-lived, still not kept."""
         return await self._exec(
-            "DELETE FROM rate_limit_counters WHERE bucket ILIKE :like",
-            {"like": like_pattern(email.lower())},
+            "DELETE FROM rate_limit_counters WHERE bucket ILIKE :email OR bucket ILIKE :uid",
+            {
+                "email": like_pattern(targets.email.lower()),
+                "uid": like_pattern(str(targets.user_id)),
+            },
         )
 
     # --- delete the account --------------------------------------------------------------
@@ -338,13 +373,14 @@ class ErasureRepository:
         return [(str(r[0]), str(r[1]), str(r[2]), bool(r[3])) for r in rows.all()]
 
     async def release_references(self, user_id: uuid.UUID) -> dict[str, int]:
-        """Foreign keys that would block the delete: nullable ones are cleared, others' rows deleted."""
+        """Foreign keys that would block the delete: nullable ones cleared, other rows deleted."""
         counts: dict[str, int] = {}
         for table, column, action, nullable in await self.references_to_users():
             if action in ("c", "n"):  # CASCADE / SET NULL: the DELETE does it
                 continue
             if nullable:
-                sql = f"UPDATE {_ident(table)} SET {_ident(column)} = NULL WHERE {_ident(column)} = :uid"
+                col = _ident(column)
+                sql = f"UPDATE {_ident(table)} SET {col} = NULL WHERE {col} = :uid"
             else:
                 sql = f"DELETE FROM {_ident(table)} WHERE {_ident(column)} = :uid"
             counts[f"{table}.{column}"] = await self._exec(sql, {"uid": user_id})
@@ -357,14 +393,17 @@ class ErasureRepository:
         """Sign-up names the org after its founder; an org left without people goes entirely."""
         params = {"org": targets.org_id, "re": word_regex(targets.name)}
         deleted = await self._exec(
-            "DELETE FROM orgs o WHERE o.id = :org AND NOT EXISTS (SELECT 1 FROM users u WHERE u.org_id = o.id)"
-            " AND NOT EXISTS (SELECT 1 FROM rooms r JOIN room_members m ON m.room_id = r.id WHERE r.org_id = o.id)",
+            "DELETE FROM orgs o WHERE o.id = :org AND NOT EXISTS (SELECT 1 FROM users u WHERE"
+            " u.org_id = o.id)"
+            " AND NOT EXISTS (SELECT 1 FROM rooms r JOIN room_members m ON m.room_id = r.id WHERE"
+            " r.org_id = o.id)",
             params,
         )
         if deleted:
             return deleted
         return await self._exec(
-            "UPDATE orgs SET name = 'Organisation ' || left(id::text, 8) WHERE id = :org AND name ~* :re",
+            "UPDATE orgs SET name = 'Organisation ' || left(id::text, 8) WHERE id = :org AND name"
+            " ~* :re",
             params,
         )
 
@@ -377,7 +416,8 @@ class ErasureRepository:
                 " FROM information_schema.columns c JOIN information_schema.tables t"
                 " ON t.table_schema = c.table_schema AND t.table_name = c.table_name"
                 " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'"
-                " AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'uuid', 'ARRAY')"
+                " AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb',"
+                " 'uuid', 'ARRAY')"
                 " ORDER BY c.table_name, c.ordinal_position"
             )
         )
@@ -386,7 +426,8 @@ class ErasureRepository:
     async def _primary_key_columns(self) -> set[tuple[str, str]]:
         rows = await self.session.execute(
             text(
-                "SELECT cl.relname, a.attname FROM pg_index i JOIN pg_class cl ON cl.oid = i.indrelid"
+                "SELECT cl.relname, a.attname FROM pg_index i JOIN pg_class cl ON cl.oid ="
+                " i.indrelid"
                 " JOIN pg_namespace n ON n.oid = cl.relnamespace AND n.nspname = 'public'"
                 " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
                 " WHERE i.indisprimary"
@@ -395,7 +436,7 @@ class ErasureRepository:
         return {(str(r[0]), str(r[1])) for r in rows.all()}
 
     async def scrub_everywhere(self, targets: Targets) -> dict[str, int]:
-        """Replace the e-mail and id left in any text/jsonb column (ledger meta, invitations, events...)."""
+        """Replace the e-mail and id left in any text/jsonb column (ledger meta, events...)."""
         keys = await self._primary_key_columns()
         params = {
             "email_re": regex_quote(targets.email),
@@ -411,7 +452,8 @@ class ErasureRepository:
                 continue
             col = _ident(column.name)
             as_text = f"{col}::text"
-            replaced = f"regexp_replace(regexp_replace({as_text}, :email_re, 'erased', 'gi'), :id_re, 'erased', 'gi')"
+            no_email = f"regexp_replace({as_text}, :email_re, 'erased', 'gi')"
+            replaced = f"regexp_replace({no_email}, :id_re, 'erased', 'gi')"
             value = (
                 f"CAST({replaced} AS {column.data_type})"
                 if column.data_type in _JSON_TYPES

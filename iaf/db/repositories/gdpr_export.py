@@ -39,7 +39,8 @@ class ExportRepository:
     async def subject(self, user_id: uuid.UUID) -> dict[str, Any] | None:
         row = await self.session.scalar(
             text(
-                "SELECT jsonb_build_object('id', u.id, 'email', u.email, 'name', u.name, 'handle', u.handle,"
+                "SELECT jsonb_build_object('id', u.id, 'email', u.email, 'name', u.name,"
+                " 'handle', u.handle,"
                 " 'role', u.role, 'status', u.status, 'created_at', u.created_at,"
                 " 'org', jsonb_build_object('id', o.id, 'name', o.name))"
                 " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = :uid"
@@ -50,15 +51,19 @@ class ExportRepository:
 
     async def rooms(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self._records(
-            "SELECT jsonb_build_object('room_id', r.id, 'org_id', r.org_id, 'name', r.name, 'kind', r.kind,"
-            " 'topic', r.topic, 'role', m.role, 'joined_at', m.joined_at, 'created_by_you', r.created_by = :uid)"
-            " FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = :uid ORDER BY m.joined_at",
+            "SELECT jsonb_build_object('room_id', r.id, 'org_id', r.org_id, 'name', r.name,"
+            " 'kind', r.kind,"
+            " 'topic', r.topic, 'role', m.role, 'joined_at', m.joined_at, 'created_by_you',"
+            " r.created_by = :uid)"
+            " FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = :uid ORDER"
+            " BY m.joined_at",
             {"uid": user_id},
         )
 
     async def messages(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self._records(
-            "SELECT jsonb_build_object('id', id, 'room_id', room_id, 'type', type, 'content', content,"
+            "SELECT jsonb_build_object('id', id, 'room_id', room_id, 'type', type, 'content',"
+            " content,"
             " 'reply_to_id', reply_to_id, 'created_at', created_at, 'edited_at', edited_at,"
             " 'deleted_at', deleted_at) FROM messages WHERE sender_user_id = :uid ORDER BY id",
             {"uid": user_id},
@@ -67,8 +72,10 @@ class ExportRepository:
     async def mentions_of_you(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         """Where others mentioned the subject: references only, not their text."""
         return await self._records(
-            "SELECT jsonb_build_object('message_id', id, 'room_id', room_id, 'created_at', created_at)"
-            " FROM messages WHERE metadata -> 'mentions' @> jsonb_build_array(jsonb_build_object('id', :uid_text))"
+            "SELECT jsonb_build_object('message_id', id, 'room_id', room_id, 'created_at',"
+            " created_at)"
+            " FROM messages WHERE metadata -> 'mentions' @>"
+            " jsonb_build_array(jsonb_build_object('id', CAST(:uid_text AS text)))"
             " AND sender_user_id IS DISTINCT FROM :uid ORDER BY id",
             {"uid": user_id, "uid_text": str(user_id)},
         )
@@ -83,13 +90,15 @@ class ExportRepository:
     async def invitations_received(self, user_id: uuid.UUID, email: str) -> list[dict[str, Any]]:
         return await self._records(
             "SELECT to_jsonb(i) - 'invited_by' - 'token_salt' FROM invitations i"
-            " WHERE lower(i.email) = lower(:email) OR i.accepted_user_id = :uid ORDER BY i.created_at",
+            " WHERE lower(i.email) = lower(:email) OR i.accepted_user_id = :uid ORDER BY"
+            " i.created_at",
             {"uid": user_id, "email": email},
         )
 
     async def ledger_entries(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self._records(
-            "SELECT to_jsonb(l) - 'user_id' FROM ledger_entries l WHERE l.user_id = :uid ORDER BY l.id",
+            "SELECT to_jsonb(l) - 'user_id' FROM ledger_entries l WHERE l.user_id = :uid ORDER BY"
+            " l.id",
             {"uid": user_id},
         )
 
@@ -102,14 +111,16 @@ class ExportRepository:
 
     async def consents(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self._records(
-            "SELECT jsonb_build_object('purpose', purpose, 'granted', granted, 'updated_at', updated_at)"
+            "SELECT jsonb_build_object('purpose', purpose, 'granted', granted, 'updated_at',"
+            " updated_at)"
             " FROM consents WHERE user_id = :uid ORDER BY purpose",
             {"uid": user_id},
         )
 
     async def consent_history(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self._records(
-            "SELECT jsonb_build_object('purpose', purpose, 'granted', granted, 'changed_at', changed_at)"
+            "SELECT jsonb_build_object('purpose', purpose, 'granted', granted, 'changed_at',"
+            " changed_at)"
             " FROM consent_history WHERE user_id = :uid ORDER BY id",
             {"uid": user_id},
         )
@@ -117,9 +128,11 @@ class ExportRepository:
     async def referrals(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         """The subject's side of each referral; the other person's id is not theirs to take."""
         return await self._records(
-            "SELECT (to_jsonb(r) - 'referrer_id' - 'referred_user_id') || jsonb_build_object('role',"
+            "SELECT (to_jsonb(r) - 'referrer_id' - 'referred_user_id') ||"
+            " jsonb_build_object('role',"
             " CASE WHEN r.referrer_id = :uid THEN 'referrer' ELSE 'referred' END)"
-            " FROM referrals r WHERE r.referrer_id = :uid OR r.referred_user_id = :uid ORDER BY r.created_at",
+            " FROM referrals r WHERE r.referrer_id = :uid OR r.referred_user_id = :uid ORDER BY"
+            " r.created_at",
             {"uid": user_id},
         )
 
@@ -136,14 +149,17 @@ class ExportRepository:
         )
 
     async def agent_runs(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Without `context`: the room history the agent read holds other people's messages."""
         return await self._records(
-            "SELECT to_jsonb(a) FROM agent_runs a WHERE a.requested_by = :uid ORDER BY a.reply_id",
+            "SELECT to_jsonb(a) - 'context' FROM agent_runs a WHERE a.requested_by = :uid"
+            " ORDER BY a.created_at",
             {"uid": user_id},
         )
 
     async def requests(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self._records(
-            "SELECT jsonb_build_object('id', id, 'kind', kind, 'status', status, 'requested_via', requested_via,"
+            "SELECT jsonb_build_object('id', id, 'kind', kind, 'status', status, 'requested_via',"
+            " requested_via,"
             " 'created_at', created_at, 'due_at', due_at, 'completed_at', completed_at)"
             " FROM data_subject_requests WHERE subject_user_id = :uid ORDER BY created_at",
             {"uid": user_id},
@@ -151,7 +167,8 @@ class ExportRepository:
 
     async def api_keys(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self._records(
-            "SELECT jsonb_build_object('id', id, 'name', name, 'prefix', prefix, 'created_at', created_at,"
+            "SELECT jsonb_build_object('id', id, 'name', name, 'prefix', prefix, 'created_at',"
+            " created_at,"
             " 'last_used_at', last_used_at, 'revoked_at', revoked_at)"
             " FROM api_keys WHERE user_id = :uid ORDER BY created_at",
             {"uid": user_id},

@@ -1,0 +1,167 @@
+"""What an agent sees: room history within a token budget, retrieved sources, memories.
+
+Pure functions shared by the context-building activity (which stores the result in
+agent_runs.context), the streaming activity (which turns it into chat messages) and the
+AgentReply workflow (which plans from a content-free summary of it).
+
+Stored context shape (JSON):
+    {"question": {"message_id", "text", "handed_over_by"},
+     "history": [{"message_id", "role", "name", "text", "tokens"}],   # oldest first
+     "sources": [{"label", "document_id", "chunk", "score", "text"}],
+     "memories": [{"memory_id", "score", "text"}],
+     "steps": [{"step", "query", "hits", "best_score"}],
+     "handoff_hint": agent id or null}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from iaf.agents.registry import AgentPersona
+from iaf.schemas.agents import ContextSummary, PlanDecision
+
+_MENTION = re.compile(r"(?<![\w.])@([A-Za-z0-9_-]+)")
+ROOM_NOTE = (
+    "You are answering in a shared team chat room. Earlier messages are shown as"
+    " 'Name: message'. Mention a teammate agent with @id only when you hand work over."
+)
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    message_id: int
+    role: str  # "user" or "assistant"
+    name: str
+    text: str
+    tokens: int
+
+
+def clean_query(text: str) -> str:
+    """The question as a search query: mentions removed, whitespace collapsed."""
+    return " ".join(_MENTION.sub(r"\1", text).split())
+
+
+def select_history(
+    items_newest_first: Sequence[HistoryItem], budget_tokens: int
+) -> list[HistoryItem]:
+    """The most recent messages whose tokens fit the budget, returned oldest first."""
+    chosen: list[HistoryItem] = []
+    used = 0
+    for item in items_newest_first:
+        if used + item.tokens > budget_tokens:
+            break
+        chosen.append(item)
+        used += item.tokens
+    return list(reversed(chosen))
+
+
+def refine_query(
+    question: str, step: int, history: Sequence[dict[str, Any]], persona: AgentPersona
+) -> str | None:
+    """A broader query for retrieval step `step` (> 0), or None when there is none left.
+
+    Step 1 adds the message before the question (questions often lean on it: "how do we do
+    that?"); step 2 adds the agent's own field, so the search leans on its expertise.
+    """
+    base = clean_query(question)
+    if step == 1:
+        earlier = [h["text"] for h in history if h.get("text")]
+        return f"{base} {clean_query(earlier[-1])}".strip() if earlier else None
+    if step == 2:
+        return f"{base} {persona.role}. {persona.description}".strip()
+    return None
+
+
+def plan_step(summary: ContextSummary, max_steps: int, min_score: float) -> PlanDecision:
+    """Answer, refine the query and retrieve again, or answer briefly and hand off."""
+    if summary.suggested_handoff:
+        return PlanDecision(action="handoff", target=summary.suggested_handoff)
+    weak = summary.hits == 0 or summary.best_score < min_score
+    if weak and summary.can_refine and summary.step + 1 < max_steps:
+        return PlanDecision(action="refine")
+    return PlanDecision(action="answer")
+
+
+def merge_hits(
+    existing: list[dict[str, Any]],
+    new: list[dict[str, Any]],
+    key: Callable[[dict[str, Any]], Any],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Union of two hit lists by key, keeping the best score, best first."""
+    best: dict[Any, dict[str, Any]] = {}
+    for hit in [*existing, *new]:
+        k = key(hit)
+        if k not in best or hit["score"] > best[k]["score"]:
+            best[k] = hit
+    return sorted(best.values(), key=lambda h: -float(h["score"]))[:limit]
+
+
+def source_block(label: str, text: str) -> str:
+    return f"[source: {label}]\n{text.strip()}\n[/source]"
+
+
+def build_messages(
+    context: dict[str, Any], persona: AgentPersona, handoff_hint: str | None = None
+) -> list[dict[str, str]]:
+    """Chat messages for litellm from a stored context."""
+    system = [persona.system_prompt, ROOM_NOTE]
+    sources = context.get("sources") or []
+    if sources:
+        system.append(
+            "Knowledge retrieved for this question; cite what you use as [source: <title>]:\n"
+            + "\n".join(source_block(s["label"], s["text"]) for s in sources)
+        )
+    memories = context.get("memories") or []
+    if memories:
+        system.append(
+            "What the person asking asked agents to remember about them:\n"
+            + "\n".join(source_block("memory", m["text"]) for m in memories)
+        )
+    messages = [{"role": "system", "content": "\n\n".join(system)}]
+    for item in context.get("history") or []:
+        if item["role"] == "assistant":
+            messages.append({"role": "assistant", "content": item["text"]})
+        else:
+            messages.append({"role": "user", "content": f"{item['name']}: {item['text']}"})
+    messages.append({"role": "user", "content": _question(context, handoff_hint)})
+    return messages
+
+
+def _question(context: dict[str, Any], handoff_hint: str | None) -> str:
+    question = context.get("question") or {}
+    parts = [str(question.get("text", ""))]
+    if question.get("handed_over_by"):
+        parts.append(
+            f"(Handed over to you by @{question['handed_over_by']}: their reply is above.)"
+        )
+    if handoff_hint:
+        parts.append(
+            f"(Planner note: this is mostly for @{handoff_hint}; answer briefly, then hand off"
+            f" to @{handoff_hint}.)"
+        )
+    return "\n\n".join(p for p in parts if p)
+
+
+def context_refs(context: dict[str, Any] | None) -> dict[str, Any]:
+    """The context without any text: what a finished run keeps for operators."""
+    if not context:
+        return {}
+    return {
+        "question_message_id": (context.get("question") or {}).get("message_id"),
+        "history_message_ids": [h["message_id"] for h in context.get("history") or []],
+        "sources": [
+            {k: s[k] for k in ("document_id", "chunk", "score")}
+            for s in context.get("sources") or []
+        ],
+        "memories": [
+            {k: m[k] for k in ("memory_id", "score")} for m in context.get("memories") or []
+        ],
+        "steps": [
+            {k: s[k] for k in ("step", "hits", "best_score")} for s in context.get("steps") or []
+        ],
+        "handoff_hint": context.get("handoff_hint"),
+    }

@@ -1,0 +1,132 @@
+"""Agent runs (one row per reply id) and the reply message each run stores exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from iaf.db.models import AgentRun, Message
+from iaf.schemas.agents import TERMINAL_STATUSES, AgentReplyInput
+
+
+class AgentRunRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, input: AgentReplyInput, status: str = "pending") -> bool:
+        """Insert the run if it is new (True); a second start of the same reply id is a no-op."""
+        result = await self.session.execute(
+            pg_insert(AgentRun)
+            .values(
+                reply_id=input.reply_id,
+                message_id=input.message_id,
+                room_id=uuid.UUID(input.room_id),
+                agent_id=input.agent_id,
+                requested_by=uuid.UUID(input.requested_by),
+                status=status,
+                depth=input.depth,
+                parent_reply_id=input.parent_reply_id,
+                root_message_id=input.root_message_id,
+                usage={},
+            )
+            .on_conflict_do_nothing(index_elements=["reply_id"])
+            .returning(AgentRun.reply_id)
+        )
+        return result.first() is not None
+
+    async def get(self, reply_id: str, *, for_update: bool = False) -> AgentRun | None:
+        query = select(AgentRun).where(AgentRun.reply_id == reply_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query.execution_options(populate_existing=True))
+
+    async def in_room(self, reply_id: str, room_id: uuid.UUID) -> AgentRun | None:
+        return await self.session.scalar(
+            select(AgentRun).where(AgentRun.reply_id == reply_id, AgentRun.room_id == room_id)
+        )
+
+    async def update(self, reply_id: str, **values: Any) -> None:
+        await self.session.execute(
+            update(AgentRun)
+            .where(AgentRun.reply_id == reply_id)
+            .values(**values, updated_at=func.now())
+        )
+
+    async def mark_running(self, reply_id: str) -> None:
+        await self.session.execute(
+            update(AgentRun)
+            .where(AgentRun.reply_id == reply_id, AgentRun.status == "pending")
+            .values(status="running", updated_at=func.now())
+        )
+
+    async def finish(
+        self,
+        run: AgentRun,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        """Terminal status; the stored context keeps references only (no text) from here on."""
+        assert status in TERMINAL_STATUSES
+        run.status = status
+        run.error = error
+        run.answer = None
+        run.context = context
+        run.updated_at = datetime.now(UTC)
+        await self.session.flush()
+
+    async def insert_reply_message(
+        self,
+        run: AgentRun,
+        content: str,
+        meta: dict[str, Any],
+    ) -> Message:
+        """The reply as a room message, keyed by reply id (unique index): stored at most once."""
+        statement = (
+            pg_insert(Message)
+            .values(
+                room_id=run.room_id,
+                sender_user_id=None,
+                sender_agent_id=run.agent_id,
+                content=content,
+                type="agent",
+                reply_to_id=run.message_id,
+                meta={**meta, "reply_id": run.reply_id},
+                routed_at=func.now(),
+            )
+            .on_conflict_do_nothing(
+                index_elements=[text("(metadata ->> 'reply_id')")],
+                index_where=text("metadata ? 'reply_id'"),
+            )
+            .returning(Message)
+        )
+        created = (await self.session.execute(statement)).scalar_one_or_none()
+        if created is not None:
+            return created
+        existing = await self.session.scalar(
+            select(Message).where(Message.meta["reply_id"].astext == run.reply_id)
+        )
+        assert existing is not None
+        return existing
+
+    async def insert_system_message(self, run: AgentRun, content: str, kind: str) -> Message:
+        message = Message(
+            room_id=run.room_id,
+            sender_user_id=None,
+            sender_agent_id=None,
+            content=content,
+            type="system",
+            reply_to_id=run.message_id,
+            meta={"about_reply_id": run.reply_id, "kind": kind},
+            routed_at=func.now(),
+        )
+        self.session.add(message)
+        await self.session.flush()
+        await self.session.refresh(message)
+        return message

@@ -1,0 +1,1 @@
+"""Retrieval: chunking documents, embedding text, and the Qdrant collections agents search."""

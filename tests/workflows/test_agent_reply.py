@@ -1,0 +1,371 @@
+"""AgentReply end to end: API -> RouteMessage -> AgentReply -> SSE, on the real stack.
+
+Embedded PostgreSQL, the Temporal dev server, the in-process worker (with Qdrant local mode
+and the bundled MiniLM model) and the API; the LLM is the offline litellm provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from iaf.schemas.agents import AgentReplyResult, reply_workflow_id
+from tests.agent_helpers import (
+    ingest,
+    reply_events,
+    reply_result,
+    rows,
+    streamed_text,
+    temporal,
+)
+from tests.helpers import colleague, open_stream, signup
+
+DESIGN_DOC = """API design guide for the Orders platform.
+
+Structure the API around resources: orders, customers and invoices are nouns under /v1.
+Version the API in the URL path and never break a published version.
+
+Every list endpoint uses cursor pagination. Errors are JSON objects with a code and a message.
+"""
+OTHER_ORG_DOC = """Secret pricing playbook. How should we structure the API of the pricing
+engine? Structure the API around pricing resources and keep the discount rules private."""
+OTHER_ROOM_DOC = """Payments room notes: structure the payments API around ledgers and
+transfers; never expose card numbers."""
+
+
+@pytest.fixture
+async def tc(settings) -> Client:
+    return await temporal(settings)
+
+
+def agent_messages(database_url: str, room_id: str) -> list[tuple]:
+    return rows(
+        database_url,
+        "SELECT id, sender_agent_id, content, metadata->>'reply_id', reply_to_id FROM messages"
+        " WHERE room_id = %s AND type = 'agent' ORDER BY id",
+        room_id,
+    )
+
+
+def ledger(database_url: str, reply_id: str) -> dict[str, int]:
+    found = rows(
+        database_url, "SELECT source, amount FROM ledger_entries WHERE source_id = %s", reply_id
+    )
+    return {source: int(amount) for source, amount in found}
+
+
+def balance(database_url: str, user_id: str) -> int:
+    return int(
+        rows(
+            database_url,
+            "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE user_id = %s",
+            user_id,
+        )[0][0]
+    )
+
+
+async def test_reply_streams_and_cites_the_room_document(client, settings, database_url, tc):
+    alice = await signup(client, "Alice Architect-Fan")
+    room = await alice.new_room("orders")
+    other_room = await alice.new_room("payments")
+    document = await ingest(alice, "API design guide", DESIGN_DOC, "room", room["id"])
+    elsewhere = await ingest(alice, "Payments notes", OTHER_ROOM_DOC, "room", other_room["id"])
+    mallory = await signup(client, "Mallory Other-Org")
+    foreign = await ingest(mallory, "Secret pricing playbook", OTHER_ORG_DOC, "org")
+    assert document["chunk_count"] >= 1 and foreign["status"] == "ready"
+
+    async with open_stream(client, alice, room["id"]) as stream:
+        question = "@architect how should we structure the API? [offline: slow=40]"
+        message = await alice.say(room["id"], question)
+        reply_id = reply_workflow_id(message["id"], "architect")
+        await stream.wait_for(
+            lambda e: e.event == "agent.done" and e.data["reply_id"] == reply_id, 60
+        )
+        await stream.wait_for(lambda e: e.event == "message.new" and e.data["type"] == "agent")
+    events = reply_events(stream, reply_id)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "agent.start" and kinds[-1] == "agent.done"
+    assert kinds.count("agent.delta") >= 3, kinds
+    assert "agent.reset" not in kinds and "agent.error" not in kinds
+    assert events[0][1] == {
+        "reply_id": reply_id,
+        "agent_id": "architect",
+        "message_id": message["id"],
+        "agent_name": "Architect",
+    }
+    seqs = [data["seq"] for kind, data in events if kind == "agent.delta"]
+    assert seqs == list(range(len(seqs)))
+
+    stored = agent_messages(database_url, room["id"])
+    assert len(stored) == 1
+    reply_message_id, agent, content, stored_reply_id, reply_to = stored[0]
+    assert (agent, stored_reply_id, reply_to) == ("architect", reply_id, message["id"])
+    assert events[-1][1]["message_id"] == reply_message_id
+    assert streamed_text(events) == content
+    assert "[source: API design guide]" in content
+    assert "pricing" not in content.lower() and "payments" not in content.lower()
+
+    result = await reply_result(tc, message["id"], "architect")
+    assert result.status == "done" and result.reply_message_id == reply_message_id
+    run = rows(
+        database_url, "SELECT status, context, usage FROM agent_runs WHERE reply_id = %s", reply_id
+    )[0]
+    assert run[0] == "done"
+    used = {s["document_id"] for s in run[1]["sources"]}
+    assert used == {document["id"]}, "only this org's documents for this room are retrieved"
+    assert foreign["id"] not in used and elsewhere["id"] not in used
+    assert "text" not in str(run[1]), "a finished run keeps references, not text"
+
+    entries = ledger(database_url, reply_id)
+    charged = result.credits_charged
+    assert charged == run[2]["credits"] and charged > 0
+    assert entries == {"reply-reserve": -50, "reply-settle": 50 - charged}
+    assert balance(database_url, alice.id) == settings.starting_credits - charged
+
+
+async def test_the_same_post_retried_gives_one_reply(client, database_url, tc):
+    alice = await signup(client)
+    room = await alice.new_room()
+    body = {"content": "@architect how do we split the monolith?", "client_msg_id": "m-1"}
+    first = await alice.post(f"/api/chat/rooms/{room['id']}/messages", json=body)
+    again = await alice.post(f"/api/chat/rooms/{room['id']}/messages", json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    result = await reply_result(tc, first.json()["id"], "architect")
+    assert result.status == "done"
+    assert len(agent_messages(database_url, room["id"])) == 1
+    runs = rows(
+        database_url, "SELECT count(*) FROM agent_runs WHERE message_id = %s", first.json()["id"]
+    )
+    assert runs[0][0] == 1
+
+
+async def test_two_mentioned_agents_give_two_replies(client, database_url, tc):
+    alice = await signup(client)
+    room = await alice.new_room()
+    message = await alice.say(room["id"], "@architect @developer how should we structure the code?")
+    results = await asyncio.gather(
+        reply_result(tc, message["id"], "architect"), reply_result(tc, message["id"], "developer")
+    )
+    assert [r.status for r in results] == ["done", "done"]
+    stored = agent_messages(database_url, room["id"])
+    assert sorted(s[1] for s in stored) == ["architect", "developer"]
+    assert {s[4] for s in stored} == {message["id"]}
+    assert "As the Developer" in next(s[2] for s in stored if s[1] == "developer")
+
+
+async def follow_chain(tc: Client, message_id: int, agent: str) -> list[AgentReplyResult]:
+    results = [await reply_result(tc, message_id, agent)]
+    while results[-1].handed_off_to:
+        results.append(
+            await reply_result(tc, results[-1].reply_message_id or 0, results[-1].handed_off_to)
+        )
+    return results
+
+
+async def test_a_handoff_chain_stops_at_depth_3(client, database_url, tc):
+    alice = await signup(client)
+    room = await alice.new_room()
+    chain = "`ask @developer to ask @tester to ask @writer to ask @pm`"
+    message = await alice.say(room["id"], f"@architect please {chain} about our API")
+    results = await follow_chain(tc, message["id"], "architect")
+    assert [r.handed_off_to for r in results] == ["developer", "tester", "writer", None]
+    assert results[-1].handoff_blocked == "max_depth"
+    stored = agent_messages(database_url, room["id"])
+    assert [s[1] for s in stored] == ["architect", "developer", "tester", "writer"]
+    assert stored[-1][2].endswith("Handing off to @pm.")
+    last = reply_workflow_id(stored[-1][0], "pm")
+    with pytest.raises(RPCError):
+        await tc.get_workflow_handle(last).describe()
+    runs = rows(
+        database_url,
+        "SELECT agent_id, depth, parent_reply_id, requested_by::text FROM agent_runs"
+        " WHERE room_id = %s ORDER BY depth",
+        room["id"],
+    )
+    assert [(r[0], r[1]) for r in runs] == [
+        ("architect", 0),
+        ("developer", 1),
+        ("tester", 2),
+        ("writer", 3),
+    ]
+    assert runs[1][2] == reply_workflow_id(message["id"], "architect")
+    assert {r[3] for r in runs} == {alice.id}, "the person who asked pays for the whole chain"
+
+
+async def test_a_handoff_never_goes_back_into_the_chain(client, database_url, tc):
+    alice = await signup(client)
+    room = await alice.new_room()
+    message = await alice.say(room["id"], "@architect `ask @developer to ask @architect` please")
+    results = await follow_chain(tc, message["id"], "architect")
+    assert [r.handed_off_to for r in results] == ["developer", None]
+    assert results[-1].handoff_blocked == "loop"
+    assert agent_messages(database_url, room["id"])[-1][2].endswith("Handing off to @architect.")
+
+
+async def test_a_retried_stream_resets_and_streams_the_whole_answer(client, database_url, tc):
+    alice = await signup(client)
+    room = await alice.new_room()
+    key = uuid.uuid4().hex
+    async with open_stream(client, alice, room["id"]) as stream:
+        message = await alice.say(
+            room["id"], f"@architect what about caching? [offline: fail-once={key}]"
+        )
+        reply_id = reply_workflow_id(message["id"], "architect")
+        await stream.wait_for(lambda e: e.event == "agent.done" and e.data["reply_id"] == reply_id)
+    events = reply_events(stream, reply_id)
+    resets = [data for kind, data in events if kind == "agent.reset"]
+    assert resets == [{"reply_id": reply_id, "agent_id": "architect", "attempt": 2}]
+    stored = agent_messages(database_url, room["id"])
+    assert len(stored) == 1 and streamed_text(events) == stored[0][2]
+
+
+async def test_a_final_failure_tells_the_room_and_releases_credits(
+    client, settings, database_url, tc
+):
+    alice = await signup(client)
+    room = await alice.new_room()
+    async with open_stream(client, alice, room["id"]) as stream:
+        message = await alice.say(room["id"], "@architect explain the plan [offline: fail-after=2]")
+        reply_id = reply_workflow_id(message["id"], "architect")
+        error = await stream.wait_for(
+            lambda e: e.event == "agent.error" and e.data["reply_id"] == reply_id, 60
+        )
+        notice = await stream.wait_for(
+            lambda e: e.event == "message.new" and e.data["type"] == "system"
+        )
+    assert error.data["error"]["code"] == "llm_failed"
+    kinds = [kind for kind, _ in reply_events(stream, reply_id)]
+    assert kinds.count("agent.reset") == settings.reply_stream_max_attempts - 1
+    assert "agent.done" not in kinds
+    assert notice.data["content"].startswith("Architect could not answer")
+    assert agent_messages(database_url, room["id"]) == []
+    result = await reply_result(tc, message["id"], "architect")
+    assert (result.status, result.error_code) == ("error", "llm_failed")
+    assert ledger(database_url, reply_id) == {"reply-reserve": -50, "reply-release": 50}
+    assert balance(database_url, alice.id) == settings.starting_credits
+
+
+async def test_a_running_reply_can_be_cancelled(client, settings, database_url, tc):
+    alice = await signup(client)
+    bob = await colleague(alice)
+    room = await alice.new_room(member_ids=[bob.id])
+    outsider = await signup(client, "Eve Outsider")
+    async with open_stream(client, alice, room["id"]) as stream:
+        message = await alice.say(room["id"], "@architect design our search [offline: slow=4]")
+        reply_id = reply_workflow_id(message["id"], "architect")
+        await stream.wait_for(lambda e: e.event == "agent.delta" and e.data["reply_id"] == reply_id)
+        url = f"/api/chat/rooms/{room['id']}/replies/{reply_id}/cancel"
+        assert (await outsider.post(url)).status_code == 404
+        response = await bob.post(url)
+        assert response.status_code == 202, response.text
+        assert response.json() == {"reply_id": reply_id, "status": "cancelling"}
+        error = await stream.wait_for(
+            lambda e: e.event == "agent.error" and e.data["reply_id"] == reply_id, 30
+        )
+    assert error.data["error"]["code"] == "cancelled"
+    handle = tc.get_workflow_handle(reply_id)
+    for _ in range(100):
+        if (await handle.describe()).status == WorkflowExecutionStatus.CANCELED:
+            break
+        await asyncio.sleep(0.1)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert agent_messages(database_url, room["id"]) == []
+    status = await alice.get(f"/api/chat/rooms/{room['id']}/replies/{reply_id}")
+    assert status.json()["status"] == "cancelled"
+    assert status.json()["error"]["code"] == "cancelled"
+    assert ledger(database_url, reply_id) == {"reply-reserve": -50, "reply-release": 50}
+    assert balance(database_url, alice.id) == settings.starting_credits
+    assert (await bob.post(url)).status_code == 409
+
+
+async def test_without_credits_the_agent_does_not_answer(client, database_url, tc):
+    alice = await signup(client)
+    room = await alice.new_room()
+    rows(
+        database_url,
+        "INSERT INTO ledger_entries (user_id, amount, kind, source, source_id, meta)"
+        " VALUES (%s, -990, 'test', 'test-drain', %s, '{}') RETURNING id",
+        alice.id,
+        alice.id,
+    )
+    async with open_stream(client, alice, room["id"]) as stream:
+        message = await alice.say(room["id"], "@architect how do we scale?")
+        reply_id = reply_workflow_id(message["id"], "architect")
+        error = await stream.wait_for(
+            lambda e: e.event == "agent.error" and e.data["reply_id"] == reply_id
+        )
+    assert error.data["error"]["code"] == "insufficient_credits"
+    assert [k for k, _ in reply_events(stream, reply_id)] == ["agent.error"]
+    result = await reply_result(tc, message["id"], "architect")
+    assert (result.status, result.error_code) == ("error", "insufficient_credits")
+    assert ledger(database_url, reply_id) == {}
+
+
+async def test_auto_routing_rooms_pick_an_agent(client, database_url, tc):
+    alice = await signup(client)
+    room = await alice.new_room(auto_route=True)
+    by_keywords = await alice.say(room["id"], "our deployment pipeline keeps failing in CI")
+    assert (await reply_result(tc, by_keywords["id"], "devops")).status == "done"
+    ambiguous = await alice.say(room["id"], "should we test the design?")
+    assert (await reply_result(tc, ambiguous["id"], "architect")).status == "done"
+    route = await tc.get_workflow_handle(f"route-{ambiguous['id']}").result()
+    assert route["routed_by"] == "classifier"
+    nothing = await alice.say(room["id"], "What should we do next?")
+    route = await tc.get_workflow_handle(f"route-{nothing['id']}").result()
+    assert route["agent_ids"] == [] and route["routed_by"] is None
+    plain = await signup(client)
+    quiet_room = await plain.new_room()
+    await plain.say(quiet_room["id"], "our deployment pipeline keeps failing in CI")
+    assert [s[1] for s in agent_messages(database_url, room["id"])] == ["devops", "architect"]
+
+
+async def test_mentioned_people_are_notified(client, database_url):
+    alice = await signup(client)
+    bob = await colleague(alice, "Bob Mentioned")
+    carol = await colleague(alice, "Carol Member")
+    room = await alice.new_room(member_ids=[bob.id, carol.id])
+    async with open_stream(client, bob, room["id"]) as stream:
+        one = await alice.say(room["id"], f"@{bob.user['handle']} can you look?")
+        await stream.wait_for(lambda e: e.event == "mention" and e.data["message_id"] == one["id"])
+        everyone = await alice.say(room["id"], "@all standup in 5")
+        await stream.wait_for(
+            lambda e: e.event == "mention" and e.data["message_id"] == everyone["id"]
+        )
+        await asyncio.sleep(0.5)  # let any duplicate arrive before counting
+    mentions = [
+        (e.data["message_id"], e.data["user_id"]) for e in stream.events if e.event == "mention"
+    ]
+    assert mentions.count((one["id"], bob.id)) == 1
+    assert sorted(m for m in mentions if m[0] == everyone["id"]) == sorted(
+        [(everyone["id"], bob.id), (everyone["id"], carol.id)]
+    )
+    rooms = (await bob.get("/api/chat/rooms")).json()
+    listed = rooms["items"] if isinstance(rooms, dict) else rooms
+    assert next(r for r in listed if r["id"] == room["id"])["unread_count"] == 2
+
+
+async def test_memories_inform_only_their_owners_replies(client, database_url, tc):
+    alice = await signup(client)
+    bob = await colleague(alice)
+    room = await alice.new_room(member_ids=[bob.id])
+    mine = await alice.post("/api/memories", json={"content": "I prefer PostgreSQL databases."})
+    theirs = await bob.post("/api/memories", json={"content": "Bob prefers MongoDB databases."})
+    assert mine.status_code == theirs.status_code == 201
+    for person, memory in ((alice, mine.json()), (bob, theirs.json())):
+        for _ in range(300):
+            listed = (await person.get("/api/memories")).json()["items"]
+            if next(m for m in listed if m["id"] == memory["id"])["status"] == "ready":
+                break
+            await asyncio.sleep(0.1)
+    message = await alice.say(room["id"], "@architect which databases should we pick?")
+    result = await reply_result(tc, message["id"], "architect")
+    content = agent_messages(database_url, room["id"])[0][2]
+    assert "PostgreSQL" in content and "[source: memory]" in content
+    assert "MongoDB" not in content
+    refs = rows(database_url, "SELECT context FROM agent_runs WHERE reply_id = %s", result.reply_id)
+    assert [m["memory_id"] for m in refs[0][0]["memories"]] == [mine.json()["id"]]
