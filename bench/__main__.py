@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-BENCHMARKS = ["bench.chat", "bench.agents"]
+BENCHMARKS = ["bench.chat", "bench.agents", "bench.gdpr_erasure"]
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ class AgentRun(Base):
     # pending | running | done | error | cancelled
     status: Mapped[str] = mapped_column(String(20), server_default="pending")
     reply_message_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("messages.id", ondelete="SET NULL")
+        BigInteger, ForeignKey("messages.id", ondelete="SET NULL"), index=True
     )
     usage: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     depth: Mapped[int] = mapped_column(Integer, server_default="0")
