@@ -26,16 +26,25 @@ SSE_MESSAGES = 60
 
 
 async def _signup(http: aiohttp.ClientSession, base: str) -> tuple[str, str]:
-    body = {"email": f"b-{uuid.uuid4().hex[:12]}@example.com", "password": "bench password", "name": "Bench"}
+    body = {
+        "email": f"b-{uuid.uuid4().hex[:12]}@example.com",
+        "password": "bench password",
+        "name": "Bench",
+    }
     async with http.post(f"{base}/api/auth/signup", json=body) as response:
         data = await response.json()
     return data["access_token"], data["user"]["id"]
 
 
-async def _room(http: aiohttp.ClientSession, base: str, token: str, members: list[str] | None = None) -> str:
+async def _room(
+    http: aiohttp.ClientSession, base: str, token: str, members: list[str] | None = None
+) -> str:
     headers = {"Authorization": f"Bearer {token}"}
-    async with http.post(f"{base}/api/chat/rooms", json={"name": "bench", "member_ids": members or []},
-                         headers=headers) as response:
+    async with http.post(
+        f"{base}/api/chat/rooms",
+        json={"name": "bench", "member_ids": members or []},
+        headers=headers,
+    ) as response:
         return str((await response.json())["id"])
 
 
@@ -59,8 +68,11 @@ async def measure_posts(bases: list[str]) -> dict[str, Any]:
             while time.perf_counter() < stop_at:
                 n += 1
                 started = time.perf_counter()
-                async with http.post(f"{base}/api/chat/rooms/{room}/messages", headers=headers,
-                                     json={"content": f"bench message {n}"}) as response:
+                async with http.post(
+                    f"{base}/api/chat/rooms/{room}/messages",
+                    headers=headers,
+                    json={"content": f"bench message {n}"},
+                ) as response:
                     await response.read()
                     if response.status != 201:
                         errors += 1
@@ -69,18 +81,35 @@ async def measure_posts(bases: list[str]) -> dict[str, Any]:
         began = time.perf_counter()
         await asyncio.gather(*(loop(*c) for c in clients))
         elapsed = time.perf_counter() - began
-    return {"posts_per_s": round(len(latencies) / elapsed, 1), "errors": errors, **summary_ms(latencies)}
+    return {
+        "posts_per_s": round(len(latencies) / elapsed, 1),
+        "errors": errors,
+        **summary_ms(latencies),
+    }
 
 
 async def measure_raw_inserts(database_url: str) -> dict[str, Any]:
     """The same two rows per post, with raw psycopg and no HTTP, auth or ORM."""
-    async with AsyncConnectionPool(database_url, min_size=CONCURRENCY, max_size=CONCURRENCY, open=False) as pool:
+    async with AsyncConnectionPool(
+        database_url, min_size=CONCURRENCY, max_size=CONCURRENCY, open=False
+    ) as pool:
         async with pool.connection() as conn:
-            org = (await (await conn.execute("INSERT INTO orgs (id, name) VALUES (gen_random_uuid(), 'raw') RETURNING id")).fetchone())[0]  # type: ignore[index]
+            org = (
+                await (
+                    await conn.execute(
+                        "INSERT INTO orgs (id, name) VALUES (gen_random_uuid(), 'raw') RETURNING id"
+                    )
+                ).fetchone()
+            )[0]  # type: ignore[index]
             rooms = [
-                (await (await conn.execute(
-                    "INSERT INTO rooms (id, org_id, name, kind, topic, auto_route) VALUES (gen_random_uuid(), %s, 'r', 'group', '', false) RETURNING id",
-                    (org,))).fetchone())[0]  # type: ignore[index]
+                (
+                    await (
+                        await conn.execute(
+                            "INSERT INTO rooms (id, org_id, name, kind, topic, auto_route) VALUES (gen_random_uuid(), %s, 'r', 'group', '', false) RETURNING id",
+                            (org,),
+                        )
+                    ).fetchone()
+                )[0]  # type: ignore[index]
                 for _ in range(CONCURRENCY)
             ]
         latencies: list[float] = []
@@ -92,12 +121,25 @@ async def measure_raw_inserts(database_url: str) -> dict[str, Any]:
                 n += 1
                 started = time.perf_counter()
                 async with pool.connection() as conn:
-                    row = await (await conn.execute(
-                        "INSERT INTO messages (room_id, content, type, metadata, routed_at) VALUES (%s, %s, 'text', '{}', now()) RETURNING id, created_at",
-                        (room, f"bench message {n}"))).fetchone()
+                    row = await (
+                        await conn.execute(
+                            "INSERT INTO messages (room_id, content, type, metadata, routed_at) VALUES (%s, %s, 'text', '{}', now()) RETURNING id, created_at",
+                            (room, f"bench message {n}"),
+                        )
+                    ).fetchone()
                     assert row is not None
-                    data = json.dumps({"id": row[0], "room_id": str(room), "content": f"bench message {n}", "created_at": row[1].isoformat()})
-                    await conn.execute("INSERT INTO room_events (room_id, type, data) VALUES (%s, 'message.new', %s)", (room, data))
+                    data = json.dumps(
+                        {
+                            "id": row[0],
+                            "room_id": str(room),
+                            "content": f"bench message {n}",
+                            "created_at": row[1].isoformat(),
+                        }
+                    )
+                    await conn.execute(
+                        "INSERT INTO room_events (room_id, type, data) VALUES (%s, 'message.new', %s)",
+                        (room, data),
+                    )
                 latencies.append(time.perf_counter() - started)
 
         began = time.perf_counter()
@@ -106,9 +148,18 @@ async def measure_raw_inserts(database_url: str) -> dict[str, Any]:
     return {"posts_per_s": round(len(latencies) / elapsed, 1), **summary_ms(latencies)}
 
 
-async def _read_sse(http: aiohttp.ClientSession, url: str, token: str, sent: dict[str, float],
-                    delays: list[float], ready: asyncio.Event, counter: list[int]) -> None:
-    async with http.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=aiohttp.ClientTimeout(total=None)) as response:
+async def _read_sse(
+    http: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    sent: dict[str, float],
+    delays: list[float],
+    ready: asyncio.Event,
+    counter: list[int],
+) -> None:
+    async with http.get(
+        url, headers={"Authorization": f"Bearer {token}"}, timeout=aiohttp.ClientTimeout(total=None)
+    ) as response:
         counter[0] += 1
         if counter[0] == SUBSCRIBERS:
             ready.set()
@@ -132,7 +183,17 @@ async def measure_sse(bases: list[str]) -> dict[str, Any]:
         delays: list[float] = []
         ready, counter = asyncio.Event(), [0]
         readers = [
-            asyncio.create_task(_read_sse(http, f"{bases[i % len(bases)]}/api/chat/rooms/{room}/events", token, sent, delays, ready, counter))
+            asyncio.create_task(
+                _read_sse(
+                    http,
+                    f"{bases[i % len(bases)]}/api/chat/rooms/{room}/events",
+                    token,
+                    sent,
+                    delays,
+                    ready,
+                    counter,
+                )
+            )
             for i in range(SUBSCRIBERS)
         ]
         await asyncio.wait_for(ready.wait(), 60)
@@ -141,7 +202,11 @@ async def measure_sse(bases: list[str]) -> dict[str, Any]:
         for n in range(SSE_MESSAGES):
             content = f"sse {n}"
             sent[content] = time.perf_counter()
-            async with http.post(f"{bases[0]}/api/chat/rooms/{room}/messages", headers=headers, json={"content": content}) as response:
+            async with http.post(
+                f"{bases[0]}/api/chat/rooms/{room}/messages",
+                headers=headers,
+                json={"content": content},
+            ) as response:
                 assert response.status == 201
             await asyncio.sleep(0.05)
         deadline = time.perf_counter() + 20
@@ -151,7 +216,13 @@ async def measure_sse(bases: list[str]) -> dict[str, Any]:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
     expected = SUBSCRIBERS * SSE_MESSAGES
-    return {"subscribers": SUBSCRIBERS, "messages": SSE_MESSAGES, "delivered": len(delays), "expected": expected, **summary_ms(delays)}
+    return {
+        "subscribers": SUBSCRIBERS,
+        "messages": SSE_MESSAGES,
+        "delivered": len(delays),
+        "expected": expected,
+        **summary_ms(delays),
+    }
 
 
 async def measure_raw_notify(database_url: str) -> dict[str, Any]:
@@ -161,16 +232,22 @@ async def measure_raw_notify(database_url: str) -> dict[str, Any]:
     listener = await asyncpg.connect(database_url)
     writer = await asyncpg.connect(database_url)
     try:
-        org = await writer.fetchval("INSERT INTO orgs (id, name) VALUES (gen_random_uuid(), 'n') RETURNING id")
+        org = await writer.fetchval(
+            "INSERT INTO orgs (id, name) VALUES (gen_random_uuid(), 'n') RETURNING id"
+        )
         room = await writer.fetchval(
             "INSERT INTO rooms (id, org_id, name, kind, topic, auto_route)"
-            " VALUES (gen_random_uuid(), $1, 'r', 'group', '', false) RETURNING id", org)
+            " VALUES (gen_random_uuid(), $1, 'r', 'group', '', false) RETURNING id",
+            org,
+        )
         await listener.add_listener("room_events", lambda *args: arrived.put_nowait(args[-1]))
         for n in range(SSE_MESSAGES):
             started = time.perf_counter()
             await writer.execute(
                 "INSERT INTO room_events (room_id, type, data) VALUES ($1, 'message.new', $2::jsonb)",
-                room, json.dumps({"n": n}))
+                room,
+                json.dumps({"n": n}),
+            )
             await asyncio.wait_for(arrived.get(), 10)
             delays.append(time.perf_counter() - started)
     finally:
@@ -206,11 +283,17 @@ def table(results: dict[str, Any]) -> str:
     ]
     lines = ["| posting | posts/s | p50 ms | p99 ms | × baseline |", "|---|---|---|---|---|"]
     for name, r in rows:
-        lines.append(f"| {name} | {r['posts_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r.get('ratio_to_raw_inserts', 1.0)} |")
+        lines.append(
+            f"| {name} | {r['posts_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r.get('ratio_to_raw_inserts', 1.0)} |"
+        )
     sse, raw = results["sse_2_api"], results["baseline_raw_notify"]
-    lines += ["", "| delivery | p50 ms | p99 ms | delivered |", "|---|---|---|---|",
-              f"| raw INSERT→NOTIFY→LISTEN (baseline) | {raw['p50_ms']} | {raw['p99_ms']} | {raw['n']} |",
-              f"| POST → SSE, {sse['subscribers']} subscribers on 2 API processes | {sse['p50_ms']} | {sse['p99_ms']} | {sse['delivered']}/{sse['expected']} |"]
+    lines += [
+        "",
+        "| delivery | p50 ms | p99 ms | delivered |",
+        "|---|---|---|---|",
+        f"| raw INSERT→NOTIFY→LISTEN (baseline) | {raw['p50_ms']} | {raw['p99_ms']} | {raw['n']} |",
+        f"| POST → SSE, {sse['subscribers']} subscribers on 2 API processes | {sse['p50_ms']} | {sse['p99_ms']} | {sse['delivered']}/{sse['expected']} |",
+    ]
     return "\n".join(lines)
 
 

@@ -32,11 +32,15 @@ class BenchStack:
     env: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def spawn(self, *args: str, port: int | None = None, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, *args: str, port: int | None = None, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = (self.data_dir / f"{args[0]}-{len(self.processes)}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "iaf.cli", *args], env={**self.env, **(extra_env or {})},
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "iaf.cli", *args],
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
         if port is not None:

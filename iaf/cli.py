@@ -29,7 +29,9 @@ def _logging(verbose: bool) -> None:
 
 @app.command()
 def dev(
-    services_only: bool = typer.Option(False, "--services-only", help="Only PostgreSQL, Temporal, SMTP"),
+    services_only: bool = typer.Option(
+        False, "--services-only", help="Only PostgreSQL, Temporal, SMTP"
+    ),
 ) -> None:
     """Run the whole embedded platform (or only its services)."""
     from iaf.devstack.stack import run_dev

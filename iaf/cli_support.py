@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 
 from iaf.db.migrate import upgrade
 from iaf.devstack.temporal import SEARCH_ATTRIBUTES
 from iaf.settings import Settings
 from iaf.temporal_client import connect
+
 
 async def ensure_search_attributes(settings: Settings) -> None:
     """Production servers need them registered once; the dev server gets them at start."""
@@ -25,7 +29,9 @@ async def ensure_search_attributes(settings: Settings) -> None:
     }
     if missing:
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=settings.temporal_namespace, search_attributes=missing)
+            AddSearchAttributesRequest(
+                namespace=settings.temporal_namespace, search_attributes=missing
+            )
         )
 
 

@@ -8,18 +8,18 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from collections.abc import AsyncIterator, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
+import httpx
+import pytest
 
-from iaf.db.migrate import upgrade  # noqa: E402
-from iaf.devstack.postgres import EmbeddedPostgres  # noqa: E402
-from iaf.devstack.temporal import TemporalDevServer  # noqa: E402
-from iaf.settings import Settings  # noqa: E402
-from iaf.workers.main import running_worker  # noqa: E402
-from tests.helpers import free_port, serve_api  # noqa: E402
+from iaf.db.migrate import upgrade
+from iaf.devstack.postgres import EmbeddedPostgres
+from iaf.devstack.temporal import TemporalDevServer
+from iaf.settings import Settings
+from iaf.workers.main import running_worker
+from tests.helpers import free_port, serve_api
 
 FAST_PG = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
@@ -53,7 +53,9 @@ def temporal_server(data_dir: Path) -> Iterator[TemporalDevServer]:
     server.stop()
 
 
-def make_settings(data_dir: Path, database_url: str, temporal_address: str, **overrides: object) -> Settings:
+def make_settings(
+    data_dir: Path, database_url: str, temporal_address: str, **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
         "database_url": database_url,

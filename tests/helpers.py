@@ -79,7 +79,9 @@ class Person:
         return dict(response.json())
 
     async def say(self, room_id: str, content: str, **extra: Any) -> dict[str, Any]:
-        response = await self.post(f"/api/chat/rooms/{room_id}/messages", json={"content": content, **extra})
+        response = await self.post(
+            f"/api/chat/rooms/{room_id}/messages", json={"content": content, **extra}
+        )
         assert response.status_code in (200, 201), response.text
         return dict(response.json())
 
@@ -90,7 +92,8 @@ def unique_email(prefix: str = "user") -> str:
 
 async def signup(client: httpx.AsyncClient, name: str = "Alice Example") -> Person:
     response = await client.post(
-        "/api/auth/signup", json={"email": unique_email(), "password": "correct horse battery", "name": name}
+        "/api/auth/signup",
+        json={"email": unique_email(), "password": "correct horse battery", "name": name},
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -136,7 +139,9 @@ class SSEStream:
             if line == "":
                 if "data" in fields and "event" in fields:
                     event_id = int(fields["id"]) if fields.get("id") else None
-                    self.events.append(SSEEvent(event_id, fields["event"], json.loads(fields["data"])))
+                    self.events.append(
+                        SSEEvent(event_id, fields["event"], json.loads(fields["data"]))
+                    )
                     self._arrived.set()
                 fields = {}
             elif not line.startswith(":"):
@@ -181,7 +186,11 @@ async def open_stream(
     try:
         # The server announces our presence once it is subscribed: from then on nothing is missed.
         await stream.wait_for(
-            lambda e: e.event == "presence" and e.data.get("user_id") == person.id and e.data.get("status") == "online"
+            lambda e: (
+                e.event == "presence"
+                and e.data.get("user_id") == person.id
+                and e.data.get("status") == "online"
+            )
         )
         yield stream
     finally:

@@ -57,7 +57,7 @@ class SmtpCapture:
     async def wait_for(
         self,
         predicate: Callable[[EmailMessage], bool],
-        timeout: float = 30.0,  # noqa: ASYNC109
+        timeout: float = 30.0,
     ) -> EmailMessage:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -1,1 +1,1 @@
-"""The thin HTTP layer: authenticate, authorise, validate, store what is acknowledged, start workflows."""
+"""The thin HTTP layer: authenticate, authorise, validate, store, start workflows."""

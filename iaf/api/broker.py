@@ -94,7 +94,7 @@ class RoomEventBroker:
             try:
                 connection = await asyncpg.connect(self.dsn)
                 lost = asyncio.Event()
-                connection.add_termination_listener(lambda _c: lost.set())
+                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notify)
                 self.connected.set()
                 self._resync_all()  # anything sent while we were away is in the table

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -106,7 +106,9 @@ async def authenticate(token: str, state: AppState, session: AsyncSession) -> Us
             if user is not None and user.token_version != claims.get("ver"):
                 user = None
     if user is None or user.status != "active":
-        raise ApiError(401, "unauthorized", "invalid or expired credentials", {"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401, "unauthorized", "invalid or expired credentials", {"WWW-Authenticate": "Bearer"}
+        )
     return user
 
 
@@ -125,7 +127,9 @@ def require_role(user: User, *roles: str) -> None:
         raise ApiError(403, "forbidden", f"requires role {' or '.join(roles)}")
 
 
-async def room_for_member(session: AsyncSession, room_id: uuid.UUID, user: User) -> tuple[Room, str]:
+async def room_for_member(
+    session: AsyncSession, room_id: uuid.UUID, user: User
+) -> tuple[Room, str]:
     """The room and the caller's role; 404 for non-members so room IDs reveal nothing."""
     found = await RoomRepository(session).get_for_member(room_id, user.id)
     if found is None:

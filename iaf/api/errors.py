@@ -1,4 +1,4 @@
-"""Every error leaves as JSON {"error": {"code", "message"}} with a 4xx for the client's mistakes."""
+"""Every error leaves as JSON {"error": {"code", "message"}}; client mistakes get a 4xx."""
 
 from __future__ import annotations
 
@@ -61,7 +61,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
-        code = "malformed_json" if any(e.get("type") == "json_invalid" for e in errors) else "invalid_request"
+        code = (
+            "malformed_json"
+            if any(e.get("type") == "json_invalid" for e in errors)
+            else "invalid_request"
+        )
         return error_response(422, code, _describe(errors))
 
     @app.exception_handler(StarletteHTTPException)

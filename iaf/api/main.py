@@ -77,7 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
-            read_sessionmaker=make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
+            read_sessionmaker=make_sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT")
+            ),
             temporal=await connect(settings, lazy=True),
             broker=broker,
             limiter=RateLimiter(engine),
@@ -94,7 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
         )
     routers = (health, auth, rooms, messages, events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)

@@ -33,7 +33,9 @@ class RateLimiter:
             hits, window_start = await RateLimitRepository(session).hit(bucket, window_seconds)
         else:
             async with self.engine.begin() as connection:
-                hits, window_start = await RateLimitRepository(connection).hit(bucket, window_seconds)
+                hits, window_start = await RateLimitRepository(connection).hit(
+                    bucket, window_seconds
+                )
         if hits > limit and session is not None:
             await session.rollback()
         enforce(hits, window_start, limit, window_seconds, response)

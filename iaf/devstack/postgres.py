@@ -28,9 +28,7 @@ def _runs_as_root() -> bool:
 class EmbeddedPostgres:
     """Owns one postgres process; the data directory survives restarts."""
 
-    def __init__(
-        self, pgdata: Path, port: int, options: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, pgdata: Path, port: int, options: dict[str, str] | None = None) -> None:
         self.pgdata = pgdata.resolve()
         self.port = port
         self.options = options or {}
@@ -74,9 +72,19 @@ class EmbeddedPostgres:
             stale_pid.unlink()
         if not (self.pgdata / "PG_VERSION").exists():
             subprocess.run(
-                [str(_bin("initdb")), "-D", str(self.pgdata), "-U", "postgres",
-                 "--auth=trust", "--encoding=utf8", "--no-sync"],
-                check=True, capture_output=True, user=user,
+                [
+                    str(_bin("initdb")),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "--no-sync",
+                ],
+                check=True,
+                capture_output=True,
+                user=user,
             )
         return user
 
@@ -96,7 +104,9 @@ class EmbeddedPostgres:
 
     def ensure_database(self, name: str) -> None:
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{name}"')
 

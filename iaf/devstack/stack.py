@@ -46,15 +46,20 @@ class DevStack:
         host, _, port = self.settings.temporal_address.rpartition(":")
         if host in LOOPBACK:
             self.temporal = TemporalDevServer(
-                int(port), self.settings.temporal_ui_port, self.data_dir / "temporal.sqlite",
-                self.settings.temporal_namespace, self.data_dir / "logs" / "temporal.log",
+                int(port),
+                self.settings.temporal_ui_port,
+                self.data_dir / "temporal.sqlite",
+                self.settings.temporal_namespace,
+                self.data_dir / "logs" / "temporal.log",
             )
             self.temporal.start()
             console.print(f"[green]✓[/] Temporal      {self.settings.temporal_address}")
         if self.settings.smtp_host in LOOPBACK:
             self.smtp = start_smtp_sink(self.data_dir / "mail", self.settings.smtp_port)
-            console.print(f"[green]✓[/] SMTP sink     {self.settings.smtp_host}:{self.settings.smtp_port}"
-                          f" → {self.data_dir / 'mail'}")
+            console.print(
+                f"[green]✓[/] SMTP sink     {self.settings.smtp_host}:{self.settings.smtp_port}"
+                f" → {self.data_dir / 'mail'}"
+            )
 
     def migrate(self) -> None:
         from iaf.cli_support import migrate_all

@@ -36,7 +36,9 @@ async def running_worker(
     # Agents call any litellm model; "offline/..." is the deterministic local one (issue 3).
     register_offline_provider(settings.offline_llm_tokens_per_second)
     temporal = await _connect_with_retry(settings)
-    clients = WorkerClients(settings=settings, sessionmaker=make_sessionmaker(engine), temporal=temporal)
+    clients = WorkerClients(
+        settings=settings, sessionmaker=make_sessionmaker(engine), temporal=temporal
+    )
     executor = ThreadPoolExecutor(max_workers=8)
     workers = [
         Worker(
@@ -50,14 +52,20 @@ async def running_worker(
     retrieval = list(retrieval_activities(clients)) if serve_retrieval else []
     if retrieval:
         workers.append(
-            Worker(temporal, task_queue=settings.temporal_retrieval_task_queue, activities=retrieval,
-                   activity_executor=executor)
+            Worker(
+                temporal,
+                task_queue=settings.temporal_retrieval_task_queue,
+                activities=retrieval,
+                activity_executor=executor,
+            )
         )
     tasks = [asyncio.create_task(w.run(), name=f"worker-{w.task_queue}") for w in workers]
     if retrieval:
         tasks.append(asyncio.create_task(_warm_embedder(clients), name="embedder-warm-up"))
     if sweep:
-        tasks.append(asyncio.create_task(sweep_forever(engine, clients.sessionmaker, temporal, settings)))
+        tasks.append(
+            asyncio.create_task(sweep_forever(engine, clients.sessionmaker, temporal, settings))
+        )
         tasks.append(asyncio.create_task(_resume_vector_jobs_forever(clients), name="vector-jobs"))
     try:
         yield clients

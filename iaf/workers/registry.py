@@ -47,8 +47,15 @@ class WorkerClients:
 
 def main_workflows() -> Sequence[type]:
     return [
-        RouteMessage, Invitation, Referral, DataExport, Erasure,
-        AgentReply, IngestKnowledge, IndexMemory, RemoveVectors,
+        RouteMessage,
+        Invitation,
+        Referral,
+        DataExport,
+        Erasure,
+        AgentReply,
+        IngestKnowledge,
+        IndexMemory,
+        RemoveVectors,
     ]
 
 
@@ -68,9 +75,15 @@ def agent_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
     knowledge = KnowledgeDbActivities(clients.sessionmaker)
     llm = LlmActivities(clients.sessionmaker, clients.settings)
     return [
-        agents.start_replies, agents.begin_reply, agents.persist_reply, agents.settle_reply,
-        agents.abort_reply, knowledge.mark_document_failed, knowledge.mark_memory_failed,
-        llm.stream_reply, llm.classify_intent,
+        agents.start_replies,
+        agents.begin_reply,
+        agents.persist_reply,
+        agents.settle_reply,
+        agents.abort_reply,
+        knowledge.mark_document_failed,
+        knowledge.mark_memory_failed,
+        llm.stream_reply,
+        llm.classify_intent,
     ]
 
 
@@ -95,10 +108,23 @@ def gdpr_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
     db = GdprDatabaseActivities(clients.sessionmaker, clients.settings)
     admin = TemporalAdminActivities(clients.sessionmaker, clients.temporal, clients.settings)
     return [
-        db.erasure_plan, db.erasure_begin, db.mark_cancelled, db.mark_failed, db.freeze,
-        db.anonymise, db.delete_private, db.delete_account, db.audit, db.verify_postgres,
-        db.finish_erasure, db.export_plan, db.export_archive, db.export_expire,
-        admin.cancel_workflows, admin.delete_workflows, admin.verify_temporal,
+        db.erasure_plan,
+        db.erasure_begin,
+        db.mark_cancelled,
+        db.mark_failed,
+        db.freeze,
+        db.anonymise,
+        db.delete_private,
+        db.delete_account,
+        db.audit,
+        db.verify_postgres,
+        db.finish_erasure,
+        db.export_plan,
+        db.export_archive,
+        db.export_expire,
+        admin.cancel_workflows,
+        admin.delete_workflows,
+        admin.verify_temporal,
     ]
 
 
@@ -112,12 +138,17 @@ def retrieval_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]
     """Activities that touch Qdrant; in local mode exactly one process may run them (rule 6)."""
     gdpr = GdprQdrantActivities(clients.sessionmaker, shared_qdrant(clients))
     retrieval = RetrievalActivities(
-        clients.sessionmaker, VectorStore(shared_qdrant(clients)), shared_embedder(clients),
+        clients.sessionmaker,
+        VectorStore(shared_qdrant(clients)),
+        shared_embedder(clients),
         clients.settings,
     )
     return [
-        gdpr.delete_vectors, gdpr.verify_qdrant,
-        retrieval.build_reply_context, retrieval.ingest_document, retrieval.index_memory,
+        gdpr.delete_vectors,
+        gdpr.verify_qdrant,
+        retrieval.build_reply_context,
+        retrieval.ingest_document,
+        retrieval.index_memory,
         retrieval.remove_vectors,
     ]
 

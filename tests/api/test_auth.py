@@ -24,11 +24,18 @@ async def test_signup_twice_with_same_email_is_a_conflict(client):
 
 async def test_login_wrong_password_is_401_and_attempts_are_rate_limited(client, settings):
     email = unique_email()
-    await client.post("/api/auth/signup", json={"email": email, "password": "right password", "name": "L"})
+    await client.post(
+        "/api/auth/signup", json={"email": email, "password": "right password", "name": "L"}
+    )
     wrong = {"email": email, "password": "wrong password"}
-    statuses = [(await client.post("/api/auth/login", json=wrong)).status_code for _ in range(settings.login_attempts_per_minute)]
+    statuses = [
+        (await client.post("/api/auth/login", json=wrong)).status_code
+        for _ in range(settings.login_attempts_per_minute)
+    ]
     assert set(statuses) == {401}
-    blocked = await client.post("/api/auth/login", json={"email": email, "password": "right password"})
+    blocked = await client.post(
+        "/api/auth/login", json={"email": email, "password": "right password"}
+    )
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) >= 1
     assert blocked.json()["error"]["code"] == "rate_limited"
@@ -62,4 +69,6 @@ async def test_api_key_authenticates_until_revoked(client):
     me = await client.get("/api/me", headers={"Authorization": f"Bearer {key}"})
     assert me.status_code == 200 and me.json()["id"] == alice.id
     assert (await alice.delete(f"/api/auth/api-keys/{created.json()['id']}")).status_code == 204
-    assert (await client.get("/api/me", headers={"Authorization": f"Bearer {key}"})).status_code == 401
+    assert (
+        await client.get("/api/me", headers={"Authorization": f"Bearer {key}"})
+    ).status_code == 401

@@ -33,7 +33,9 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(clien
         await alice.say(room["id"], "seen-1")
         seen = await stream.wait_for(lambda e: e.data.get("content") == "seen-1")
     missed = [await alice.say(room["id"], f"missed-{i}") for i in range(5)]
-    edited = await alice.put(f"/api/chat/messages/{missed[0]['id']}", json={"content": "missed-0 edited"})
+    edited = await alice.put(
+        f"/api/chat/messages/{missed[0]['id']}", json={"content": "missed-0 edited"}
+    )
     assert edited.status_code == 200
     async with open_stream(client, bob, room["id"], last_event_id=seen.id) as stream:
         await alice.say(room["id"], "live-after")
@@ -66,10 +68,16 @@ async def test_presence_is_announced_when_a_member_connects_and_leaves(client):
     room = await alice.new_room(member_ids=[bob.id])
     async with open_stream(client, alice, room["id"]) as watcher:
         async with open_stream(client, bob, room["id"]):
-            online = await watcher.wait_for(lambda e: e.event == "presence" and e.data["user_id"] == bob.id)
+            online = await watcher.wait_for(
+                lambda e: e.event == "presence" and e.data["user_id"] == bob.id
+            )
             assert online.data["status"] == "online" and online.id is None
         offline = await watcher.wait_for(
-            lambda e: e.event == "presence" and e.data["user_id"] == bob.id and e.data["status"] == "offline"
+            lambda e: (
+                e.event == "presence"
+                and e.data["user_id"] == bob.id
+                and e.data["status"] == "offline"
+            )
         )
         assert offline.id is None
 
@@ -79,7 +87,9 @@ async def test_removed_member_stream_ends(client):
     bob = await colleague(alice)
     room = await alice.new_room(member_ids=[bob.id])
     async with open_stream(client, bob, room["id"]) as stream:
-        assert (await alice.delete(f"/api/chat/rooms/{room['id']}/members/{bob.id}")).status_code == 204
+        assert (
+            await alice.delete(f"/api/chat/rooms/{room['id']}/members/{bob.id}")
+        ).status_code == 204
         await stream.wait_for(lambda e: e.event == "member.remove")
         await alice.say(room["id"], "after removal")
         await asyncio.sleep(0.5)
@@ -89,11 +99,15 @@ async def test_removed_member_stream_ends(client):
 async def test_invalid_last_event_id_is_a_4xx(client):
     alice = await signup(client)
     room = await alice.new_room()
-    response = await alice.get(f"/api/chat/rooms/{room['id']}/events", headers={"Last-Event-ID": "abc"})
+    response = await alice.get(
+        f"/api/chat/rooms/{room['id']}/events", headers={"Last-Event-ID": "abc"}
+    )
     assert response.status_code == 422
 
 
-async def test_sse_client_on_a_second_api_process_gets_messages_posted_through_the_first(client, settings):
+async def test_sse_client_on_a_second_api_process_gets_messages_posted_through_the_first(
+    client, settings
+):
     port = free_port()
     env = {
         **os.environ,
@@ -106,8 +120,10 @@ async def test_sse_client_on_a_second_api_process_gets_messages_posted_through_t
         "AUTH_REQUESTS_PER_IP_PER_MINUTE": "100000",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "iaf.cli", "api", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "iaf.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60, process)

@@ -1,4 +1,4 @@
-"""Posting, idempotency, pagination, edit and delete, and refusing bad input without side effects."""
+"""Posting, idempotency, pagination, edit and delete; bad input is refused, nothing stored."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from tests.helpers import colleague, signup
 
 
 async def _count(person, room_id):
-    return len((await person.get(f"/api/chat/rooms/{room_id}/messages", params={"limit": 200})).json()["items"])
+    return len(
+        (await person.get(f"/api/chat/rooms/{room_id}/messages", params={"limit": 200})).json()[
+            "items"
+        ]
+    )
 
 
 async def test_post_is_idempotent_with_client_msg_id(client):
@@ -43,15 +47,27 @@ async def test_bad_bodies_get_json_4xx_and_store_nothing(client, settings):
     oversized = "x" * (settings.message_max_bytes + 1)
     cases = [
         ({"json": {"content": oversized}}, 413, "content_too_large"),
-        ({"json": {"content": "é" * (settings.message_max_bytes // 2 + 1)}}, 413, "content_too_large"),
+        (
+            {"json": {"content": "é" * (settings.message_max_bytes // 2 + 1)}},
+            413,
+            "content_too_large",
+        ),
         ({"json": {"content": "   \n"}}, 422, "empty_content"),
         ({"json": {"content": ""}}, 422, "empty_content"),
         ({"json": {}}, 422, "invalid_request"),
         ({"json": {"content": 5}}, 422, "invalid_request"),
         ({"json": {"content": "hi", "unknown": 1}}, 422, "invalid_request"),
         ({"json": {"content": "hi", "reply_to_id": 999999999}}, 422, "invalid_reply_to"),
-        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "malformed_json"),
-        ({"content": b"x" * (2 * 1024 * 1024), "headers": {"content-type": "application/json"}}, 413, "payload_too_large"),
+        (
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+            "malformed_json",
+        ),
+        (
+            {"content": b"x" * (2 * 1024 * 1024), "headers": {"content-type": "application/json"}},
+            413,
+            "payload_too_large",
+        ),
     ]
     for kwargs, status, code in cases:
         headers = {**alice.headers, **kwargs.pop("headers", {})}
@@ -84,7 +100,9 @@ async def test_edit_by_author_only_and_delete_leaves_tombstone(client):
     bob = await colleague(alice)
     room = await alice.new_room(member_ids=[bob.id])
     message = await alice.say(room["id"], "first draft")
-    assert (await bob.put(f"/api/chat/messages/{message['id']}", json={"content": "hijack"})).status_code == 403
+    assert (
+        await bob.put(f"/api/chat/messages/{message['id']}", json={"content": "hijack"})
+    ).status_code == 403
     edited = await alice.put(f"/api/chat/messages/{message['id']}", json={"content": "final"})
     assert edited.status_code == 200 and edited.json()["edited_at"] is not None
     assert (await bob.delete(f"/api/chat/messages/{message['id']}")).status_code == 403
@@ -92,10 +110,14 @@ async def test_edit_by_author_only_and_delete_leaves_tombstone(client):
     items = (await bob.get(f"/api/chat/rooms/{room['id']}/messages")).json()["items"]
     assert items[0]["id"] == message["id"]
     assert items[0]["deleted_at"] is not None and items[0]["content"] == ""
-    assert (await alice.put(f"/api/chat/messages/{message['id']}", json={"content": "x"})).status_code == 410
+    assert (
+        await alice.put(f"/api/chat/messages/{message['id']}", json={"content": "x"})
+    ).status_code == 410
 
 
-async def test_room_admin_deletes_others_messages_but_edit_window_holds(client, settings, database_url):
+async def test_room_admin_deletes_others_messages_but_edit_window_holds(
+    client, settings, database_url
+):
     import psycopg
 
     alice = await signup(client)

@@ -47,7 +47,9 @@ async def sdk(api_url: str, person: Person) -> AsyncOpenAI:
 
 async def api_rooms(person: Person) -> list[dict[str, Any]]:
     everyday = await person.get("/api/chat/rooms")
-    assert all(r["kind"] != "api" for r in everyday.json()["items"]), "API conversations stay out of the chat list"
+    assert all(r["kind"] != "api" for r in everyday.json()["items"]), (
+        "API conversations stay out of the chat list"
+    )
     response = await person.get("/api/chat/rooms", params={"kind": "api"})
     return [r for r in response.json()["items"] if r["kind"] == "api"]
 

@@ -30,11 +30,15 @@ async def test_members_api_refuses_users_of_another_org(client):
     alice = await signup(client)
     room = await alice.new_room()
     stranger = await signup(client, "Eve Stranger")
-    response = await alice.post(f"/api/chat/rooms/{room['id']}/members", json={"user_id": stranger.id})
+    response = await alice.post(
+        f"/api/chat/rooms/{room['id']}/members", json={"user_id": stranger.id}
+    )
     assert response.status_code == 404
     members = await alice.get(f"/api/chat/rooms/{room['id']}/members")
     assert [m["user_id"] for m in members.json()["items"]] == [alice.id]
-    unknown = await alice.post(f"/api/chat/rooms/{room['id']}/members", json={"user_id": str(uuid.uuid4())})
+    unknown = await alice.post(
+        f"/api/chat/rooms/{room['id']}/members", json={"user_id": str(uuid.uuid4())}
+    )
     assert unknown.status_code == 404
 
 
@@ -50,7 +54,9 @@ async def test_only_owners_and_admins_manage_members(client):
     again = await alice.post(f"/api/chat/rooms/{room['id']}/members", json={"user_id": carol.id})
     assert again.status_code == 200 and again.json()["added"] is False
     assert (await bob.delete(f"/api/chat/rooms/{room['id']}/members/{carol.id}")).status_code == 403
-    assert (await alice.delete(f"/api/chat/rooms/{room['id']}/members/{carol.id}")).status_code == 204
+    assert (
+        await alice.delete(f"/api/chat/rooms/{room['id']}/members/{carol.id}")
+    ).status_code == 204
     assert (await carol.get(f"/api/chat/rooms/{room['id']}/messages")).status_code == 404
 
 

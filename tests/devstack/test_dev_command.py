@@ -1,4 +1,4 @@
-"""`iaf dev` (what `make run` starts) brings up a working API and Temporal UI, stops cleanly, keeps data."""
+"""`iaf dev` (what `make run` starts): API and Temporal UI up, clean stop, data kept."""
 
 from __future__ import annotations
 
@@ -37,7 +37,10 @@ def _wait_healthy(base: str, timeout: float = 180) -> dict:
 
 def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "iaf.cli", "dev"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "iaf.cli", "dev"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -70,7 +73,8 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
         page = httpx.get(f"{base}/", timeout=10)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         signup = httpx.post(
-            f"{base}/api/auth/signup", json={"email": email, "password": "long enough pw", "name": "Dev"}
+            f"{base}/api/auth/signup",
+            json={"email": email, "password": "long enough pw", "name": "Dev"},
         )
         assert signup.status_code == 201
     finally:
@@ -82,7 +86,9 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
     process = _start(env)
     try:
         _wait_healthy(base)
-        login = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": "long enough pw"})
+        login = httpx.post(
+            f"{base}/api/auth/login", json={"email": email, "password": "long enough pw"}
+        )
         assert login.status_code == 200, "a second run keeps the data"
     finally:
         _stop(process)

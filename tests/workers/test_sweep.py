@@ -14,7 +14,9 @@ from tests.helpers import free_port, serve_api, signup
 
 def _routing_state(database_url: str, message_id: int) -> tuple[object, object]:
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT routed_at, metadata FROM messages WHERE id = %s", (message_id,)).fetchone()
+        row = conn.execute(
+            "SELECT routed_at, metadata FROM messages WHERE id = %s", (message_id,)
+        ).fetchone()
     assert row is not None
     return row[0], row[1]
 
@@ -30,7 +32,9 @@ async def test_posting_while_temporal_is_stopped_then_routed_after_it_returns(da
     await asyncio.to_thread(upgrade, database_url)
 
     temporal = TemporalDevServer(free_port(), None, db_file=data_dir / "sweep-temporal.sqlite")
-    settings = make_settings(data_dir, database_url, temporal.address, temporal_task_queue="iaf-sweep-test")
+    settings = make_settings(
+        data_dir, database_url, temporal.address, temporal_task_queue="iaf-sweep-test"
+    )
     async with serve_api(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         alice = await signup(client)
         room = await alice.new_room()

@@ -29,13 +29,19 @@ async def test_mentions_are_recorded_and_the_workflow_runs_once(client, settings
     alice = await signup(client)
     bob = await colleague(alice, "Bob Builder")
     room = await alice.new_room(member_ids=[bob.id])
-    text = f"@architect and @{bob.user['handle']} please look; mail me at x@example.com `@developer`"
+    text = (
+        f"@architect and @{bob.user['handle']} please look; mail me at x@example.com `@developer`"
+    )
     message = await alice.say(room["id"], text)
     metadata = await _wait_routed(database_url, message["id"])
     kinds = [(m["kind"], m["id"]) for m in metadata["mentions"]]
     assert kinds == [("agent", "architect"), ("user", bob.id)]
-    temporal = await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
-    handle = temporal.get_workflow_handle(route_workflow_id(message["id"]), result_type=RouteMessageResult)
+    temporal = await Client.connect(
+        settings.temporal_address, data_converter=pydantic_data_converter
+    )
+    handle = temporal.get_workflow_handle(
+        route_workflow_id(message["id"]), result_type=RouteMessageResult
+    )
     result = await handle.result()
     assert result.agent_ids == ["architect"]
     again = await start_route_message(temporal, settings, message["id"], room["id"])
@@ -47,8 +53,12 @@ async def test_plain_messages_skip_temporal(client, settings, database_url):
     room = await alice.new_room()
     message = await alice.say(room["id"], "no mentions here")
     with psycopg.connect(database_url) as conn:
-        routed = conn.execute("SELECT routed_at FROM messages WHERE id = %s", (message["id"],)).fetchone()
+        routed = conn.execute(
+            "SELECT routed_at FROM messages WHERE id = %s", (message["id"],)
+        ).fetchone()
     assert routed[0] is not None
-    temporal = await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
+    temporal = await Client.connect(
+        settings.temporal_address, data_converter=pydantic_data_converter
+    )
     started = await start_route_message(temporal, settings, message["id"], room["id"])
     assert started is True  # no workflow existed for it

@@ -31,7 +31,9 @@ def token_response(state: StateDep, user: User) -> TokenResponse:
     token = issue_access_token(
         state.jwt_secret, user.id, user.org_id, user.role, user.token_version, minutes
     )
-    return TokenResponse(access_token=token, expires_in=minutes * 60, user=UserOut.model_validate(user))
+    return TokenResponse(
+        access_token=token, expires_in=minutes * 60, user=UserOut.model_validate(user)
+    )
 
 
 def client_ip(request: Request) -> str:
@@ -39,23 +41,33 @@ def client_ip(request: Request) -> str:
 
 
 @router.post("/api/auth/signup", status_code=201)
-async def signup(body: SignupRequest, request: Request, state: StateDep, session: SessionDep) -> TokenResponse:
+async def signup(
+    body: SignupRequest, request: Request, state: StateDep, session: SessionDep
+) -> TokenResponse:
     settings = state.settings
-    await state.limiter.hit(f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60)
+    await state.limiter.hit(
+        f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60
+    )
     users = UserRepository(session)
     if await users.email_taken(body.email):
         raise ApiError(409, "email_taken", "an account with this e-mail already exists")
     org = await users.create_org(body.org_name or f"{body.name}'s organisation")
-    user = await users.create(org.id, body.email, body.name, hash_password(body.password), "org_admin")
+    user = await users.create(
+        org.id, body.email, body.name, hash_password(body.password), "org_admin"
+    )
     await LedgerRepository(session).grant_starting_credits(user.id, settings.starting_credits)
     await session.commit()
     return token_response(state, user)
 
 
 @router.post("/api/auth/login")
-async def login(body: LoginRequest, request: Request, state: StateDep, session: SessionDep) -> TokenResponse:
+async def login(
+    body: LoginRequest, request: Request, state: StateDep, session: SessionDep
+) -> TokenResponse:
     settings = state.settings
-    await state.limiter.hit(f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60)
+    await state.limiter.hit(
+        f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60
+    )
     await state.limiter.hit(f"login:{body.email.lower()}", settings.login_attempts_per_minute, 60)
     user = await UserRepository(session).get_by_email(body.email)
     valid = verify_password(user.password_hash if user else None, body.password)
@@ -77,7 +89,9 @@ async def add_org_user(
     users = UserRepository(session)
     if await users.email_taken(body.email):
         raise ApiError(409, "email_taken", "an account with this e-mail already exists")
-    created = await users.create(user.org_id, body.email, body.name, hash_password(body.password), body.role)
+    created = await users.create(
+        user.org_id, body.email, body.name, hash_password(body.password), body.role
+    )
     await LedgerRepository(session).grant_starting_credits(created.id, settings.starting_credits)
     await session.commit()
     return UserOut.model_validate(created)
@@ -90,7 +104,9 @@ async def list_org_users(user: CurrentUser, session: SessionDep) -> dict[str, li
 
 
 @router.post("/api/auth/api-keys", status_code=201)
-async def create_api_key(body: ApiKeyCreate, user: CurrentUser, session: SessionDep) -> ApiKeyCreated:
+async def create_api_key(
+    body: ApiKeyCreate, user: CurrentUser, session: SessionDep
+) -> ApiKeyCreated:
     raw, prefix, key_hash = new_api_key()
     key = await ApiKeyRepository(session).create(user.id, body.name, prefix, key_hash)
     await session.commit()

@@ -41,7 +41,9 @@ def resume_point(last_event_id: str | None, after: int | None) -> int | None:
     return value
 
 
-async def _stored_since(state: AppState, room_id: uuid.UUID, after_id: int) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:
+async def _stored_since(
+    state: AppState, room_id: uuid.UUID, after_id: int
+) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:
     """Replay from the table in short sessions: a stream never holds a pooled connection."""
     while True:
         async with state.sessionmaker() as session:
@@ -53,7 +55,9 @@ async def _stored_since(state: AppState, room_id: uuid.UUID, after_id: int) -> A
         after_id = batch[-1][0]
 
 
-async def announce_presence(state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, status: str) -> None:
+async def announce_presence(
+    state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, status: str
+) -> None:
     """Presence is ephemeral: a NOTIFY to every replica, never stored or replayed."""
     async with state.sessionmaker() as session:
         await EventRepository(session).notify_ephemeral(

@@ -24,7 +24,10 @@ async def _timed(check: Any) -> dict[str, Any]:
         status = "ok"
     except Exception as exc:
         detail, status = f"{type(exc).__name__}: {exc}"[:200], "down"
-    result: dict[str, Any] = {"status": status, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    result: dict[str, Any] = {
+        "status": status,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+    }
     if detail:
         result["detail"] = detail
     return result
@@ -58,7 +61,10 @@ async def _smtp(state: StateDep) -> None:
 async def healthz(state: StateDep) -> JSONResponse:
     names = ("postgres", "temporal", "qdrant", "smtp")
     results = await asyncio.gather(
-        _timed(_postgres(state)), _timed(_temporal(state)), _timed(_qdrant(state)), _timed(_smtp(state))
+        _timed(_postgres(state)),
+        _timed(_temporal(state)),
+        _timed(_qdrant(state)),
+        _timed(_smtp(state)),
     )
     checks = dict(zip(names, results, strict=True))
     # Posting works without Temporal or SMTP (rule 5): only PostgreSQL makes the API unready.

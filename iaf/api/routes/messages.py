@@ -39,7 +39,9 @@ def checked_content(content: str, settings: Settings) -> str:
     size = len(content.encode())
     if size > settings.message_max_bytes:
         raise ApiError(
-            413, "content_too_large", f"content is {size} bytes; the limit is {settings.message_max_bytes}"
+            413,
+            "content_too_large",
+            f"content is {size} bytes; the limit is {settings.message_max_bytes}",
         )
     return content
 
@@ -157,7 +159,9 @@ async def edit_message(
         raise ApiError(409, "edit_window_closed", "messages can only be edited for a limited time")
     await MessageRepository(session).edit(message, content)
     out = message_out(message, user.name)
-    await EventRepository(session).append(message.room_id, "message.edit", out.model_dump(mode="json"))
+    await EventRepository(session).append(
+        message.room_id, "message.edit", out.model_dump(mode="json")
+    )
     await session.commit()
     return out
 

@@ -105,7 +105,9 @@ async def delete_room(room_id: uuid.UUID, user: CurrentUser, session: SessionDep
 
 
 @router.get("/rooms/{room_id}/members")
-async def list_members(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, list[MemberOut]]:
+async def list_members(
+    room_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> dict[str, list[MemberOut]]:
     await room_for_member(session, room_id, user)
     rows = await MemberRepository(session).list(room_id)
     return {

@@ -14,7 +14,7 @@ class RateLimitCounter(Base):
     """Fixed-window counters, so limits hold across API replicas."""
 
     __tablename__ = "rate_limit_counters"
-    __table_args__ = {"prefixes": ["UNLOGGED"]}
+    __table_args__ = {"prefixes": ["UNLOGGED"]}  # noqa: RUF012 (SQLAlchemy reads it once)
 
     bucket: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)

@@ -76,10 +76,21 @@ class RoomRepository:
         self.session = session
 
     async def create(
-        self, org_id: uuid.UUID, creator_id: uuid.UUID, name: str, kind: str, topic: str, auto_route: bool
+        self,
+        org_id: uuid.UUID,
+        creator_id: uuid.UUID,
+        name: str,
+        kind: str,
+        topic: str,
+        auto_route: bool,
     ) -> Room:
         room = Room(
-            org_id=org_id, name=name, kind=kind, topic=topic, auto_route=auto_route, created_by=creator_id
+            org_id=org_id,
+            name=name,
+            kind=kind,
+            topic=topic,
+            auto_route=auto_route,
+            created_by=creator_id,
         )
         self.session.add(room)
         await self.session.flush()
@@ -87,7 +98,9 @@ class RoomRepository:
         await self.session.flush()
         return room
 
-    async def get_for_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> tuple[Room, str] | None:
+    async def get_for_member(
+        self, room_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[Room, str] | None:
         """The room and the caller's role, or None when the caller is not a member."""
         row = (
             await self.session.execute(
@@ -168,7 +181,9 @@ class MemberRepository:
     async def count_owners(self, room_id: uuid.UUID) -> int:
         return int(
             await self.session.scalar(
-                select(func.count()).where(RoomMember.room_id == room_id, RoomMember.role == "owner")
+                select(func.count()).where(
+                    RoomMember.room_id == room_id, RoomMember.role == "owner"
+                )
             )
             or 0
         )
@@ -278,31 +293,52 @@ class MessageRepository:
         A repeated client_msg_id returns the message stored the first time and no new event."""
         created_at = datetime.now(UTC)
         out = MessageOut(
-            id=0, room_id=room_id, sender_user_id=sender_user_id, sender_agent_id=None,
-            sender_name=sender_name, content=body.content, type="text",
-            reply_to_id=body.reply_to_id, client_msg_id=body.client_msg_id, created_at=created_at,
+            id=0,
+            room_id=room_id,
+            sender_user_id=sender_user_id,
+            sender_agent_id=None,
+            sender_name=sender_name,
+            content=body.content,
+            type="text",
+            reply_to_id=body.reply_to_id,
+            client_msg_id=body.client_msg_id,
+            created_at=created_at,
         )
         row = (
             await self.session.execute(
                 _POST_WITH_EVENT,
                 {
-                    "room_id": room_id, "sender_user_id": sender_user_id, "content": body.content,
-                    "reply_to_id": body.reply_to_id, "client_msg_id": body.client_msg_id,
-                    "created_at": created_at, "has_at": "@" in body.content,
-                    "bucket": f"post:{sender_user_id}", "window": window_seconds, "limit": limit,
+                    "room_id": room_id,
+                    "sender_user_id": sender_user_id,
+                    "content": body.content,
+                    "reply_to_id": body.reply_to_id,
+                    "client_msg_id": body.client_msg_id,
+                    "created_at": created_at,
+                    "has_at": "@" in body.content,
+                    "bucket": f"post:{sender_user_id}",
+                    "window": window_seconds,
+                    "limit": limit,
                     "data": _jsonable(out.model_dump(mode="json", exclude={"id"})),
                 },
             )
         ).one()
         outcome = PostOutcome(
-            member=bool(row.member), archived=bool(row.archived), hits=int(row.hits or 0),
-            window_start=row.window_start, reply_ok=bool(row.reply_ok), message=None,
-            created=row.id is not None, needs_route=bool(row.needs_route),
+            member=bool(row.member),
+            archived=bool(row.archived),
+            hits=int(row.hits or 0),
+            window_start=row.window_start,
+            reply_ok=bool(row.reply_ok),
+            message=None,
+            created=row.id is not None,
+            needs_route=bool(row.needs_route),
         )
         if row.id is not None:
             return replace(outcome, message=out.model_copy(update={"id": int(row.id)}))
         if outcome.member and not outcome.archived and outcome.reply_ok and body.client_msg_id:
-            return replace(outcome, message=await self._by_client_id(room_id, sender_user_id, body.client_msg_id))
+            return replace(
+                outcome,
+                message=await self._by_client_id(room_id, sender_user_id, body.client_msg_id),
+            )
         return outcome
 
     async def _by_client_id(
@@ -424,7 +460,9 @@ class MessageRepository:
         if not message_ids:
             return {}
         rows = await self.session.execute(
-            select(Message.id, Message.room_id, Message.sender_user_id).where(Message.id.in_(message_ids))
+            select(Message.id, Message.room_id, Message.sender_user_id).where(
+                Message.id.in_(message_ids)
+            )
         )
         return {int(r[0]): (str(r[1]), r[2]) for r in rows.all()}
 
@@ -434,7 +472,8 @@ class MessageRepository:
             .where(
                 and_(
                     Message.routed_at.is_(None),
-                    Message.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, min_age_seconds),
+                    Message.created_at
+                    < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, min_age_seconds),
                 )
             )
             .order_by(Message.id)

@@ -26,12 +26,16 @@ class UserRepository:
         return await self.session.get(User, user_id)
 
     async def get_by_email(self, email: str) -> User | None:
-        result = await self.session.execute(select(User).where(func.lower(User.email) == email.lower()))
+        result = await self.session.execute(
+            select(User).where(func.lower(User.email) == email.lower())
+        )
         return result.scalar_one_or_none()
 
     async def list_org(self, org_id: uuid.UUID) -> list[User]:
         rows = await self.session.scalars(
-            select(User).where(User.org_id == org_id, User.status == "active").order_by(User.created_at)
+            select(User)
+            .where(User.org_id == org_id, User.status == "active")
+            .order_by(User.created_at)
         )
         return list(rows)
 

@@ -22,7 +22,9 @@ class RateLimitRepository:
         self.connection = connection
 
     async def hit(self, bucket: str, window_seconds: int) -> tuple[int, datetime]:
-        row = (await self.connection.execute(_HIT, {"bucket": bucket, "window": window_seconds})).one()
+        row = (
+            await self.connection.execute(_HIT, {"bucket": bucket, "window": window_seconds})
+        ).one()
         return int(row[0]), row[1]
 
     async def purge_before(self, cutoff: datetime) -> int:

@@ -233,7 +233,6 @@ def upgrade() -> None:
         unique=False,
     )
 
-
     # Erasure deletes private rooms; each deleted message clears reply_to_id of its replies.
     op.create_index(
         "ix_messages_reply_to_id",
