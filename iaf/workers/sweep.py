@@ -36,7 +36,7 @@ async def sweep_unrouted_once(
 
 async def purge_rate_limits(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
-        await RateLimitRepository(connection).purge_before(datetime.now(UTC) - timedelta(hours=2))
+        await RateLimitRepository(connection).purge_before(datetime.now(UTC) - timedelta(hours=3))
 
 
 async def sweep_forever(

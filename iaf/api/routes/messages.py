@@ -62,10 +62,11 @@ async def post_message(
     )
     if not outcome.member:
         raise ApiError(404, "room_not_found", "room not found")
-    if outcome.hits > settings.posts_per_minute or outcome.archived or not outcome.reply_ok:
+    assert outcome.usage is not None
+    limited = outcome.usage.used > settings.posts_per_minute
+    if limited or outcome.archived or not outcome.reply_ok:
         await session.rollback()
-    assert outcome.window_start is not None
-    enforce(outcome.hits, outcome.window_start, settings.posts_per_minute, 60, response)
+    enforce(outcome.usage, settings.posts_per_minute, 60, response)
     if outcome.archived:
         raise ApiError(409, "room_archived", "the room is archived and read-only")
     if not outcome.reply_ok:

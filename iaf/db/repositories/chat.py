@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import Message, Room, RoomMember, User
+from iaf.db.repositories.ratelimit import WindowUsage, hit_ctes
 from iaf.schemas.chat import MessageCreate, MessageOut
 
 _INSERT_EVENT = text(
@@ -225,27 +226,22 @@ def message_out(message: Message, sender_name: str | None) -> MessageOut:
 # and its message.new event. Every check is also a row condition, so a refused post writes
 # nothing but its rate-limit hit (and the caller rolls that back).
 _POST_WITH_EVENT = text(
-    """
+    f"""
     WITH r AS (
         SELECT rooms.auto_route, rooms.archived_at
         FROM rooms JOIN room_members rm ON rm.room_id = rooms.id AND rm.user_id = :sender_user_id
         WHERE rooms.id = :room_id
-    ), hit AS (
-        INSERT INTO rate_limit_counters (bucket, window_start, hits)
-        SELECT :bucket, to_timestamp(floor(extract(epoch FROM now()) / :window) * :window), 1 FROM r
-        ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counters.hits + 1
-        RETURNING hits, window_start
-    ), reply AS (
+    ), {hit_ctes(source="FROM r")}, reply AS (
         SELECT CAST(:reply_to_id AS bigint) IS NULL
             OR EXISTS (SELECT 1 FROM messages WHERE id = :reply_to_id AND room_id = :room_id) AS ok
     ), m AS (
         INSERT INTO messages (room_id, sender_user_id, content, type, reply_to_id, metadata,
                               client_msg_id, created_at, routed_at)
-        SELECT :room_id, :sender_user_id, :content, 'text', :reply_to_id, '{}'::jsonb,
+        SELECT :room_id, :sender_user_id, :content, 'text', :reply_to_id, '{{}}'::jsonb,
                :client_msg_id, :created_at,
                CASE WHEN r.auto_route OR :has_at THEN NULL ELSE CAST(:created_at AS timestamptz) END
-        FROM r, hit, reply
-        WHERE r.archived_at IS NULL AND hit.hits <= :limit AND reply.ok
+        FROM r, usage, reply
+        WHERE r.archived_at IS NULL AND usage.used <= :limit AND reply.ok
         ON CONFLICT (room_id, sender_user_id, client_msg_id) DO NOTHING
         RETURNING id, routed_at IS NULL AS needs_route
     ), e AS (
@@ -254,9 +250,10 @@ _POST_WITH_EVENT = text(
         FROM m
     )
     SELECT EXISTS (SELECT 1 FROM r) AS member, (SELECT archived_at IS NOT NULL FROM r) AS archived,
-           hit.hits, hit.window_start, (SELECT ok FROM reply) AS reply_ok,
+           usage.hits, usage.previous_hits, usage.elapsed, usage.used, usage.window_start,
+           (SELECT ok FROM reply) AS reply_ok,
            (SELECT id FROM m) AS id, (SELECT needs_route FROM m) AS needs_route
-    FROM (SELECT 1) AS one LEFT JOIN hit ON true
+    FROM (SELECT 1) AS one LEFT JOIN usage ON true
     """
 )
 
@@ -267,8 +264,7 @@ class PostOutcome:
 
     member: bool
     archived: bool
-    hits: int
-    window_start: datetime | None
+    usage: WindowUsage | None
     reply_ok: bool
     message: MessageOut | None
     created: bool
@@ -325,8 +321,15 @@ class MessageRepository:
         outcome = PostOutcome(
             member=bool(row.member),
             archived=bool(row.archived),
-            hits=int(row.hits or 0),
-            window_start=row.window_start,
+            usage=None
+            if row.window_start is None
+            else WindowUsage(
+                int(row.hits),
+                int(row.previous_hits),
+                float(row.elapsed),
+                float(row.used),
+                row.window_start,
+            ),
             reply_ok=bool(row.reply_ok),
             message=None,
             created=row.id is not None,
