@@ -26,6 +26,9 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Errors quote their SQL parameters (message text, answers, e-mails) unless told not
+        # to; those messages reach logs and, from activities, Temporal history (rule 2).
+        hide_parameters=True,
     )
 
 

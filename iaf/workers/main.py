@@ -16,6 +16,7 @@ from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.llm.offline import register_offline_provider
 from iaf.settings import Settings
 from iaf.temporal_client import connect
+from iaf.workers.interceptors import worker_interceptors
 from iaf.workers.registry import (
     WorkerClients,
     main_activities,
@@ -47,6 +48,7 @@ async def running_worker(
             workflows=list(main_workflows()),
             activities=list(main_activities(clients)),
             activity_executor=executor,
+            interceptors=worker_interceptors(),
         )
     ]
     retrieval = list(retrieval_activities(clients)) if serve_retrieval else []
@@ -57,6 +59,7 @@ async def running_worker(
                 task_queue=settings.temporal_retrieval_task_queue,
                 activities=retrieval,
                 activity_executor=executor,
+                interceptors=worker_interceptors(),
             )
         )
     tasks = [asyncio.create_task(w.run(), name=f"worker-{w.task_queue}") for w in workers]
