@@ -62,11 +62,17 @@ def credits_for(usage: dict[str, Any], per_1k_tokens: int) -> int:
 
 class AgentDbActivities:
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], temporal: Client, settings: Settings
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        temporal: Client,
+        settings: Settings,
+        *,
+        serves_retrieval: bool = False,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.temporal = temporal
         self.settings = settings
+        self.serves_retrieval = serves_retrieval
 
     @activity.defn(name="start_agent_replies")
     async def start_replies(self, request: StartReplies) -> StartedReplies:
@@ -107,6 +113,7 @@ class AgentDbActivities:
             stream_max_attempts=s.reply_stream_max_attempts,
             retry_initial_seconds=s.reply_retry_initial_seconds,
             retrieval_task_queue=s.temporal_retrieval_task_queue,
+            context_local=self.serves_retrieval,
             **values,
         )
 

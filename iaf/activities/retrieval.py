@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -25,7 +26,7 @@ from iaf.agents.context import (
 )
 from iaf.agents.intent import route_by_keywords
 from iaf.agents.registry import AgentPersona, get_registry
-from iaf.db.models import AgentRun, Room
+from iaf.db.models import AgentRun, Room, User
 from iaf.db.repositories.agents import AgentRunRepository
 from iaf.db.repositories.chat import MessageRepository
 from iaf.db.repositories.knowledge import KnowledgeRepository, MemoryRepository
@@ -42,6 +43,8 @@ from iaf.schemas.knowledge import (
     RemoveVectorsInput,
 )
 from iaf.settings import Settings
+
+CONTEXT_NOT_SERVED = "RetrievalNotServedHere"
 
 
 def count_tokens(text: str) -> int:
@@ -163,7 +166,8 @@ class RetrievalActivities:
                 vector,
                 str(room.org_id),
                 str(room.id),
-                include_org=persona.retrieval_scope == "org+room",
+                include_org=persona.retrieval_scope == "org+room"
+                and await self._requester_in_org(session, run, room),
                 limit=top_k,
             )
             titles = await KnowledgeRepository(session).ready_titles(
@@ -207,6 +211,15 @@ class RetrievalActivities:
         context["steps"].append(
             {"step": step, "query": query, "hits": len(sources), "best_score": best}
         )
+
+    @staticmethod
+    async def _requester_in_org(session: AsyncSession, run: AgentRun, room: Room) -> bool:
+        """Organisation-wide knowledge answers the organisation's own people only: a guest
+        invited into one room sees that room's documents, as the knowledge API allows."""
+        if run.requested_by is None:
+            return False
+        org_id = await session.scalar(select(User.org_id).where(User.id == run.requested_by))
+        return org_id == room.org_id
 
     def _handoff_hint(
         self, run: AgentRun, persona: AgentPersona, question: str, context: dict[str, Any]
@@ -338,3 +351,17 @@ class RetrievalActivities:
                 await memories.delete(input.item_id)
             await session.commit()
         return IndexResult(status="removed")
+
+
+class ContextElsewhere:
+    """What a worker that does not serve retrieval registers under the context step's name.
+
+    AgentReply builds context as a local activity when its worker said it serves retrieval;
+    should the workflow move to a worker that does not (its worker died), this refusal sends
+    it to the retrieval task queue instead, and the refusal is recorded, so replay agrees."""
+
+    @activity.defn(name="build_reply_context")
+    async def build_reply_context(self, request: ContextRequest) -> ContextSummary:
+        raise ApplicationError(
+            "this worker does not serve retrieval", type=CONTEXT_NOT_SERVED, non_retryable=True
+        )

@@ -66,6 +66,8 @@ class BeginReply(BaseModel):
     stream_max_attempts: int = 3
     retry_initial_seconds: float = 1.0
     retrieval_task_queue: str = ""
+    # This worker serves retrieval itself: build context as a local activity (no queue hop).
+    context_local: bool = False
     reply_message_id: int | None = None
     error_code: str | None = None
 

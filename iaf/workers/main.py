@@ -46,7 +46,7 @@ async def running_worker(
             temporal,
             task_queue=settings.temporal_task_queue,
             workflows=list(main_workflows()),
-            activities=list(main_activities(clients)),
+            activities=list(main_activities(clients, serve_retrieval)),
             activity_executor=executor,
             interceptors=worker_interceptors(),
         )

@@ -18,7 +18,7 @@ from iaf.activities.invitations import InvitationActivities
 from iaf.activities.ledger import LedgerActivities
 from iaf.activities.llm import LlmActivities
 from iaf.activities.mail import MailActivities
-from iaf.activities.retrieval import RetrievalActivities
+from iaf.activities.retrieval import ContextElsewhere, RetrievalActivities
 from iaf.activities.temporal_admin import TemporalAdminActivities
 from iaf.retrieval.embedder import Embedder, make_embedder
 from iaf.retrieval.store import VectorStore
@@ -43,6 +43,7 @@ class WorkerClients:
     qdrant: AsyncQdrantClient | None = None
     # The embedding model, loaded once per process by the worker that serves retrieval.
     embedder: Embedder | None = None
+    retrieval: RetrievalActivities | None = None
 
 
 def main_workflows() -> Sequence[type]:
@@ -59,19 +60,30 @@ def main_workflows() -> Sequence[type]:
     ]
 
 
-def main_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]:
+def main_activities(clients: WorkerClients, serves_retrieval: bool) -> Sequence[Callable[..., Any]]:
+    """The main queue's activities. A worker that also serves retrieval registers the context
+    step here too, so AgentReply runs it as a local activity (no task-queue hop before the
+    first token); one that does not registers a refusal that sends AgentReply to the queue."""
     chat_db = ChatDatabaseActivities(clients.sessionmaker)
+    context = (
+        shared_retrieval(clients).build_reply_context
+        if serves_retrieval
+        else ContextElsewhere().build_reply_context
+    )
     return [
         chat_db.record_mentions,
-        *agent_activities(clients),
+        context,
+        *agent_activities(clients, serves_retrieval),
         *invitation_activities(clients),
         *gdpr_activities(clients),
     ]
 
 
-def agent_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
+def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Callable[..., Any]]:
     """Agent replies (local database steps, LLM streaming, intent) and knowledge bookkeeping."""
-    agents = AgentDbActivities(clients.sessionmaker, clients.temporal, clients.settings)
+    agents = AgentDbActivities(
+        clients.sessionmaker, clients.temporal, clients.settings, serves_retrieval=serves_retrieval
+    )
     knowledge = KnowledgeDbActivities(clients.sessionmaker)
     llm = LlmActivities(clients.sessionmaker, clients.settings)
     return [
@@ -137,12 +149,7 @@ def shared_qdrant(clients: WorkerClients) -> AsyncQdrantClient:
 def retrieval_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]:
     """Activities that touch Qdrant; in local mode exactly one process may run them (rule 6)."""
     gdpr = GdprQdrantActivities(clients.sessionmaker, shared_qdrant(clients))
-    retrieval = RetrievalActivities(
-        clients.sessionmaker,
-        VectorStore(shared_qdrant(clients)),
-        shared_embedder(clients),
-        clients.settings,
-    )
+    retrieval = shared_retrieval(clients)
     return [
         gdpr.delete_vectors,
         gdpr.verify_qdrant,
@@ -151,6 +158,17 @@ def retrieval_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]
         retrieval.index_memory,
         retrieval.remove_vectors,
     ]
+
+
+def shared_retrieval(clients: WorkerClients) -> RetrievalActivities:
+    if clients.retrieval is None:
+        clients.retrieval = RetrievalActivities(
+            clients.sessionmaker,
+            VectorStore(shared_qdrant(clients)),
+            shared_embedder(clients),
+            clients.settings,
+        )
+    return clients.retrieval
 
 
 def shared_embedder(clients: WorkerClients) -> Embedder:

@@ -24,7 +24,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from iaf.activities.agents_db import AgentDbActivities
     from iaf.activities.llm import LlmActivities
-    from iaf.activities.retrieval import RetrievalActivities
+    from iaf.activities.retrieval import CONTEXT_NOT_SERVED, RetrievalActivities
     from iaf.agents.context import plan_step
     from iaf.schemas.agents import (
         AbortRequest,
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         AgentReplyResult,
         BeginReply,
         ContextRequest,
+        ContextSummary,
         PersistResult,
         PlanDecision,
         ReplyRef,
@@ -71,6 +72,7 @@ class _Stored(Exception):
 class AgentReply:
     def __init__(self) -> None:
         self.stage = "starting"
+        self.context_remote = False
 
     @workflow.query
     def progress(self) -> str:
@@ -151,18 +153,37 @@ class AgentReply:
         steps = 0
         for step in range(begun.max_steps):
             self._progress(f"building context (step {step + 1})")
-            summary = await workflow.execute_activity_method(
-                RetrievalActivities.build_reply_context,
-                ContextRequest(reply_id=input.reply_id, step=step),
-                task_queue=begun.retrieval_task_queue or None,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=CONTEXT_RETRY,
+            summary = await self._context_step(
+                ContextRequest(reply_id=input.reply_id, step=step), begun
             )
             steps = step + 1
             decision = plan_step(summary, begun.max_steps, begun.retrieval_min_score)
             if decision.action != "refine":
                 break
         return steps, decision
+
+    async def _context_step(self, request: ContextRequest, begun: BeginReply) -> ContextSummary:
+        """A local activity where this worker serves retrieval, else the retrieval queue."""
+        if begun.context_local and not self.context_remote:
+            try:
+                return await workflow.execute_local_activity_method(
+                    RetrievalActivities.build_reply_context,
+                    request,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=CONTEXT_RETRY,
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if not (isinstance(cause, ApplicationError) and cause.type == CONTEXT_NOT_SERVED):
+                    raise
+                self.context_remote = True
+        return await workflow.execute_activity_method(
+            RetrievalActivities.build_reply_context,
+            request,
+            task_queue=begun.retrieval_task_queue or None,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=CONTEXT_RETRY,
+        )
 
     async def _stream(
         self, ref: ReplyRef, begun: BeginReply, decision: PlanDecision

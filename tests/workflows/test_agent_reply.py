@@ -250,6 +250,37 @@ async def test_a_final_failure_tells_the_room_and_releases_credits(
     assert balance(database_url, alice.id) == settings.starting_credits
 
 
+async def test_a_guest_from_another_org_gets_room_knowledge_only(client, database_url):
+    """Org-wide documents answer the org's own people; an invited guest sees the room's."""
+    alice = await signup(client)
+    room = await alice.new_room("shared with a guest")
+    org_doc = await ingest(alice, "Org handbook", DESIGN_DOC, "org")
+    room_doc = await ingest(alice, "Room notes", OTHER_ROOM_DOC, "room", room["id"])
+    guest = await signup(client, "Gina Guest")
+    rows(
+        database_url,
+        "INSERT INTO room_members (room_id, user_id, role) VALUES (%s, %s, 'member')"
+        " RETURNING user_id",
+        room["id"],
+        guest.id,
+    )
+    for person in (alice, guest):
+        message = await person.say(room["id"], "@architect how should we structure the API?")
+        reply_id = reply_workflow_id(message["id"], "architect")
+        for _ in range(300):
+            run = rows(
+                database_url,
+                "SELECT status, context FROM agent_runs WHERE reply_id = %s",
+                reply_id,
+            )
+            if run and run[0][0] == "done":
+                break
+            await asyncio.sleep(0.1)
+        used = {s["document_id"] for s in run[0][1]["sources"]}
+        expected = {org_doc["id"], room_doc["id"]} if person is alice else {room_doc["id"]}
+        assert used == expected, person.user["name"]
+
+
 async def test_a_running_reply_can_be_cancelled(client, settings, database_url, tc):
     alice = await signup(client)
     bob = await colleague(alice)
@@ -261,7 +292,9 @@ async def test_a_running_reply_can_be_cancelled(client, settings, database_url, 
         await stream.wait_for(lambda e: e.event == "agent.delta" and e.data["reply_id"] == reply_id)
         url = f"/api/chat/rooms/{room['id']}/replies/{reply_id}/cancel"
         assert (await outsider.post(url)).status_code == 404
-        response = await bob.post(url)
+        refused = await bob.post(url)  # a member, but neither the requester nor a room admin
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+        response = await alice.post(url)
         assert response.status_code == 202, response.text
         assert response.json() == {"reply_id": reply_id, "status": "cancelling"}
         error = await stream.wait_for(
@@ -280,7 +313,7 @@ async def test_a_running_reply_can_be_cancelled(client, settings, database_url, 
     assert status.json()["error"]["code"] == "cancelled"
     assert ledger(database_url, reply_id) == {"reply-reserve": -50, "reply-release": 50}
     assert balance(database_url, alice.id) == settings.starting_credits
-    assert (await bob.post(url)).status_code == 409
+    assert (await alice.post(url)).status_code == 409
 
 
 async def test_without_credits_the_agent_does_not_answer(client, database_url, tc):

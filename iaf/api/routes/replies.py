@@ -42,26 +42,32 @@ def reply_out(run: AgentRun) -> ReplyOut:
 
 async def _run_in_room(
     session: SessionDep, room_id: uuid.UUID, reply_id: str, user: CurrentUser
-) -> AgentRun:
-    await room_for_member(session, room_id, user)
+) -> tuple[AgentRun, str]:
+    """The run and the caller's room role; 404 unless both the room and the run are theirs."""
+    _, role = await room_for_member(session, room_id, user)
     run = await AgentRunRepository(session).in_room(reply_id, room_id)
     if run is None:
         raise ApiError(404, "reply_not_found", "reply not found")
-    return run
+    return run, role
 
 
 @router.get("/rooms/{room_id}/replies/{reply_id}")
 async def get_reply(
     room_id: uuid.UUID, reply_id: str, user: CurrentUser, session: SessionDep
 ) -> ReplyOut:
-    return reply_out(await _run_in_room(session, room_id, reply_id, user))
+    run, _ = await _run_in_room(session, room_id, reply_id, user)
+    return reply_out(run)
 
 
 @router.post("/rooms/{room_id}/replies/{reply_id}/cancel", status_code=202)
 async def cancel_reply(
     room_id: uuid.UUID, reply_id: str, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> CancelOut:
-    run = await _run_in_room(session, room_id, reply_id, user)
+    run, role = await _run_in_room(session, room_id, reply_id, user)
+    if run.requested_by != user.id and role not in ("owner", "admin"):
+        raise ApiError(
+            403, "forbidden", "only who asked for the reply or a room owner or admin may cancel it"
+        )
     if run.status in TERMINAL_STATUSES:
         raise ApiError(409, "reply_finished", f"the reply is already {run.status}")
     await session.close()
