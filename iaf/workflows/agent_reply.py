@@ -95,7 +95,8 @@ class AgentReply:
                 BeginReply(status="running"),
                 PersistResult(reply_message_id=stored.aborted.reply_message_id),
             )
-        except ActivityError as err:
+        except (ActivityError, ApplicationError) as err:
+            # Local activities (the database steps) fail with the bare ApplicationError.
             code = _failure_code(err)
             self._progress(f"failed ({code})")
             await self._abort(input, code)
@@ -172,8 +173,9 @@ class AgentReply:
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=CONTEXT_RETRY,
                 )
-            except ActivityError as err:
-                cause = err.cause
+            except (ActivityError, ApplicationError) as err:
+                # A local activity's failure may arrive unwrapped, without its ActivityError.
+                cause = err.cause if isinstance(err, ActivityError) else err
                 if not (isinstance(cause, ApplicationError) and cause.type == CONTEXT_NOT_SERVED):
                     raise
                 self.context_remote = True
@@ -264,10 +266,10 @@ class AgentReply:
         )
 
 
-def _failure_code(err: ActivityError) -> str:
-    cause = err.cause
+def _failure_code(err: ActivityError | ApplicationError) -> str:
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError) and cause.type in ("LlmRejected", "LlmUnavailable"):
         return "llm_rejected" if cause.type == "LlmRejected" else "llm_failed"
-    if "stream" in (err.activity_type or ""):
+    if isinstance(err, ActivityError) and "stream" in (err.activity_type or ""):
         return "llm_failed"
     return "failed"

@@ -7,13 +7,32 @@ and the bundled MiniLM model) and the API; the LLM is the offline litellm provid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
-from iaf.schemas.agents import AgentReplyResult, reply_workflow_id
+from iaf.activities.agents_db import AgentDbActivities
+from iaf.agents.launch import start_agent_reply
+from iaf.db.engine import make_engine, make_sessionmaker
+from iaf.schemas.agents import (
+    AgentReplyInput,
+    AgentReplyResult,
+    PersistResult,
+    ReplyRef,
+    reply_workflow_id,
+)
+from iaf.settings import Settings
+from iaf.workers.registry import WorkerClients, main_activities, main_workflows
 from tests.agent_helpers import (
     ingest,
     reply_events,
@@ -402,3 +421,122 @@ async def test_memories_inform_only_their_owners_replies(client, database_url, t
     assert "MongoDB" not in content
     refs = rows(database_url, "SELECT context FROM agent_runs WHERE reply_id = %s", result.reply_id)
     assert [m["memory_id"] for m in refs[0][0]["memories"]] == [mine.json()["id"]]
+
+
+@contextlib.asynccontextmanager
+async def own_worker(
+    settings: Settings, database_url: str, replace: Callable[[WorkerClients], list[Any]]
+) -> AsyncIterator[tuple[Settings, Client]]:
+    """A worker on a task queue of its own whose activities of the same names as `replace`'s
+    are swapped for those (samples-python's way of faking an activity)."""
+    own = settings.model_copy(update={"temporal_task_queue": f"iaf-own-{uuid.uuid4().hex[:8]}"})
+    engine = make_engine(database_url, 2)
+    tc = await temporal(settings)
+    clients = WorkerClients(settings=own, sessionmaker=make_sessionmaker(engine), temporal=tc)
+    replacements = replace(clients)
+    names = {activity_name(a) for a in replacements}
+    kept = [a for a in main_activities(clients, False) if activity_name(a) not in names]
+    with ThreadPoolExecutor(2) as executor:
+        async with Worker(
+            tc,
+            task_queue=own.temporal_task_queue,
+            workflows=list(main_workflows()),
+            activities=[*kept, *replacements],
+            activity_executor=executor,
+        ):
+            yield own, tc
+    await engine.dispose()
+
+
+def activity_name(fn: Any) -> str:
+    return str(fn.__temporal_activity_definition.name)
+
+
+async def _reply_on(own: Settings, tc: Client, person, room, message) -> AgentReplyResult:
+    reply = AgentReplyInput(
+        reply_id=reply_workflow_id(message["id"], "architect"),
+        message_id=message["id"],
+        room_id=room["id"],
+        agent_id="architect",
+        requested_by=person.id,
+    )
+    assert await start_agent_reply(tc, own, reply)
+    return await tc.get_workflow_handle(reply.reply_id, result_type=AgentReplyResult).result()
+
+
+async def test_a_worker_without_retrieval_sends_the_context_step_to_the_retrieval_queue(
+    client, settings, database_url
+):
+    """begin_reply says "this worker serves retrieval" (as on the worker a reply started on),
+    but the worker running the context step registers the refusal a worker without Qdrant
+    has: the reply still completes, through the retrieval queue the session's worker serves."""
+    alice = await signup(client)
+    room = await alice.new_room()
+    message = await alice.say(room["id"], "architect, how should we structure the API?")
+
+    def claims_retrieval(clients: WorkerClients) -> list[Any]:
+        begin = AgentDbActivities(
+            clients.sessionmaker, clients.temporal, clients.settings, serves_retrieval=True
+        )
+        return [begin.begin_reply]
+
+    async with own_worker(settings, database_url, claims_retrieval) as (own, tc):
+        result = await _reply_on(own, tc, alice, room, message)
+        history = await tc.get_workflow_handle(result.reply_id).fetch_history()
+    assert result.status == "done" and result.reply_message_id is not None
+    scheduled = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    context = [s for s in scheduled if s.activity_type.name == "build_reply_context"]
+    assert [s.task_queue.name for s in context] == [settings.temporal_retrieval_task_queue]
+    refused = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.HasField("failure")
+    ]
+    assert len(refused) == 1, "the local attempt was refused once, and that is recorded"
+
+
+async def test_a_worker_that_serves_retrieval_builds_context_without_a_queue_hop(
+    client, settings, tc
+):
+    alice = await signup(client)
+    room = await alice.new_room()
+    message = await alice.say(room["id"], "@architect how should we structure the API?")
+    result = await reply_result(tc, message["id"], "architect")
+    assert result.status == "done"
+    history = await tc.get_workflow_handle(result.reply_id).fetch_history()
+    names = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert names == ["stream_agent_reply"], "context is a local activity, streaming the only hop"
+
+
+async def test_a_database_step_that_keeps_failing_ends_in_agent_error_and_releases_credits(
+    client, settings, database_url
+):
+    """Local activities fail with a bare ApplicationError: AgentReply still cleans up."""
+    alice = await signup(client)
+    room = await alice.new_room()
+    message = await alice.say(room["id"], "architect, how should we structure the API?")
+
+    @activity.defn(name="persist_agent_reply")
+    async def persist_fails(ref: ReplyRef) -> PersistResult:
+        raise ApplicationError("storage refused", type="StorageDown", non_retryable=True)
+
+    async with open_stream(client, alice, room["id"]) as stream:
+        async with own_worker(settings, database_url, lambda _: [persist_fails]) as (own, tc):
+            result = await _reply_on(own, tc, alice, room, message)
+        reply_id = result.reply_id
+        error = await stream.wait_for(
+            lambda e: e.event == "agent.error" and e.data["reply_id"] == reply_id
+        )
+    assert (result.status, result.error_code) == ("error", "failed")
+    assert error.data["error"]["code"] == "failed"
+    assert ledger(database_url, reply_id) == {"reply-reserve": -50, "reply-release": 50}
+    assert agent_messages(database_url, room["id"]) == []
