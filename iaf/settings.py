@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     temporal_task_queue: str = "iaf-main"
     temporal_retrieval_task_queue: str = "iaf-retrieval"
+    # A workflow start waits this long at most; after one failed for want of Temporal, starts
+    # are refused at once for the backoff and left to the sweep (rule 5).
+    temporal_start_timeout_seconds: float = 1.0
+    temporal_start_backoff_seconds: float = 5.0
 
     # Qdrant server when set; otherwise qdrant-client local mode under data_dir.
     qdrant_url: str | None = None
@@ -60,6 +64,8 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: float = 15.0
     sweep_interval_seconds: float = 10.0
     sweep_min_age_seconds: float = 5.0
+    sweep_batch_size: int = 500
+    sweep_concurrency: int = 16
 
     default_llm_model: str = "offline/iaf-offline"
     offline_llm_tokens_per_second: float = 0.0
