@@ -22,7 +22,7 @@ from iaf.agents.context import build_messages
 from iaf.agents.intent import build_classifier_prompt, parse_classifier_answer
 from iaf.agents.registry import get_registry
 from iaf.db.repositories.agents import AgentRunRepository
-from iaf.db.repositories.chat import EventRepository, MessageRepository
+from iaf.db.repositories.chat import MessageRepository
 from iaf.schemas.agents import ClassifyRequest, ClassifyResult, StreamRequest, StreamResult
 from iaf.settings import Settings
 
@@ -46,6 +46,13 @@ def llm_failure(exc: BaseException) -> ApplicationError:
     return ApplicationError(f"LLM call failed ({name})", type="LlmUnavailable")
 
 
+def superseded() -> ApplicationError:
+    """A later attempt of the same streaming step owns the reply: this one stops writing."""
+    return ApplicationError(
+        "a later attempt streams this reply", type="StreamSuperseded", non_retryable=True
+    )
+
+
 class DeltaWriter:
     """Coalesces streamed text into `agent.delta` events, at most one per interval."""
 
@@ -58,7 +65,7 @@ class DeltaWriter:
         attempt: int,
         interval: float,
     ) -> None:
-        self.events = EventRepository(session)
+        self.runs = AgentRunRepository(session)
         self.session = session
         self.room_id = room_id
         self.reply_id = reply_id
@@ -71,7 +78,8 @@ class DeltaWriter:
         self.last_flush = -math.inf
 
     def add(self, text: str) -> None:
-        if text:
+        # PostgreSQL text cannot hold NUL; a model that emits one must not fail the reply.
+        if text := text.replace("\x00", ""):
             self.buffer.append(text)
 
     def due_in(self, now: float) -> float | None:
@@ -85,7 +93,9 @@ class DeltaWriter:
             return
         text = "".join(self.buffer)
         self.buffer.clear()
-        await self.events.append(
+        owned = await self.runs.append_stream_event(
+            self.reply_id,
+            self.attempt,
             self.room_id,
             "agent.delta",
             {
@@ -97,6 +107,8 @@ class DeltaWriter:
             },
         )
         await self.session.commit()
+        if not owned:
+            raise superseded()
         self.seq += 1
         self.chars += len(text)
         self.last_flush = now
@@ -131,13 +143,17 @@ class LlmActivities:
             persona = get_registry().get(run.agent_id)
             if persona is None:
                 raise ApplicationError("unknown agent", type="UnknownAgent", non_retryable=True)
+            if not await runs.claim_stream(run.reply_id, attempt):
+                raise superseded()
             if attempt > 1:
-                await EventRepository(session).append(
+                await runs.append_stream_event(
+                    run.reply_id,
+                    attempt,
                     run.room_id,
                     "agent.reset",
                     {"reply_id": run.reply_id, "agent_id": run.agent_id, "attempt": attempt},
                 )
-                await session.commit()
+            await session.commit()
             messages = build_messages(run.context or {}, persona, request.handoff_hint)
             model = persona.resolved_model(self.settings.default_llm_model)
             writer = DeltaWriter(
@@ -149,13 +165,16 @@ class LlmActivities:
                 self.settings.delta_coalesce_ms / 1000,
             )
             usage, finish = await self._stream(model, messages, persona.temperature, writer)
-            answer = usage.pop("answer")
-            await runs.update(
+            answer = usage.pop("answer").replace("\x00", "")
+            stored = await runs.store_answer(
                 run.reply_id,
-                answer=answer,
-                usage={**usage, "model": model, "finish_reason": finish, "attempt": attempt},
+                attempt,
+                answer,
+                {**usage, "model": model, "finish_reason": finish, "attempt": attempt},
             )
             await session.commit()
+            if not stored:
+                raise superseded()
         return StreamResult(
             attempt=attempt,
             deltas=writer.seq,

@@ -65,6 +65,9 @@ class AgentRun(Base):
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # The streamed answer between the streaming step and the persist step.
     answer: Mapped[str | None] = mapped_column(Text)
+    # The streaming attempt that owns the reply's deltas and answer: an earlier attempt that
+    # Temporal gave up on (a missed heartbeat) but that still runs can write neither.
+    stream_attempt: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 

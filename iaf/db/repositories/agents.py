@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import AgentRun, Message
 from iaf.schemas.agents import TERMINAL_STATUSES, AgentReplyInput
+
+_INSERT_OWNED_EVENT = text(
+    "INSERT INTO room_events (room_id, type, data)"
+    " SELECT :room_id, :type, CAST(:data AS jsonb) FROM agent_runs"
+    " WHERE reply_id = :reply_id AND stream_attempt = :attempt RETURNING id"
+)
 
 
 class AgentRunRepository:
@@ -56,6 +63,46 @@ class AgentRunRepository:
             .where(AgentRun.reply_id == reply_id)
             .values(**values, updated_at=func.now())
         )
+
+    async def claim_stream(self, reply_id: str, attempt: int) -> bool:
+        """Make `attempt` the one streaming attempt that may write; False if a later one did."""
+        result = await self.session.execute(
+            update(AgentRun)
+            .where(
+                AgentRun.reply_id == reply_id,
+                func.coalesce(AgentRun.stream_attempt, 0) <= attempt,
+            )
+            .values(stream_attempt=attempt, updated_at=func.now())
+            .returning(AgentRun.reply_id)
+        )
+        return result.first() is not None
+
+    async def append_stream_event(
+        self, reply_id: str, attempt: int, room_id: uuid.UUID, type_: str, data: dict[str, Any]
+    ) -> bool:
+        """A streaming event, written only while `attempt` owns the stream."""
+        result = await self.session.execute(
+            _INSERT_OWNED_EVENT,
+            {
+                "reply_id": reply_id,
+                "attempt": attempt,
+                "room_id": room_id,
+                "type": type_,
+                "data": json.dumps(data, separators=(",", ":")),
+            },
+        )
+        return result.first() is not None
+
+    async def store_answer(
+        self, reply_id: str, attempt: int, answer: str, usage: dict[str, Any]
+    ) -> bool:
+        result = await self.session.execute(
+            update(AgentRun)
+            .where(AgentRun.reply_id == reply_id, AgentRun.stream_attempt == attempt)
+            .values(answer=answer, usage=usage, updated_at=func.now())
+            .returning(AgentRun.reply_id)
+        )
+        return result.first() is not None
 
     async def mark_running(self, reply_id: str) -> None:
         await self.session.execute(
