@@ -823,7 +823,7 @@
           h("span", { className: "tag" }, "agent"),
           status),
         text));
-    reply = { id: replyId, agentId, element, text, status, seq: -Infinity, content: "", messageId: null, timer: null };
+    reply = { id: replyId, agentId, element, text, status, seq: -Infinity, attempt: 0, content: "", messageId: null, timer: null };
     state.replies.set(replyId, reply);
     $("reply-items").append(element);
     updateEmpty();
@@ -847,6 +847,13 @@
 
   function onAgentDelta(data) {
     const reply = ensureReply(data);
+    const attempt = Number(data.attempt) || 1;
+    if (attempt < reply.attempt) return; // an attempt the server has moved on from
+    if (attempt > reply.attempt) {
+      reply.attempt = attempt;
+      reply.content = "";
+      reply.seq = -Infinity;
+    }
     const seq = Number(data.seq);
     if (Number.isFinite(seq)) {
       if (seq <= reply.seq) return; // already shown (replayed after a reconnect)
@@ -861,6 +868,7 @@
 
   function onAgentReset(data) {
     const reply = ensureReply(data);
+    reply.attempt = Math.max(reply.attempt, Number(data.attempt) || 0);
     reply.content = "";
     reply.seq = -Infinity;
     reply.text.replaceChildren();
