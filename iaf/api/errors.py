@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions import DataError as AsyncpgDataError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,12 @@ _STATUS_CODES = {
 }
 
 
+# PostgreSQL data exceptions (SQLSTATE class 22) that only a value sent by a client causes:
+# invalid text representation, numeric value out of range, untranslatable character,
+# string data right truncation, character not in repertoire (NUL in text), invalid escape.
+_CLIENT_DATA_SQLSTATES = frozenset({"22P02", "22003", "22P05", "22001", "22021", "22025"})
+
+
 class ApiError(Exception):
     def __init__(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
@@ -41,6 +49,8 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    # A message may quote client input (a field name): keep it encodable as UTF-8.
+    message = message.encode("utf-8", "replace").decode("utf-8")
     body = {"error": {"code": code, "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -51,6 +61,28 @@ def _describe(errors: list[Any]) -> str:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+def client_data_error(exc: DBAPIError) -> str | None:
+    """The SQLSTATE (or "client") when the database refused a value a client sent, else None.
+
+    Besides the server's data exceptions, asyncpg refuses some values before sending them
+    ("invalid input for query argument"): an integer beyond 64 bits (OverflowError) or text
+    it cannot encode (UnicodeEncodeError). A wrong Python type (TypeError) is our bug: a 500.
+    """
+    error: BaseException | None = exc.orig
+    for _ in range(5):
+        if error is None:
+            break
+        sqlstate = getattr(error, "sqlstate", None)
+        if sqlstate in _CLIENT_DATA_SQLSTATES:
+            return str(sqlstate)
+        if isinstance(error, AsyncpgDataError) and isinstance(
+            error.__cause__, OverflowError | ValueError
+        ):
+            return "client"
+        error = error.__cause__
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -73,6 +105,26 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        """Backstop: validation should refuse such values first; a miss is still a 422."""
+        sqlstate = client_data_error(exc)
+        if sqlstate is None:
+            log.error("database error", exc_info=exc)
+            return error_response(500, "internal_error", "internal error")
+        log.warning(
+            "%s %s: the database refused a value (%s: %s); validation should have",
+            request.method,
+            request.url.path,
+            sqlstate,
+            type(exc.orig).__name__,
+        )
+        return error_response(
+            422,
+            "invalid_value",
+            "a value in the request cannot be stored (out of range or not valid text)",
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

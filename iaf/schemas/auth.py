@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from iaf.schemas.common import SafeStr, UnicodeStr
+
 Role = Literal["member", "org_admin", "compliance"]
 
 
@@ -15,24 +17,24 @@ class SignupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
-    password: str = Field(min_length=8, max_length=256)
-    name: str = Field(min_length=1, max_length=200)
-    org_name: str | None = Field(default=None, max_length=200)
+    password: UnicodeStr = Field(min_length=8, max_length=256)
+    name: SafeStr = Field(min_length=1, max_length=200)
+    org_name: SafeStr | None = Field(default=None, max_length=200)
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
-    password: str = Field(min_length=1, max_length=256)
+    password: UnicodeStr = Field(min_length=1, max_length=256)
 
 
 class OrgUserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
-    name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=8, max_length=256)
+    name: SafeStr = Field(min_length=1, max_length=200)
+    password: UnicodeStr = Field(min_length=8, max_length=256)
     role: Role = "member"
 
 
@@ -58,7 +60,7 @@ class TokenResponse(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: SafeStr = Field(min_length=1, max_length=100)
 
 
 class ApiKeyOut(BaseModel):

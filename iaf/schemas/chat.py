@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from iaf.schemas.common import MAX_BIGINT, SafeStr
 
 RoomKind = Literal["direct", "group", "project"]
 MemberRole = Literal["owner", "admin", "member"]
@@ -15,20 +17,30 @@ MemberRole = Literal["owner", "admin", "member"]
 class RoomCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeStr = Field(min_length=1, max_length=200)
     kind: RoomKind = "group"
-    topic: str = Field(default="", max_length=2000)
+    topic: SafeStr = Field(default="", max_length=2000)
     auto_route: bool = False
     member_ids: list[uuid.UUID] = Field(default_factory=list, max_length=500)
 
 
 class RoomUpdate(BaseModel):
+    """A partial update: an omitted field is left unchanged; null is not a value of any."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    topic: str | None = Field(default=None, max_length=2000)
+    name: SafeStr | None = Field(default=None, min_length=1, max_length=200)
+    topic: SafeStr | None = Field(default=None, max_length=2000)
     auto_route: bool | None = None
     archived: bool | None = None
+
+    @field_validator("name", "topic", "auto_route", "archived", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields the client sent (defaults are not validated).
+        if value is None:
+            raise ValueError("must not be null; omit the field to leave it unchanged")
+        return value
 
 
 class RoomOut(BaseModel):
@@ -53,6 +65,12 @@ class MemberAdd(BaseModel):
     role: MemberRole = "member"
 
 
+class MemberRoleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: MemberRole
+
+
 class MemberOut(BaseModel):
     user_id: uuid.UUID
     name: str
@@ -66,15 +84,15 @@ class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Length is checked in bytes by the route, which answers 413 with a clear code.
-    content: str
-    reply_to_id: int | None = Field(default=None, ge=1)
-    client_msg_id: str | None = Field(default=None, min_length=1, max_length=100)
+    content: SafeStr
+    reply_to_id: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
+    client_msg_id: SafeStr | None = Field(default=None, min_length=1, max_length=100)
 
 
 class MessageEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    content: str
+    content: SafeStr
 
 
 class MessageOut(BaseModel):
@@ -96,4 +114,4 @@ class MessageOut(BaseModel):
 class ReadMarker(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message_id: int = Field(ge=1)
+    message_id: int = Field(ge=1, le=MAX_BIGINT)

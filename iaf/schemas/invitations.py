@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from iaf.schemas.auth import UserOut
+from iaf.schemas.common import SafeStr, UnicodeStr
 
 InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
 ReferralStatus = Literal["pending", "granted", "expired", "capped"]
@@ -56,8 +57,8 @@ class AcceptRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=8, max_length=256)
+    name: SafeStr = Field(min_length=1, max_length=200)
+    password: UnicodeStr = Field(min_length=8, max_length=256)
 
 
 class AcceptResponse(BaseModel):

@@ -8,15 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from iaf.schemas.common import SafeStr
+
 Scope = Literal["org", "room"]
 
 
 class DocumentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
+    title: SafeStr = Field(min_length=1, max_length=200)
     # Size is checked in bytes by the route (413 with a clear code).
-    content: str
+    content: SafeStr
     scope: Scope
     room_id: uuid.UUID | None = None
 
@@ -54,7 +56,7 @@ class DocumentList(BaseModel):
 class MemoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    content: str
+    content: SafeStr
 
 
 class MemoryOut(BaseModel):

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from iaf.schemas.common import SafeStr
+
 MAX_MESSAGES = 500
 
 # "developer" is the newer name OpenAI uses for system instructions.
@@ -28,8 +30,8 @@ class ChatMessageIn(BaseModel):
 
     role: InputRole
     # Text, or a list of {"type": "text", "text": ...} parts (joined with newlines).
-    content: str
-    name: str | None = Field(default=None, max_length=64)
+    content: SafeStr
+    name: SafeStr | None = Field(default=None, max_length=64)
 
     @field_validator("role", mode="before")
     @classmethod
@@ -68,7 +70,7 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=200)
+    model: SafeStr = Field(min_length=1, max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool | None = False
     stream_options: StreamOptions | None = None

@@ -140,3 +140,12 @@ async def test_a_guest_signs_up_on_the_invitation_page_posts_and_the_referrer_ea
         settings.referral_reward_credits
     ]
     assert token not in str(entries)
+
+
+async def test_a_credits_cursor_beyond_64_bits_is_422(client):
+    alice = await signup(client)
+    assert (await alice.get("/api/credits", params={"before": 2**63 - 1})).status_code == 200
+    for before in (2**63, 10**30):
+        too_big = await alice.get("/api/credits", params={"before": before})
+        assert too_big.status_code == 422, too_big.text
+        assert too_big.json()["error"]["code"] == "invalid_request"

@@ -138,3 +138,35 @@ async def test_sse_client_on_a_second_api_process_gets_messages_posted_through_t
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_resume_points_beyond_64_bits_are_refused_before_the_stream_starts(client):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/events"
+    for headers, params in (
+        ({"Last-Event-ID": str(2**63)}, {}),
+        ({"Last-Event-ID": "9" * 40}, {}),
+        ({"Last-Event-ID": "-1"}, {}),
+        ({"Last-Event-ID": "1_000"}, {}),
+        ({}, {"after": 2**63}),
+        ({}, {"after": 10**30}),
+    ):
+        response = await alice.get(url, headers=headers, params=params)
+        assert response.status_code == 422, (headers, params, response.text)
+        assert response.json()["error"]["code"] in ("invalid_last_event_id", "invalid_request")
+    await alice.say(room["id"], "stored before")
+    # The largest id is a valid resume point: the stream opens (nothing is newer than it).
+    async with open_stream(client, alice, room["id"], last_event_id=2**63 - 1) as stream:
+        assert [e.event for e in stream.events] == ["presence"]
+
+
+async def test_read_markers_beyond_64_bits_are_422(client):
+    alice = await signup(client)
+    room = await alice.new_room()
+    for message_id in (2**63, 10**30):
+        response = await alice.post(
+            f"/api/chat/rooms/{room['id']}/read", json={"message_id": message_id}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_request"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from tests.agent_helpers import ingest
@@ -128,3 +129,27 @@ async def test_reply_endpoints_check_the_room(client):
     assert (await alice.post(f"{url}/cancel")).status_code == 404
     assert (await outsider.get(url)).status_code == 404
     assert (await client.post(f"{url}/cancel")).status_code == 401
+
+
+def as_json(body: object) -> dict[str, object]:
+    """ASCII-escaped JSON: lone surrogates travel as "\\ud800", as any client may send them."""
+    return {"content": json.dumps(body), "headers": {"content-type": "application/json"}}
+
+
+async def test_unstorable_text_in_documents_and_memories_is_422_and_stores_nothing(client):
+    alice = await signup(client)
+    for body in (
+        {"title": "t\u0000", "content": "fine", "scope": "org"},
+        {"title": "\ud800", "content": "fine", "scope": "org"},
+        {"title": "t", "content": "nul \u0000 here", "scope": "org"},
+        {"title": "t", "content": "lone \udfff", "scope": "org"},
+    ):
+        response = await alice.post("/api/knowledge/documents", **as_json(body))
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+    for content in ("nul \u0000", "lone \ud800"):
+        response = await alice.post("/api/memories", **as_json({"content": content}))
+        assert response.status_code == 422, (content, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+    assert (await alice.get("/api/knowledge/documents")).json()["items"] == []
+    assert (await alice.get("/api/memories")).json()["items"] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.helpers import colleague, signup
 
 
@@ -132,3 +134,65 @@ async def test_room_admin_deletes_others_messages_but_edit_window_holds(
     late = await bob.put(f"/api/chat/messages/{message['id']}", json={"content": "too late"})
     assert late.status_code == 409 and late.json()["error"]["code"] == "edit_window_closed"
     assert (await alice.delete(f"/api/chat/messages/{message['id']}")).status_code == 204
+
+
+def as_json(body: object) -> dict[str, object]:
+    """ASCII-escaped JSON, as any client may send it: lone surrogates travel as "\\ud800"
+    (httpx's json= would fail to encode them before sending)."""
+    return {"content": json.dumps(body), "headers": {"content-type": "application/json"}}
+
+
+async def test_unstorable_text_is_422_and_changes_nothing(client):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    message = await alice.say(room["id"], "kept as is")
+    bad_posts = [
+        {"content": "lone \ud800 surrogate"},
+        {"content": "\udfff"},
+        {"content": "nul \u0000 inside"},
+        {"content": "fine", "client_msg_id": "id\u0000"},
+        {"content": "fine", "client_msg_id": "id\ud800"},
+    ]
+    for body in bad_posts:
+        response = await alice.post(url, **as_json(body))
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+    edit_url = f"/api/chat/messages/{message['id']}"
+    for content in ("edit \ud800", "edit \u0000"):
+        response = await alice.put(edit_url, **as_json({"content": content}))
+        assert response.status_code == 422, response.text
+    listed = (await alice.get(url)).json()["items"]
+    assert [(m["id"], m["content"], m["edited_at"]) for m in listed] == [
+        (message["id"], "kept as is", None)
+    ]
+
+
+async def test_ids_beyond_64_bits_are_422_and_change_nothing(client):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    message = await alice.say(room["id"], "kept as is")
+    for reply_to_id in (2**63, 10**30):
+        response = await alice.post(url, json={"content": "fine", "reply_to_id": reply_to_id})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_request"
+    at_limit = await alice.post(url, json={"content": "fine", "reply_to_id": 2**63 - 1})
+    assert at_limit.status_code == 422 and at_limit.json()["error"]["code"] == "invalid_reply_to"
+
+    for message_id in (2**63, 10**30):
+        big = f"/api/chat/messages/{message_id}"
+        assert (await alice.put(big, json={"content": "x"})).status_code == 422
+        assert (await alice.delete(big)).status_code == 422
+    biggest = f"/api/chat/messages/{2**63 - 1}"
+    assert (await alice.put(biggest, json={"content": "x"})).status_code == 404
+    for params in ({"before": 2**63}, {"after": 2**63}, {"after": 10**40}):
+        response = await alice.get(url, params=params)
+        assert response.status_code == 422, (params, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+    assert (await alice.get(url, params={"before": 2**63 - 1})).status_code == 200
+
+    listed = (await alice.get(url)).json()["items"]
+    assert [(m["id"], m["content"], m["edited_at"]) for m in listed] == [
+        (message["id"], "kept as is", None)
+    ]

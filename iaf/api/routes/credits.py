@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 from iaf.api.deps import CurrentUser, SessionDep
 from iaf.db.repositories.ledger import LedgerRepository
 from iaf.db.repositories.referrals import ReferralRepository
+from iaf.schemas.common import MAX_BIGINT
 from iaf.schemas.invitations import ReferralOut
 from iaf.schemas.ledger import CreditsOut, LedgerEntryOut
 
@@ -17,7 +18,7 @@ router = APIRouter(tags=["credits"])
 async def get_credits(
     user: CurrentUser,
     session: SessionDep,
-    before: int | None = Query(default=None, ge=1),
+    before: int | None = Query(default=None, ge=1, le=MAX_BIGINT),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> CreditsOut:
     """Balance and newest-first history; `next_before` pages on to older entries."""

@@ -17,6 +17,7 @@ from iaf.api.deps import AppState, CurrentUser, SessionDep, StateDep, room_for_m
 from iaf.api.errors import ApiError
 from iaf.db.repositories.chat import EventRepository, MemberRepository, MessageRepository
 from iaf.schemas.chat import ReadMarker
+from iaf.schemas.common import MAX_BIGINT
 
 router = APIRouter(prefix="/api/chat", tags=["events"])
 
@@ -29,16 +30,19 @@ def sse(event_id: int | None, type_: str, data: dict[str, Any]) -> dict[str, str
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int | None:
-    raw = last_event_id if last_event_id not in (None, "") else after
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, "invalid_last_event_id", "Last-Event-ID must be an integer") from None
-    if value < 0:
-        raise ApiError(422, "invalid_last_event_id", "Last-Event-ID must not be negative")
-    return value
+    """The event id to resume after: refused (422) before the stream starts when it is not
+    an event id at all, because a database error inside the stream would break it instead."""
+    raw = last_event_id.strip() if last_event_id is not None else ""
+    if not raw:
+        return after
+    # Plain ASCII digits only: int() would also take "1_000", "+5" or other scripts' digits.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_BIGINT:
+        raise ApiError(
+            422,
+            "invalid_last_event_id",
+            f"Last-Event-ID must be an event id: an integer from 0 to {MAX_BIGINT}",
+        )
+    return int(raw)
 
 
 async def _stored_since(
@@ -116,7 +120,7 @@ async def stream_events(
     user: CurrentUser,
     session: SessionDep,
     state: StateDep,
-    after: int | None = Query(default=None, ge=0),
+    after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
     last_event_id: str | None = Header(default=None),
 ) -> EventSourceResponse:
     since = resume_point(last_event_id, after)

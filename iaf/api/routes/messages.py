@@ -7,8 +7,9 @@ import logging
 import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from iaf.agents.launch import start_mentioned_replies
 from iaf.api.deps import (
@@ -25,17 +26,24 @@ from iaf.db.repositories.chat import EventRepository, MessageRepository, message
 from iaf.db.repositories.referrals import ReferralRepository
 from iaf.invitation_client import signal_first_action
 from iaf.schemas.chat import MessageCreate, MessageEdit, MessageOut
-from iaf.schemas.common import Page
+from iaf.schemas.common import MAX_BIGINT, Page, storable_text
 from iaf.settings import Settings
 from iaf.temporal_client import start_route_message
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/chat", tags=["messages"])
 
+# Message ids are bigints: a larger one is a client's mistake (422), not a database error.
+MessageId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
+
 
 def checked_content(content: str, settings: Settings) -> str:
     if not content.strip():
         raise ApiError(422, "empty_content", "content must not be empty")
+    try:  # the schema checks this already; a caller passing other text gets a 422 too
+        storable_text(content)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_text", str(exc)) from None
     size = len(content.encode())
     if size > settings.message_max_bytes:
         raise ApiError(
@@ -119,8 +127,8 @@ async def list_messages(
     room_id: uuid.UUID,
     user: CurrentUser,
     session: SessionDep,
-    before: int | None = Query(default=None, ge=1),
-    after: int | None = Query(default=None, ge=0),
+    before: int | None = Query(default=None, ge=1, le=MAX_BIGINT),
+    after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> Page[MessageOut]:
     if before is not None and after is not None and after >= before:
@@ -149,7 +157,11 @@ async def _message_for(session: SessionDep, message_id: int, user: User) -> tupl
 
 @router.put("/messages/{message_id}")
 async def edit_message(
-    message_id: int, body: MessageEdit, user: CurrentUser, session: SessionDep, state: StateDep
+    message_id: MessageId,
+    body: MessageEdit,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
 ) -> MessageOut:
     content = checked_content(body.content, state.settings)
     message, _ = await _message_for(session, message_id, user)
@@ -168,7 +180,7 @@ async def edit_message(
 
 
 @router.delete("/messages/{message_id}", status_code=204)
-async def delete_message(message_id: int, user: CurrentUser, session: SessionDep) -> Response:
+async def delete_message(message_id: MessageId, user: CurrentUser, session: SessionDep) -> Response:
     message, role = await _message_for(session, message_id, user)
     if message.sender_user_id != user.id and role not in ("owner", "admin"):
         raise ApiError(403, "forbidden", "only the author or a room admin may delete a message")
