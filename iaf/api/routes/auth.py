@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.api.deps import CurrentUser, SessionDep, SettingsDep, StateDep, require_role
 from iaf.api.errors import ApiError
@@ -40,6 +43,52 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+ORG_NAME_MAX = 200  # orgs.name is String(200)
+_ORG_SUFFIX = "'s organisation"
+
+
+def email_taken() -> ApiError:
+    return ApiError(409, "email_taken", "an account with this e-mail already exists")
+
+
+def default_org_name(user_name: str) -> str:
+    """The default organisation name, "{name}'s organisation", shortened to fit orgs.name."""
+    return user_name[: ORG_NAME_MAX - len(_ORG_SUFFIX)].rstrip() + _ORG_SUFFIX
+
+
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the unique index a flush violated (asyncpg reports it on the cause)."""
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        name = getattr(error, "constraint_name", None)
+        if name:
+            return str(name)
+    return None
+
+
+async def create_account(
+    session: AsyncSession,
+    email: str,
+    create: Callable[[], Awaitable[User]],
+    taken: Callable[[], ApiError] = email_taken,
+) -> User:
+    """Run `create` (org and user inserts) in a savepoint, so that a concurrent sign-up
+    with the same e-mail becomes `taken` (409) instead of a unique-index error, and one
+    that took the same derived handle first is simply retried (the handle is chosen again).
+    """
+    users = UserRepository(session)
+    for attempt in range(3):
+        try:
+            async with session.begin_nested():
+                return await create()
+        except IntegrityError as exc:
+            constraint = _violated_constraint(exc)
+            if constraint == "uq_users_email_lower" or await users.email_taken(email):
+                raise taken() from None
+            if constraint != "uq_users_handle_lower" or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @router.post("/api/auth/signup", status_code=201)
 async def signup(
     body: SignupRequest, request: Request, state: StateDep, session: SessionDep
@@ -50,11 +99,14 @@ async def signup(
     )
     users = UserRepository(session)
     if await users.email_taken(body.email):
-        raise ApiError(409, "email_taken", "an account with this e-mail already exists")
-    org = await users.create_org(body.org_name or f"{body.name}'s organisation")
-    user = await users.create(
-        org.id, body.email, body.name, hash_password(body.password), "org_admin"
-    )
+        raise email_taken()
+    password_hash = hash_password(body.password)
+
+    async def create() -> User:
+        org = await users.create_org(body.org_name or default_org_name(body.name))
+        return await users.create(org.id, body.email, body.name, password_hash, "org_admin")
+
+    user = await create_account(session, body.email, create)
     await LedgerRepository(session).grant_starting_credits(user.id, settings.starting_credits)
     await session.commit()
     return token_response(state, user)
@@ -88,10 +140,13 @@ async def add_org_user(
     require_role(user, "org_admin")
     users = UserRepository(session)
     if await users.email_taken(body.email):
-        raise ApiError(409, "email_taken", "an account with this e-mail already exists")
-    created = await users.create(
-        user.org_id, body.email, body.name, hash_password(body.password), body.role
-    )
+        raise email_taken()
+    password_hash = hash_password(body.password)
+
+    async def create() -> User:
+        return await users.create(user.org_id, body.email, body.name, password_hash, body.role)
+
+    created = await create_account(session, body.email, create)
     await LedgerRepository(session).grant_starting_credits(created.id, settings.starting_credits)
     await session.commit()
     return UserOut.model_validate(created)
