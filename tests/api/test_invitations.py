@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -433,3 +434,83 @@ async def test_with_temporal_away_an_invite_is_refused_and_leaves_nothing_behind
             "SELECT count(*) FROM invitations WHERE email = %s", (email,)
         ).fetchone()
     assert left == (0,), "nothing was acknowledged, so nothing is kept"
+
+
+async def test_accept_with_unstorable_text_is_422_and_the_invitation_stays_pending(client, smtp):
+    alice = await signup(client)
+    room = await alice.new_room()
+    _, token = await invited(alice, smtp, room["id"], unique_email("nul"))
+    url = f"/api/chat/invitations/{token}/accept"
+    headers = {"content-type": "application/json"}
+    for body in (
+        {"name": "N\u0000", "password": PASSWORD},
+        {"name": "\ud800", "password": PASSWORD},
+        {"name": "N", "password": PASSWORD + "\udfff"},
+    ):
+        response = await client.post(url, content=json.dumps(body), headers=headers)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+    assert (await client.get(f"/api/chat/invitations/{token}")).json()["status"] == "pending"
+    long_name = "G" * 200
+    accepted = await client.post(url, json={"name": long_name, "password": PASSWORD})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["user"]["name"] == long_name
+
+
+async def test_a_retried_sign_up_is_a_login_rate_limited_per_account(
+    api_url, client, smtp, settings
+):
+    alice = await signup(client)
+    room = await alice.new_room()
+    _, token = await invited(alice, smtp, room["id"], unique_email("retry"))
+    url = f"/api/chat/invitations/{token}/accept"
+    async with other_ip_client(api_url) as http:
+        first = await http.post(url, json={"name": "Rita", "password": PASSWORD})
+        assert first.status_code == 200
+        wrong = {"name": "Rita", "password": "not the password"}
+        statuses = [
+            (await http.post(url, json=wrong)).status_code
+            for _ in range(settings.login_attempts_per_minute)
+        ]
+        assert set(statuses) == {409}
+        blocked = await http.post(url, json={"name": "Rita", "password": PASSWORD})
+    assert blocked.status_code == 429, blocked.text
+    assert blocked.json()["error"]["code"] == "rate_limited"
+    assert int(blocked.headers["Retry-After"]) >= 1
+    assert "access_token" not in blocked.text
+
+
+async def test_a_retried_sign_up_gets_no_token_for_an_inactive_account(
+    api_url, client, smtp, database_url
+):
+    alice = await signup(client)
+    room = await alice.new_room()
+    _, token = await invited(alice, smtp, room["id"], unique_email("frozen"))
+    url = f"/api/chat/invitations/{token}/accept"
+    async with other_ip_client(api_url) as http:
+        first = await http.post(url, json={"name": "Fay", "password": PASSWORD})
+        assert first.status_code == 200
+        with psycopg.connect(database_url) as conn:
+            conn.execute(
+                "UPDATE users SET status = 'frozen' WHERE id = %s", (first.json()["user"]["id"],)
+            )
+        retry = await http.post(url, json={"name": "Fay", "password": PASSWORD})
+    assert retry.status_code == 409, retry.text
+    assert retry.json()["error"]["code"] == "invitation_used"
+    assert "access_token" not in retry.text
+
+
+async def test_concurrent_sign_up_accepts_of_one_invitation_make_one_account(api_url, client, smtp):
+    alice = await signup(client)
+    room = await alice.new_room()
+    _, token = await invited(alice, smtp, room["id"], unique_email("twice"))
+    url = f"/api/chat/invitations/{token}/accept"
+    async with other_ip_client(api_url) as http:
+        responses = await asyncio.gather(
+            *(http.post(url, json={"name": "Twin", "password": PASSWORD}) for _ in range(4))
+        )
+    assert all(r.status_code in (200, 409) for r in responses), [r.text for r in responses]
+    users = {r.json()["user"]["id"] for r in responses if r.status_code == 200}
+    assert len(users) == 1, [r.text for r in responses]
+    members = (await alice.get(f"/api/chat/rooms/{room['id']}/members")).json()["items"]
+    assert [m["user_id"] for m in members].count(users.pop()) == 1

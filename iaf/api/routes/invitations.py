@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.api.deps import (
@@ -28,8 +27,9 @@ from iaf.api.deps import (
     room_for_member,
 )
 from iaf.api.errors import ApiError
-from iaf.api.routes.auth import client_ip, token_response
-from iaf.db.models import Invitation, User
+from iaf.api.routes.auth import client_ip, create_account, default_org_name, token_response
+from iaf.api.routes.rooms import DIRECT_ROOM_MEMBERS
+from iaf.db.models import Invitation, Room, User
 from iaf.db.repositories.chat import EventRepository, MemberRepository, RoomRepository
 from iaf.db.repositories.identity import UserRepository
 from iaf.db.repositories.invitations import InvitationRepository, InvitationView
@@ -92,6 +92,7 @@ async def invite(
     room, role = await room_for_member(session, room_id, user)
     ensure_room_admin(role)
     ensure_writable(room)
+    await _ensure_room_for_one_more(session, room)
     minutes = body.expires_in_minutes or settings.invitation_default_minutes
     if minutes > settings.invitation_max_minutes:
         raise ApiError(
@@ -120,6 +121,19 @@ async def invite(
     await _ensure_started(state, existing)
     response.status_code = 200
     return invitation_out(existing)
+
+
+async def _ensure_room_for_one_more(
+    session: AsyncSession, room: Room, joining: uuid.UUID | None = None
+) -> None:
+    """A direct room holds at most two members (someone already in it may rejoin)."""
+    if room.kind != "direct":
+        return
+    members = MemberRepository(session)
+    if joining is not None and await members.role_of(room.id, joining) is not None:
+        return
+    if await members.count(room.id) >= DIRECT_ROOM_MEMBERS:
+        raise ApiError(409, "direct_room_full", "a direct room has at most two members")
 
 
 async def _create(
@@ -350,6 +364,14 @@ async def accept_invitation(
     if view.room_archived:
         raise ApiError(409, "room_archived", "the room is archived")
     user, created = await _invitee(state, session, invitation, caller, body)
+    # Locked like every member change (rooms.py), and checked again under the lock, so a
+    # concurrent archive or add cannot slip in; a refusal rolls back the new account too.
+    room = await MemberRepository(session).lock_room(invitation.room_id)
+    if room is None:
+        raise ApiError(404, "invitation_not_found", "invitation not found")
+    if room.archived_at is not None:
+        raise ApiError(409, "room_archived", "the room is archived")
+    await _ensure_room_for_one_more(session, room, user.id)
     if not await invitations.accept(invitation.id, user.id):
         await session.rollback()
         return await _lost_race(state, session, invitation.id, caller, body)
@@ -396,21 +418,23 @@ async def _invitee(
         )
     users = UserRepository(session)
     if await users.email_taken(invitation.email):
-        raise ApiError(
-            409, "account_exists", "an account with this e-mail exists: sign in, then accept"
-        )
-    try:
-        org = await users.create_org(f"{body.name}'s organisation")
-        user = await users.create(
-            org.id, invitation.email, body.name, hash_password(body.password), "org_admin"
-        )
-    except IntegrityError:
-        await session.rollback()
-        raise ApiError(
-            409, "account_exists", "an account with this e-mail exists: sign in, then accept"
-        ) from None
+        raise _account_exists()
+    password_hash = hash_password(body.password)
+    name, email = body.name, invitation.email
+
+    async def create() -> User:
+        org = await users.create_org(default_org_name(name))
+        return await users.create(org.id, email, name, password_hash, "org_admin")
+
+    user = await create_account(session, email, create, taken=_account_exists)
     await LedgerRepository(session).grant_starting_credits(user.id, state.settings.starting_credits)
     return user, True
+
+
+def _account_exists() -> ApiError:
+    return ApiError(
+        409, "account_exists", "an account with this e-mail exists: sign in, then accept"
+    )
 
 
 async def _join_room(session: AsyncSession, invitation: Invitation, user: User) -> None:
@@ -451,14 +475,30 @@ async def _accepted_again(
     caller: User | None,
     body: AcceptRequest | None,
 ) -> AcceptResponse:
-    """Idempotent for whoever accepted it (a retried sign-up proves itself with the password)."""
+    """Idempotent for whoever accepted it (a retried sign-up proves itself with the password).
+
+    Handing out a token for a password is a login: it counts against the same per-account
+    limit (`login:{email}`) and only an active account gets one.
+    """
     accepted_by = invitation.accepted_user_id
     if caller is not None and caller.id == accepted_by:
         return _accept_response(state, invitation, caller, with_token=False)
     if caller is None and body is not None and accepted_by is not None:
+        settings = state.settings
+        # In the request's session (it holds a connection already), committed at once so
+        # that a wrong password counts too; nothing else is written before this point.
+        await state.limiter.hit(
+            f"login:{invitation.email.lower()}",
+            settings.login_attempts_per_minute,
+            60,
+            None,
+            session,
+        )
+        await session.commit()
         user = await UserRepository(session).get(accepted_by)
         same = user is not None and user.email.lower() == invitation.email.lower()
-        if user is not None and same and verify_password(user.password_hash, body.password):
+        valid = verify_password(user.password_hash if user else None, body.password)
+        if user is not None and same and valid and user.status == "active":
             return _accept_response(state, invitation, user, with_token=True)
     raise ApiError(409, "invitation_used", "this invitation has already been accepted")
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.api.deps import (
     CurrentUser,
@@ -16,12 +17,21 @@ from iaf.api.deps import (
     room_for_member,
 )
 from iaf.api.errors import ApiError
-from iaf.db.models import Room
+from iaf.db.models import Room, User
 from iaf.db.repositories.chat import EventRepository, MemberRepository, RoomRepository
 from iaf.db.repositories.identity import UserRepository
-from iaf.schemas.chat import MemberAdd, MemberOut, RoomCreate, RoomOut, RoomUpdate
+from iaf.schemas.chat import (
+    MemberAdd,
+    MemberOut,
+    MemberRoleUpdate,
+    RoomCreate,
+    RoomOut,
+    RoomUpdate,
+)
 
 router = APIRouter(prefix="/api/chat", tags=["rooms"])
+
+DIRECT_ROOM_MEMBERS = 2
 
 
 def room_out(room: Room, role: str | None = None, unread: int | None = None) -> RoomOut:
@@ -47,7 +57,7 @@ async def create_room(body: RoomCreate, user: CurrentUser, session: SessionDep) 
         invitee = await users.get(invitee_id)
         if invitee is None or invitee.org_id != user.org_id or invitee.status != "active":
             raise ApiError(422, "invalid_member", f"user {invitee_id} is not in your organisation")
-    if body.kind == "direct" and len(invitees) != 1:
+    if body.kind == "direct" and len(invitees) != DIRECT_ROOM_MEMBERS - 1:
         raise ApiError(422, "invalid_request", "a direct room has exactly one other member")
     room = await RoomRepository(session).create(
         user.org_id, user.id, body.name, body.kind, body.topic, body.auto_route
@@ -125,43 +135,104 @@ async def list_members(
     }
 
 
+async def _member_change(session: AsyncSession, room_id: uuid.UUID, user: User) -> tuple[Room, str]:
+    """The room, locked for a member change, and the caller's role read under that lock.
+
+    Members of an archived room are frozen with it (409 room_archived), like its messages.
+    """
+    await room_for_member(session, room_id, user)  # 404 for non-members before any lock
+    members = MemberRepository(session)
+    room = await members.lock_room(room_id)
+    role = await members.role_of(room_id, user.id) if room is not None else None
+    if room is None or role is None:  # deleted, or the caller removed, meanwhile
+        raise ApiError(404, "room_not_found", "room not found")
+    ensure_writable(room)
+    return room, role
+
+
 @router.post("/rooms/{room_id}/members", status_code=201)
 async def add_member(
     room_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: SessionDep, response: Response
 ) -> dict[str, Any]:
-    room, role = await room_for_member(session, room_id, user)
+    """201 when added; 200 with the member's current role when they were one already (use
+    PATCH …/members/{user_id} to change a role)."""
+    room, role = await _member_change(session, room_id, user)
     ensure_room_admin(role)
-    ensure_writable(room)
     if body.role == "owner" and role != "owner":
         raise ApiError(403, "forbidden", "only an owner may add another owner")
     target = await UserRepository(session).get(body.user_id)
     # Another org's users are indistinguishable from unknown ones: they join through invitations.
     if target is None or target.org_id != room.org_id or target.status != "active":
         raise ApiError(404, "user_not_found", "no such user in this organisation")
-    added = await MemberRepository(session).add(room.id, target.id, body.role)
-    if added:
-        await EventRepository(session).append(
-            room.id, "member.add", {"user_id": str(target.id), "role": body.role}
-        )
+    members = MemberRepository(session)
+    current = await members.role_of(room.id, target.id)
+    if current is not None:
+        response.status_code = 200
+        return {"id": str(target.id), "user_id": str(target.id), "role": current, "added": False}
+    if room.kind == "direct" and await members.count(room.id) >= DIRECT_ROOM_MEMBERS:
+        raise ApiError(409, "direct_room_full", "a direct room has at most two members")
+    await members.add(room.id, target.id, body.role)
+    await EventRepository(session).append(
+        room.id, "member.add", {"user_id": str(target.id), "role": body.role}
+    )
     await session.commit()
-    response.status_code = 201 if added else 200
-    return {"id": str(target.id), "user_id": str(target.id), "role": body.role, "added": added}
+    return {"id": str(target.id), "user_id": str(target.id), "role": body.role, "added": True}
+
+
+@router.patch("/rooms/{room_id}/members/{user_id}")
+async def change_member_role(
+    room_id: uuid.UUID,
+    user_id: uuid.UUID,
+    body: MemberRoleUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Owners and admins change roles; only an owner makes or unmakes an owner, and a room
+    keeps at least one owner. Emits member.update when the role changed."""
+    room, role = await _member_change(session, room_id, user)
+    ensure_room_admin(role)
+    members = MemberRepository(session)
+    current = await members.role_of(room.id, user_id)
+    if current is None:
+        raise ApiError(404, "not_a_member", "that user is not a member of this room")
+    if role != "owner" and "owner" in (current, body.role):
+        raise ApiError(403, "forbidden", "only an owner may promote to owner or demote an owner")
+    changed = current != body.role
+    if changed:
+        if current == "owner" and await members.count_owners(room.id) <= 1:
+            raise ApiError(
+                409, "last_owner", "a room keeps at least one owner; promote another first"
+            )
+        await members.set_role(room.id, user_id, body.role)
+        await EventRepository(session).append(
+            room.id,
+            "member.update",
+            {"user_id": str(user_id), "role": body.role, "previous_role": current},
+        )
+        await session.commit()
+    return {
+        "id": str(user_id),
+        "user_id": str(user_id),
+        "role": body.role,
+        "previous_role": current,
+        "changed": changed,
+    }
 
 
 @router.delete("/rooms/{room_id}/members/{user_id}", status_code=204)
 async def remove_member(
     room_id: uuid.UUID, user_id: uuid.UUID, user: CurrentUser, session: SessionDep
 ) -> Response:
-    room, role = await room_for_member(session, room_id, user)
+    room, role = await _member_change(session, room_id, user)
     if user_id != user.id:  # anyone may leave; removing others needs owner/admin
         ensure_room_admin(role)
     members = MemberRepository(session)
-    target = await RoomRepository(session).get_for_member(room_id, user_id)
-    if target is None:
+    target_role = await members.role_of(room.id, user_id)
+    if target_role is None:
         raise ApiError(404, "not_a_member", "that user is not a member of this room")
-    if target[1] == "owner" and await members.count_owners(room_id) <= 1:
+    if target_role == "owner" and await members.count_owners(room.id) <= 1:
         raise ApiError(409, "last_owner", "the last owner cannot leave; transfer ownership first")
-    if target[1] == "owner" and role != "owner":
+    if target_role == "owner" and role != "owner":
         raise ApiError(403, "forbidden", "only an owner may remove an owner")
     await members.remove(room.id, user_id)
     await EventRepository(session).append(room.id, "member.remove", {"user_id": str(user_id)})

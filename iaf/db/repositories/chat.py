@@ -171,6 +171,43 @@ class MemberRepository:
         )
         return result.first() is not None
 
+    async def lock_room(self, room_id: uuid.UUID) -> Room | None:
+        """Serialise the member changes of one room, and read the room fresh under the lock.
+
+        FOR NO KEY UPDATE: posting (whose foreign key takes FOR KEY SHARE) is not held up,
+        but two member changes of the same room run one after the other, so "the last
+        owner" and "a direct room's two members" are counted on committed data.
+        """
+        return await self.session.scalar(
+            select(Room)
+            .where(Room.id == room_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+
+    async def role_of(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+        role = await self.session.scalar(
+            select(RoomMember.role).where(
+                RoomMember.room_id == room_id, RoomMember.user_id == user_id
+            )
+        )
+        return str(role) if role is not None else None
+
+    async def set_role(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str) -> bool:
+        result = await self.session.execute(
+            update(RoomMember)
+            .where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
+            .values(role=role)
+            .returning(RoomMember.user_id)
+        )
+        return result.first() is not None
+
+    async def count(self, room_id: uuid.UUID) -> int:
+        return int(
+            await self.session.scalar(select(func.count()).where(RoomMember.room_id == room_id))
+            or 0
+        )
+
     async def remove(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         result = await self.session.execute(
             delete(RoomMember)
