@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +35,7 @@ from iaf.temporal_client import route_workflow_id
 from iaf.workers.interceptors import worker_interceptors
 from tests.agent_helpers import reply_result, temporal
 from tests.helpers import signup
+from tests.workers.db_faults import answers_refused
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUE = "iaf-interceptor-probe"
@@ -206,38 +206,19 @@ async def test_the_engine_hides_sql_parameters(sessionmaker):
     assert "hide_parameters" in str(raised.value)
 
 
-REFUSE_ANSWER = """
-CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.answer LIKE '%{marker}%' THEN
-        RAISE EXCEPTION 'answer refused: %', NEW.answer;
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER {name} BEFORE UPDATE ON agent_runs FOR EACH ROW EXECUTE FUNCTION {name}();
-"""
-
-
 async def test_a_database_error_on_the_session_worker_keeps_the_answer_out_of_history(
     client, settings, database_url
 ):
     """The real worker (running_worker) registers the interceptor: an AgentReply whose stored
     answer PostgreSQL refuses, quoting it, fails with a history free of that answer."""
     marker = f"Wombat{uuid.uuid4().hex[:12]}"
-    name = f"refuse_{marker.lower()}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(REFUSE_ANSWER.format(name=name, marker=marker))  # type: ignore[arg-type]
-    try:
+    tc = await temporal(settings)
+    with answers_refused(database_url, marker):
         alice = await signup(client, "Wilhelmina Failure-Subject")
         room = await alice.new_room("failures")
         message = await alice.say(room["id"], f"@architect how do we ship {marker} safely?")
-        tc = await temporal(settings)
         result = await reply_result(tc, message["id"], "architect")
         assert result.status == "error" and result.error_code == "llm_failed"
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(f"DROP TRIGGER {name} ON agent_runs")  # type: ignore[arg-type]
-            conn.execute(f"DROP FUNCTION {name}()")  # type: ignore[arg-type]
     reply = await history_blob(tc, reply_workflow_id(message["id"], "architect"))
     assert b"stream_agent_reply" in reply and b"DBAPIError" in reply, "the failure is there"
     route = await history_blob(tc, route_workflow_id(message["id"]))
