@@ -7,6 +7,7 @@ the Qdrant client are built once per worker process and injected here.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +48,10 @@ from iaf.settings import Settings
 CONTEXT_NOT_SERVED = "RetrievalNotServedHere"
 
 
+@functools.lru_cache(maxsize=8192)
 def count_tokens(text: str) -> int:
+    """Tokens of one history message; cached, since every reply in a room recounts the same
+    recent messages."""
     import litellm
 
     return max(1, int(litellm.token_counter(text=text)))
