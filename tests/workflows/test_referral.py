@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -31,6 +38,7 @@ from iaf.settings import Settings
 from iaf.workflows.referral import Referral
 from tests.conftest import make_settings
 from tests.helpers import unique_email
+from tests.workers.test_crash_recovery import REPO, worker_env
 from tests.workflows.test_invitation import time_skipping_env
 
 QUEUE = "iaf-referral-ts"
@@ -260,3 +268,109 @@ async def test_no_self_referral_and_one_referral_per_referred_user(rig):
     async with rig.sessionmaker() as session:
         with pytest.raises(IntegrityError):
             await ReferralRepository(session).create(carol.id, bob.id, None, REWARD, deadline)
+
+
+# --- a real worker process killed during the grant ------------------------------------------
+
+
+@contextlib.contextmanager
+def worker_process(
+    settings: Settings, log: Path, *module_args: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker subprocess (`python -m <module_args>`), its sweeps kept off the shared database."""
+    env = worker_env(settings)
+    env.update(SWEEP_MIN_AGE_SECONDS="1e9", KNOWLEDGE_RESUME_AFTER_SECONDS="1e9")
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", *module_args],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+async def wait_for_file(path: Path, process: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(1200):
+        if await asyncio.to_thread(path.exists):
+            return
+        assert process.poll() is None, tail(log)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the worker never reached the hold:\n{tail(log)}")
+
+
+@pytest.mark.parametrize("hold", ["grant-before-commit", "grant-after-commit"])
+async def test_granted_once_when_the_worker_process_is_killed_during_the_grant(
+    hold: str, database_url, temporal_server, tmp_path: Path
+):
+    """SIGKILL the worker process while grant_referral holds its transaction open, or after
+    it committed but before Temporal heard back; a fresh worker retries the activity (after
+    its 30 s start-to-close timeout) and the referrer is credited exactly once."""
+    queue = f"referral-crash-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        temporal_server.address,
+        temporal_task_queue=queue,
+        temporal_retrieval_task_queue=f"{queue}-retrieval",
+        qdrant_path=tmp_path / "qdrant",
+    )
+    engine = make_engine(database_url, 2)
+    client = await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
+    rig = Rig(None, make_sessionmaker(engine), settings)  # type: ignore[arg-type]
+    try:
+        alice = await rig.user("Alice Referrer")
+        referral_id = await rig.referral(alice)
+        await rig.act(referral_id)
+        flag, log = tmp_path / "held", tmp_path / "worker.log"
+        with worker_process(
+            settings, log, "tests.workers.held_worker", hold, str(flag), "--no-retrieval"
+        ) as held:
+            handle = await client.start_workflow(
+                Referral.run,
+                ReferralInput(referral_id=referral_id),
+                id=referral_workflow_id(referral_id),
+                task_queue=queue,
+                result_type=ReferralOutcome,
+            )
+            await wait_for_file(flag, held, log)
+            if hold == "grant-after-commit":
+                assert await rig.credits(alice) == (REWARD, 1), "committed before the kill"
+                assert await rig.status(referral_id) == "granted"
+            os.killpg(held.pid, signal.SIGKILL)
+            held.wait()
+        if hold == "grant-before-commit":
+            assert await rig.credits(alice) == (0, 0), "the killed transaction left nothing"
+            assert await rig.status(referral_id) == "pending"
+        with worker_process(settings, log, "iaf.cli", "worker", "--no-retrieval"):
+            outcome = await asyncio.wait_for(handle.result(), 120)
+        assert outcome.status == "granted"
+        assert await rig.credits(alice) == (REWARD, 1), "one entry, exactly the reward"
+        async with rig.sessionmaker() as session:
+            referral = await ReferralRepository(session).get(referral_id)
+        assert referral is not None and referral.status == "granted"
+        assert referral.decided_at is not None
+        history = await handle.fetch_history()
+        attempts = [
+            e.activity_task_started_event_attributes.attempt
+            for e in history.events
+            if e.HasField("activity_task_started_event_attributes")
+        ]
+        assert attempts == [2], "one grant activity, completed by its second attempt"
+    finally:
+        await engine.dispose()
