@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+
 from tests.helpers import colleague, signup
 
 
@@ -196,3 +198,59 @@ async def test_ids_beyond_64_bits_are_422_and_change_nothing(client):
     assert [(m["id"], m["content"], m["edited_at"]) for m in listed] == [
         (message["id"], "kept as is", None)
     ]
+
+
+def _db(database_url: str, sql: str, *params: object) -> list[tuple]:
+    with psycopg.connect(database_url) as conn:
+        return list(conn.execute(sql, params).fetchall())
+
+
+async def test_a_revoked_token_or_a_frozen_account_cannot_post(client, database_url):
+    """Posting confirms the account in its own statement: the checks get_current_user makes
+    (active account, current token version) hold there too."""
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    assert (await alice.post(url, json={"content": "before"})).status_code == 201
+    _db(
+        database_url,
+        "UPDATE users SET token_version = token_version + 1 WHERE id = %s RETURNING id",
+        alice.id,
+    )
+    revoked = await alice.post(url, json={"content": "after revocation"})
+    assert revoked.status_code == 401 and revoked.json()["error"]["code"] == "unauthorized"
+    bob = await signup(client, "Bob Frozen")
+    bob_room = await bob.new_room()
+    _db(database_url, "UPDATE users SET status = 'frozen' WHERE id = %s RETURNING id", bob.id)
+    frozen = await bob.post(f"/api/chat/rooms/{bob_room['id']}/messages", json={"content": "x"})
+    assert frozen.status_code == 401
+    stored = _db(
+        database_url,
+        "SELECT count(*) FROM messages WHERE sender_user_id IN (%s, %s)",
+        alice.id,
+        bob.id,
+    )
+    assert stored[0][0] == 1
+
+
+async def test_a_retried_post_returns_the_stored_message_even_at_the_limit(client, settings):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    first = await alice.post(url, json={"content": "first", "client_msg_id": "retry-me"})
+    for i in range(int(first.headers["X-RateLimit-Remaining"])):
+        assert (await alice.post(url, json={"content": f"n{i}"})).status_code == 201
+    assert (await alice.post(url, json={"content": "over"})).status_code == 429
+    again = await alice.post(url, json={"content": "first", "client_msg_id": "retry-me"})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+
+
+async def test_refused_posts_do_not_count_against_the_limit(client, settings):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    for _ in range(3):
+        bad = await alice.post(url, json={"content": "x", "reply_to_id": 999_999_999})
+        assert bad.status_code == 422
+    ok = await alice.post(url, json={"content": "counted"})
+    assert int(ok.headers["X-RateLimit-Remaining"]) == settings.posts_per_minute - 1

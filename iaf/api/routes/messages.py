@@ -13,11 +13,13 @@ from fastapi import APIRouter, Path, Query, Response
 
 from iaf.agents.launch import start_mentioned_replies
 from iaf.api.deps import (
+    ClaimantDep,
     CurrentUser,
     SessionDep,
     StateDep,
     ensure_writable,
     room_for_member,
+    unauthorized,
 )
 from iaf.api.errors import ApiError
 from iaf.api.ratelimit import enforce
@@ -58,42 +60,47 @@ def checked_content(content: str, settings: Settings) -> str:
 async def post_message(
     room_id: uuid.UUID,
     body: MessageCreate,
-    user: CurrentUser,
-    session: SessionDep,
+    claimant: ClaimantDep,
     state: StateDep,
     response: Response,
 ) -> MessageOut:
+    """One statement confirms the account and the membership, checks the limit and stores the
+    message with its event. Once a user is known to have no referral waiting for a first
+    action, it commits on its own (no BEGIN/COMMIT round trips); before, the referral's
+    first action commits in the same transaction as the message."""
     settings = state.settings
     checked_content(body.content, settings)
-    outcome = await MessageRepository(session).post(
-        room_id, user.id, user.name, body, settings.posts_per_minute
-    )
-    if not outcome.member:
-        raise ApiError(404, "room_not_found", "room not found")
-    assert outcome.usage is not None
-    limited = outcome.usage.used > settings.posts_per_minute
-    if limited or outcome.archived or not outcome.reply_ok:
-        await session.rollback()
-    enforce(outcome.usage, settings.posts_per_minute, 60, response)
-    if outcome.archived:
-        raise ApiError(409, "room_archived", "the room is archived and read-only")
-    if not outcome.reply_ok:
-        raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
-    # Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal.
-    out, created, route = outcome.message, outcome.created, outcome.needs_route
-    assert out is not None
-    referral_id = None
-    if created and user.id not in state.past_first_action:
-        # Referral hook (issue 4): first_action_at commits with the message; signal best effort.
-        referral_id = await ReferralRepository(session).note_first_action(user.id)
-    await session.commit()
+    user_id = claimant.user_id
+    autocommit = user_id in state.past_first_action
+    maker = state.read_sessionmaker if autocommit else state.sessionmaker
+    async with maker() as session:
+        outcome = await MessageRepository(session).post(
+            room_id, user_id, body, settings.posts_per_minute, token_version=claimant.token_version
+        )
+        if not outcome.authenticated:
+            raise unauthorized()
+        if not outcome.member:
+            raise ApiError(404, "room_not_found", "room not found")
+        enforce(outcome.usage, settings.posts_per_minute, 60, response)
+        if outcome.archived:
+            raise ApiError(409, "room_archived", "the room is archived and read-only")
+        if not outcome.reply_ok:
+            raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
+        out, created, route = outcome.message, outcome.created, outcome.needs_route
+        assert out is not None
+        referral_id = None
+        if created and not autocommit:
+            # Referral hook (issue 4): first_action_at commits with the message.
+            referral_id = await ReferralRepository(session).note_first_action(user_id)
+        await session.commit()
     if created and referral_id is None:
         # Referrals are created with the account, so once none is waiting it never will be.
-        state.past_first_action.add(user.id)
+        state.past_first_action.add(user_id)
     if referral_id is not None:
         await signal_first_action(state.temporal, settings, referral_id)
+    # Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal.
     if created and route:
-        await hand_off(state, out.id, str(room_id), user.id, body.content)
+        await hand_off(state, out.id, str(room_id), user_id, body.content)
     response.status_code = 201 if created else 200
     return out
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import Message, Room, RoomMember, User
-from iaf.db.repositories.ratelimit import WindowUsage, hit_ctes
+from iaf.db.repositories.ratelimit import WINDOW_INTERVAL_SQL, WINDOW_START_SQL, WindowUsage
 from iaf.schemas.chat import MessageCreate, MessageOut
 
 _INSERT_EVENT = text(
@@ -259,38 +259,73 @@ def message_out(message: Message, sender_name: str | None) -> MessageOut:
     )
 
 
-# The hot path in one statement: membership, the rate-limit hit, the reply_to check, the message
-# and its message.new event. Every check is also a row condition, so a refused post writes
-# nothing but its rate-limit hit (and the caller rolls that back).
+# The hot path in one statement, committed on its own: the poster's account (active, token
+# version), membership, the reply_to check, a retried client_msg_id, the rate limit, the
+# message and its message.new event. Every check is a row condition, so a refused post writes
+# nothing; only an accepted post counts against the limit (Retry-After is then exact).
 _POST_WITH_EVENT = text(
     f"""
-    WITH r AS (
+    WITH who AS (
+        SELECT id, name FROM users
+        WHERE id = :sender_user_id AND status = 'active'
+          AND (CAST(:token_version AS integer) IS NULL
+               OR token_version = CAST(:token_version AS integer))
+    ), r AS (
         SELECT rooms.auto_route, rooms.archived_at
-        FROM rooms JOIN room_members rm ON rm.room_id = rooms.id AND rm.user_id = :sender_user_id
-        WHERE rooms.id = :room_id
-    ), {hit_ctes(source="FROM r")}, reply AS (
+        FROM who
+        JOIN room_members rm ON rm.user_id = who.id AND rm.room_id = :room_id
+        JOIN rooms ON rooms.id = rm.room_id
+    ), reply AS (
         SELECT CAST(:reply_to_id AS bigint) IS NULL
             OR EXISTS (SELECT 1 FROM messages WHERE id = :reply_to_id AND room_id = :room_id) AS ok
+    ), retried AS (
+        SELECT id FROM messages
+        WHERE room_id = :room_id AND sender_user_id = :sender_user_id
+          AND client_msg_id = CAST(:client_msg_id AS varchar)
+    ), win AS (
+        SELECT {WINDOW_START_SQL} AS start
+    ), counters AS (
+        SELECT
+            COALESCE((SELECT c.hits FROM rate_limit_counters c
+                      WHERE c.bucket = :bucket AND c.window_start = win.start), 0) AS current_hits,
+            COALESCE((SELECT c.hits FROM rate_limit_counters c
+                      WHERE c.bucket = :bucket
+                        AND c.window_start = win.start - {WINDOW_INTERVAL_SQL}), 0)
+                AS previous_hits,
+            extract(epoch FROM now() - win.start) AS elapsed
+        FROM win
+    ), weight AS (
+        SELECT previous_hits * (1 - elapsed / CAST(:window AS integer)) AS previous FROM counters
+    ), hit AS (
+        INSERT INTO rate_limit_counters (bucket, window_start, hits)
+        SELECT :bucket, win.start, 1 FROM r, reply, win, weight
+        WHERE r.archived_at IS NULL AND reply.ok AND NOT EXISTS (SELECT 1 FROM retried)
+          AND weight.previous + 1 <= :limit
+        ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counters.hits + 1
+        WHERE rate_limit_counters.hits + 1 + (SELECT previous FROM weight) <= :limit
+        RETURNING hits
     ), m AS (
         INSERT INTO messages (room_id, sender_user_id, content, type, reply_to_id, metadata,
                               client_msg_id, created_at, routed_at)
         SELECT :room_id, :sender_user_id, :content, 'text', :reply_to_id, '{{}}'::jsonb,
                :client_msg_id, :created_at,
                CASE WHEN r.auto_route OR :has_at THEN NULL ELSE CAST(:created_at AS timestamptz) END
-        FROM r, usage, reply
-        WHERE r.archived_at IS NULL AND usage.used <= :limit AND reply.ok
+        FROM r, hit
         ON CONFLICT (room_id, sender_user_id, client_msg_id) DO NOTHING
         RETURNING id, routed_at IS NULL AS needs_route
     ), e AS (
         INSERT INTO room_events (room_id, type, data)
-        SELECT :room_id, 'message.new', CAST(:data AS jsonb) || jsonb_build_object('id', m.id)
-        FROM m
+        SELECT :room_id, 'message.new', CAST(:data AS jsonb)
+               || jsonb_build_object('id', m.id, 'sender_name', who.name)
+        FROM m, who
     )
-    SELECT EXISTS (SELECT 1 FROM r) AS member, (SELECT archived_at IS NOT NULL FROM r) AS archived,
-           usage.hits, usage.previous_hits, usage.elapsed, usage.used, usage.window_start,
-           (SELECT ok FROM reply) AS reply_ok,
+    SELECT EXISTS (SELECT 1 FROM who) AS authenticated, (SELECT name FROM who) AS sender_name,
+           EXISTS (SELECT 1 FROM r) AS member, (SELECT archived_at IS NOT NULL FROM r) AS archived,
+           (SELECT ok FROM reply) AS reply_ok, (SELECT id FROM retried) AS retried_id,
+           (SELECT hits FROM hit) AS hits, counters.current_hits, counters.previous_hits,
+           counters.elapsed, weight.previous AS previous_weight, win.start AS window_start,
            (SELECT id FROM m) AS id, (SELECT needs_route FROM m) AS needs_route
-    FROM (SELECT 1) AS one LEFT JOIN usage ON true
+    FROM win, counters, weight
     """
 )
 
@@ -299,13 +334,34 @@ _POST_WITH_EVENT = text(
 class PostOutcome:
     """What the one-statement post found; `message` is None when nothing was stored."""
 
+    authenticated: bool
     member: bool
     archived: bool
-    usage: WindowUsage | None
+    usage: WindowUsage
     reply_ok: bool
     message: MessageOut | None
     created: bool
     needs_route: bool
+
+
+def _post_usage(row: Any) -> WindowUsage:
+    """The limiter's view of a post: an accepted one's count; for one the limit refused, the
+    count it would have made (over the limit); otherwise the window as it stands."""
+    refused_by_limit = (
+        row.hits is None
+        and row.retried_id is None
+        and row.member
+        and not row.archived
+        and row.reply_ok
+    )
+    hits = int(row.hits) if row.hits is not None else int(row.current_hits) + refused_by_limit
+    return WindowUsage(
+        hits,
+        int(row.previous_hits),
+        float(row.elapsed),
+        hits + float(row.previous_weight),
+        row.window_start,
+    )
 
 
 class MessageRepository:
@@ -316,21 +372,24 @@ class MessageRepository:
         self,
         room_id: uuid.UUID,
         sender_user_id: uuid.UUID,
-        sender_name: str,
         body: MessageCreate,
         limit: int,
+        *,
+        token_version: int | None,
         window_seconds: int = 60,
     ) -> PostOutcome:
         """A person's message and its message.new event, with every check, in one statement.
 
-        A repeated client_msg_id returns the message stored the first time and no new event."""
+        `token_version` is the access token's claim, checked against the account here (None:
+        the caller already checked the account, e.g. for an API key). A repeated client_msg_id
+        returns the message stored the first time, without an event or a rate-limit hit."""
         created_at = datetime.now(UTC)
         out = MessageOut(
             id=0,
             room_id=room_id,
             sender_user_id=sender_user_id,
             sender_agent_id=None,
-            sender_name=sender_name,
+            sender_name=None,
             content=body.content,
             type="text",
             reply_to_id=body.reply_to_id,
@@ -343,6 +402,7 @@ class MessageRepository:
                 {
                     "room_id": room_id,
                     "sender_user_id": sender_user_id,
+                    "token_version": token_version,
                     "content": body.content,
                     "reply_to_id": body.reply_to_id,
                     "client_msg_id": body.client_msg_id,
@@ -351,30 +411,24 @@ class MessageRepository:
                     "bucket": f"post:{sender_user_id}",
                     "window": window_seconds,
                     "limit": limit,
-                    "data": _jsonable(out.model_dump(mode="json", exclude={"id"})),
+                    "data": _jsonable(out.model_dump(mode="json", exclude={"id", "sender_name"})),
                 },
             )
         ).one()
         outcome = PostOutcome(
+            authenticated=bool(row.authenticated),
             member=bool(row.member),
             archived=bool(row.archived),
-            usage=None
-            if row.window_start is None
-            else WindowUsage(
-                int(row.hits),
-                int(row.previous_hits),
-                float(row.elapsed),
-                float(row.used),
-                row.window_start,
-            ),
+            usage=_post_usage(row),
             reply_ok=bool(row.reply_ok),
             message=None,
             created=row.id is not None,
             needs_route=bool(row.needs_route),
         )
         if row.id is not None:
-            return replace(outcome, message=out.model_copy(update={"id": int(row.id)}))
-        if outcome.member and not outcome.archived and outcome.reply_ok and body.client_msg_id:
+            stored = out.model_copy(update={"id": int(row.id), "sender_name": row.sender_name})
+            return replace(outcome, message=stored)
+        if outcome.member and row.retried_id is not None and body.client_msg_id:
             return replace(
                 outcome,
                 message=await self._by_client_id(room_id, sender_user_id, body.client_msg_id),

@@ -18,15 +18,15 @@ WINDOW_START_SQL = (
     "to_timestamp(floor(extract(epoch FROM now()) / CAST(:window AS integer))"
     " * CAST(:window AS integer))"
 )
+WINDOW_INTERVAL_SQL = "CAST(:window AS integer) * interval '1 second'"
 
 
-def hit_ctes(source: str = "") -> str:
-    """`hit` counts one request (rows of `source`, if given), `usage` weighs in the previous
-    window; both are CTE bodies for statements that check the limit in SQL."""
-    return f"""
-    hit AS (
+# `hit` counts one request; `usage` weighs in the previous window.
+_HIT = text(
+    f"""
+    WITH hit AS (
         INSERT INTO rate_limit_counters (bucket, window_start, hits)
-        SELECT :bucket, {WINDOW_START_SQL}, 1 {source}
+        VALUES (:bucket, {WINDOW_START_SQL}, 1)
         ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counters.hits + 1
         RETURNING hits, window_start
     ), usage AS (
@@ -36,12 +36,11 @@ def hit_ctes(source: str = "") -> str:
                    * (1 - extract(epoch FROM now() - hit.window_start) / CAST(:window AS integer))
                    AS used
         FROM hit LEFT JOIN rate_limit_counters prev
-          ON prev.bucket = :bucket
-         AND prev.window_start = hit.window_start - CAST(:window AS integer) * interval '1 second'
-    )"""
-
-
-_HIT = text(f"WITH {hit_ctes()} SELECT hits, previous_hits, elapsed, used, window_start FROM usage")
+          ON prev.bucket = :bucket AND prev.window_start = hit.window_start - {WINDOW_INTERVAL_SQL}
+    )
+    SELECT hits, previous_hits, elapsed, used, window_start FROM usage
+    """
+)
 
 
 @dataclass(frozen=True)
