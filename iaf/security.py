@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -28,6 +29,16 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+# argon2 costs tens of milliseconds of CPU by design; the API runs it on a thread (argon2
+# releases the GIL), so one sign-up or login does not stall every other request.
+async def hashed_password(password: str) -> str:
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def password_matches(password_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 def issue_access_token(

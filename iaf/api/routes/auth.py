@@ -24,7 +24,7 @@ from iaf.schemas.auth import (
     TokenResponse,
     UserOut,
 )
-from iaf.security import hash_password, issue_access_token, new_api_key, verify_password
+from iaf.security import hashed_password, issue_access_token, new_api_key, password_matches
 
 router = APIRouter(tags=["auth"])
 
@@ -97,10 +97,11 @@ async def signup(
     await state.limiter.hit(
         f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60
     )
+    # Hashed before the session takes a connection: argon2 is slow on purpose.
+    password_hash = await hashed_password(body.password)
     users = UserRepository(session)
     if await users.email_taken(body.email):
         raise email_taken()
-    password_hash = hash_password(body.password)
 
     async def create() -> User:
         org = await users.create_org(body.org_name or default_org_name(body.name))
@@ -122,7 +123,7 @@ async def login(
     )
     await state.limiter.hit(f"login:{body.email.lower()}", settings.login_attempts_per_minute, 60)
     user = await UserRepository(session).get_by_email(body.email)
-    valid = verify_password(user.password_hash if user else None, body.password)
+    valid = await password_matches(user.password_hash if user else None, body.password)
     if user is None or not valid or user.status != "active":
         raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
     return token_response(state, user)
@@ -141,7 +142,7 @@ async def add_org_user(
     users = UserRepository(session)
     if await users.email_taken(body.email):
         raise email_taken()
-    password_hash = hash_password(body.password)
+    password_hash = await hashed_password(body.password)
 
     async def create() -> User:
         return await users.create(user.org_id, body.email, body.name, password_hash, body.role)

@@ -46,7 +46,7 @@ from iaf.schemas.invitations import (
     InvitationPublic,
     InviteRequest,
 )
-from iaf.security import hash_password, verify_password
+from iaf.security import hashed_password, password_matches
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/chat", tags=["invitations"])
@@ -419,7 +419,7 @@ async def _invitee(
     users = UserRepository(session)
     if await users.email_taken(invitation.email):
         raise _account_exists()
-    password_hash = hash_password(body.password)
+    password_hash = await hashed_password(body.password)
     name, email = body.name, invitation.email
 
     async def create() -> User:
@@ -497,7 +497,7 @@ async def _accepted_again(
         await session.commit()
         user = await UserRepository(session).get(accepted_by)
         same = user is not None and user.email.lower() == invitation.email.lower()
-        valid = verify_password(user.password_hash if user else None, body.password)
+        valid = await password_matches(user.password_hash if user else None, body.password)
         if user is not None and same and valid and user.status == "active":
             return _accept_response(state, invitation, user, with_token=True)
     raise ApiError(409, "invitation_used", "this invitation has already been accepted")
