@@ -56,6 +56,8 @@ class RoomOut(BaseModel):
     created_at: datetime
     my_role: str | None = None
     unread_count: int | None = None
+    # Unread messages that mention the caller by name or with @all (RouteMessage records them).
+    unread_mentions: int | None = None
 
 
 class MemberAdd(BaseModel):

@@ -37,8 +37,3 @@ class RecordedMentions(BaseModel):
     intent_agent_id: str | None = None
     intent_ambiguous: bool = False
     intent_candidates: list[str] = []
-
-
-class SweepResult(BaseModel):
-    started: int
-    already_started: int

@@ -396,9 +396,16 @@ async def test_mentioned_people_are_notified(client, database_url):
     assert sorted(m for m in mentions if m[0] == everyone["id"]) == sorted(
         [(everyone["id"], bob.id), (everyone["id"], carol.id)]
     )
-    rooms = (await bob.get("/api/chat/rooms")).json()
-    listed = rooms["items"] if isinstance(rooms, dict) else rooms
-    assert next(r for r in listed if r["id"] == room["id"])["unread_count"] == 2
+    await alice.say(room["id"], "a message that mentions nobody")
+    listed = (await bob.get("/api/chat/rooms")).json()["items"]
+    bobs_view = next(r for r in listed if r["id"] == room["id"])
+    assert (bobs_view["unread_count"], bobs_view["unread_mentions"]) == (3, 2)
+    carols = (await carol.get("/api/chat/rooms")).json()["items"]
+    assert next(r for r in carols if r["id"] == room["id"])["unread_mentions"] == 1  # @all
+    await bob.post(f"/api/chat/rooms/{room['id']}/read", json={"message_id": everyone["id"]})
+    listed = (await bob.get("/api/chat/rooms")).json()["items"]
+    bobs_view = next(r for r in listed if r["id"] == room["id"])
+    assert (bobs_view["unread_count"], bobs_view["unread_mentions"]) == (1, 0)
 
 
 async def test_memories_inform_only_their_owners_replies(client, database_url, tc):

@@ -34,7 +34,9 @@ router = APIRouter(prefix="/api/chat", tags=["rooms"])
 DIRECT_ROOM_MEMBERS = 2
 
 
-def room_out(room: Room, role: str | None = None, unread: int | None = None) -> RoomOut:
+def room_out(
+    room: Room, role: str | None = None, unread: int | None = None, mentions: int | None = None
+) -> RoomOut:
     return RoomOut(
         id=room.id,
         org_id=room.org_id,
@@ -46,6 +48,7 @@ def room_out(room: Room, role: str | None = None, unread: int | None = None) -> 
         created_at=room.created_at,
         my_role=role,
         unread_count=unread,
+        unread_mentions=mentions,
     )
 
 
@@ -68,7 +71,7 @@ async def create_room(body: RoomCreate, user: CurrentUser, session: SessionDep) 
         await members.add(room.id, invitee_id, "member")
         await events.append(room.id, "member.add", {"user_id": str(invitee_id), "role": "member"})
     await session.commit()
-    return room_out(room, "owner", 0)
+    return room_out(room, "owner", 0, 0)
 
 
 @router.get("/rooms")
@@ -79,7 +82,7 @@ async def list_rooms(
     kind: Literal["direct", "group", "project", "api"] | None = None,
 ) -> dict[str, list[RoomOut]]:
     rows = await RoomRepository(session).list_for_user(user.id, include_archived, kind)
-    return {"items": [room_out(room, role, unread) for room, role, unread in rows]}
+    return {"items": [room_out(*row) for row in rows]}
 
 
 @router.get("/rooms/{room_id}")

@@ -114,21 +114,34 @@ class RoomRepository:
 
     async def list_for_user(
         self, user_id: uuid.UUID, include_archived: bool, kind: str | None = None
-    ) -> list[tuple[Room, str, int]]:
-        """The caller's rooms; OpenAI-API conversations (kind "api") only when asked for."""
+    ) -> list[tuple[Room, str, int, int]]:
+        """The caller's rooms with unread messages and unread mentions of the caller (by name
+        or @all); OpenAI-API conversations (kind "api") only when asked for."""
+        unread_where = (
+            Message.room_id == Room.id,
+            Message.id > func.coalesce(RoomMember.last_read_message_id, 0),
+            Message.deleted_at.is_(None),
+            func.coalesce(Message.sender_user_id != user_id, True),
+        )
+        mentions = Message.meta["mentions"]
         unread = (
             select(func.count(Message.id))
+            .where(*unread_where)
+            .correlate(Room, RoomMember)
+            .scalar_subquery()
+        )
+        unread_mentions = (
+            select(func.count(Message.id))
             .where(
-                Message.room_id == Room.id,
-                Message.id > func.coalesce(RoomMember.last_read_message_id, 0),
-                Message.deleted_at.is_(None),
-                func.coalesce(Message.sender_user_id != user_id, True),
+                *unread_where,
+                mentions.contains([{"kind": "user", "id": str(user_id)}])
+                | mentions.contains([{"kind": "all"}]),
             )
             .correlate(Room, RoomMember)
             .scalar_subquery()
         )
         query = (
-            select(Room, RoomMember.role, unread)
+            select(Room, RoomMember.role, unread, unread_mentions)
             .join(RoomMember, RoomMember.room_id == Room.id)
             .where(RoomMember.user_id == user_id)
             .where(Room.kind == kind if kind else Room.kind != "api")
@@ -136,7 +149,8 @@ class RoomRepository:
         )
         if not include_archived:
             query = query.where(Room.archived_at.is_(None))
-        return [(r[0], str(r[1]), int(r[2])) for r in (await self.session.execute(query)).all()]
+        rows = (await self.session.execute(query)).all()
+        return [(r[0], str(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     async def update(self, room: Room, changes: dict[str, Any]) -> Room:
         for key, value in changes.items():
