@@ -378,6 +378,7 @@
       ...state.rooms.map((room) => {
         const active = String(room.id) === String(state.roomId);
         const unread = active ? 0 : Number(room.unread_count || 0);
+        const mentioned = active ? 0 : Number(room.unread_mentions || 0);
         return h(
           "li",
           {},
@@ -391,6 +392,9 @@
             },
             h("span", { className: "room-hash", "aria-hidden": "true" }, room.kind === "direct" ? "@" : "#"),
             h("span", { className: "room-name" }, room.name || "untitled"),
+            mentioned > 0
+              ? h("span", { className: "badge mention", title: "mentions of you" }, `@${mentioned > 99 ? "99+" : mentioned}`)
+              : null,
             unread > 0 ? h("span", { className: "badge" }, unread > 99 ? "99+" : String(unread)) : null,
           ),
         );
@@ -442,7 +446,10 @@
     renderTyping();
 
     const room = currentRoom();
-    if (room) room.unread_count = 0;
+    if (room) {
+      room.unread_count = 0;
+      room.unread_mentions = 0;
+    }
     renderRooms();
     $("room-title").textContent = room ? room.name : "Room";
     $("room-topic").textContent = (room && room.topic) || "";
@@ -1077,6 +1084,7 @@
         break;
       case "member.add":
       case "member.remove":
+      case "member.update":
         if (state.roomId) loadMembers(state.roomId);
         break;
       default:
