@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from temporalio.service import RPCError, RPCStatusCode
 
 from iaf.api.deps import CurrentUser, SessionDep, StateDep, room_for_member
@@ -21,6 +22,9 @@ from iaf.schemas.agents import TERMINAL_STATUSES, CancelOut, ReplyOut
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/chat", tags=["replies"])
+
+# reply-{message_id}-{agent id}: anything else names no reply (422, not a database lookup).
+ReplyId = Annotated[str, Path(pattern=r"^reply-[0-9]{1,19}-[a-z0-9][a-z0-9_-]{0,39}$")]
 
 
 def reply_out(run: AgentRun) -> ReplyOut:
@@ -41,7 +45,7 @@ def reply_out(run: AgentRun) -> ReplyOut:
 
 
 async def _run_in_room(
-    session: SessionDep, room_id: uuid.UUID, reply_id: str, user: CurrentUser
+    session: SessionDep, room_id: uuid.UUID, reply_id: ReplyId, user: CurrentUser
 ) -> tuple[AgentRun, str]:
     """The run and the caller's room role; 404 unless both the room and the run are theirs."""
     _, role = await room_for_member(session, room_id, user)
@@ -53,7 +57,7 @@ async def _run_in_room(
 
 @router.get("/rooms/{room_id}/replies/{reply_id}")
 async def get_reply(
-    room_id: uuid.UUID, reply_id: str, user: CurrentUser, session: SessionDep
+    room_id: uuid.UUID, reply_id: ReplyId, user: CurrentUser, session: SessionDep
 ) -> ReplyOut:
     run, _ = await _run_in_room(session, room_id, reply_id, user)
     return reply_out(run)
@@ -61,7 +65,7 @@ async def get_reply(
 
 @router.post("/rooms/{room_id}/replies/{reply_id}/cancel", status_code=202)
 async def cancel_reply(
-    room_id: uuid.UUID, reply_id: str, user: CurrentUser, session: SessionDep, state: StateDep
+    room_id: uuid.UUID, reply_id: ReplyId, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> CancelOut:
     run, role = await _run_in_room(session, room_id, reply_id, user)
     if run.requested_by != user.id and role not in ("owner", "admin"):
