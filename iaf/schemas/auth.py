@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from iaf.schemas.common import SafeStr, UnicodeStr
+from iaf.schemas.common import NameStr, SafeStr, UnicodeStr
 
 Role = Literal["member", "org_admin", "compliance"]
 
@@ -18,7 +18,7 @@ class SignupRequest(BaseModel):
 
     email: EmailStr
     password: UnicodeStr = Field(min_length=8, max_length=256)
-    name: SafeStr = Field(min_length=1, max_length=200)
+    name: NameStr = Field(min_length=1, max_length=200)
     org_name: SafeStr | None = Field(default=None, max_length=200)
 
 
@@ -33,7 +33,7 @@ class OrgUserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
-    name: SafeStr = Field(min_length=1, max_length=200)
+    name: NameStr = Field(min_length=1, max_length=200)
     password: UnicodeStr = Field(min_length=8, max_length=256)
     role: Role = "member"
 
@@ -60,7 +60,7 @@ class TokenResponse(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: SafeStr = Field(min_length=1, max_length=100)
+    name: NameStr = Field(min_length=1, max_length=100)
 
 
 class ApiKeyOut(BaseModel):

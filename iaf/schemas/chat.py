@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iaf.schemas.common import MAX_BIGINT, SafeStr
+from iaf.schemas.common import MAX_BIGINT, NameStr, SafeStr
 
 RoomKind = Literal["direct", "group", "project"]
 MemberRole = Literal["owner", "admin", "member"]
@@ -17,7 +17,7 @@ MemberRole = Literal["owner", "admin", "member"]
 class RoomCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: SafeStr = Field(min_length=1, max_length=200)
+    name: NameStr = Field(min_length=1, max_length=200)
     kind: RoomKind = "group"
     topic: SafeStr = Field(default="", max_length=2000)
     auto_route: bool = False
@@ -29,7 +29,7 @@ class RoomUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: SafeStr | None = Field(default=None, min_length=1, max_length=200)
+    name: NameStr | None = Field(default=None, min_length=1, max_length=200)
     topic: SafeStr | None = Field(default=None, max_length=2000)
     auto_route: bool | None = None
     archived: bool | None = None

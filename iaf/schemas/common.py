@@ -35,6 +35,18 @@ def storable_text(value: str) -> str:
 
 # Every text field a client sends and the database stores uses this type.
 SafeStr = Annotated[str, AfterValidator(storable_text)]
+
+
+def non_blank(value: str) -> str:
+    """A name or title: surrounding whitespace dropped, and something must be left."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+# Names and titles people see in lists: stored text, trimmed, never blank.
+NameStr = Annotated[str, AfterValidator(storable_text), AfterValidator(non_blank)]
 # Text that is never stored as such (a password is only hashed): NUL is harmless there,
 # and refusing it would lock out an account created with one.
 UnicodeStr = Annotated[str, AfterValidator(valid_unicode)]

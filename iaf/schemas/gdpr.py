@@ -102,7 +102,7 @@ class BatchCreate(BaseModel):
 
 class BatchItem(BaseModel):
     index: int
-    # created | existing | not_found
+    # created | existing | not_found | erasure_in_progress (no export of a subject being erased)
     outcome: str
     request: RequestOut | None = None
 
@@ -171,9 +171,13 @@ class FindingOut(BaseModel):
 
 
 class VerificationPart(BaseModel):
-    store: Literal["postgres", "qdrant", "temporal"]
+    store: Literal["postgres", "qdrant", "temporal", "exports"]
     checked: int
+    # Traces of the subject: the verification fails while there are any.
     findings: list[FindingOut]
+    # The subject's name where nothing links it to them (another person of the same name,
+    # someone else's room or archive): counts for a person to review, not a failure.
+    review: list[FindingOut] = Field(default_factory=list)
 
 
 class FinishErasureInput(BaseModel):

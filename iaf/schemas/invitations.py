@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from iaf.schemas.auth import UserOut
-from iaf.schemas.common import SafeStr, UnicodeStr
+from iaf.schemas.common import NameStr, UnicodeStr
 
 InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
 ReferralStatus = Literal["pending", "granted", "expired", "capped"]
@@ -57,7 +57,7 @@ class AcceptRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: SafeStr = Field(min_length=1, max_length=200)
+    name: NameStr = Field(min_length=1, max_length=200)
     password: UnicodeStr = Field(min_length=8, max_length=256)
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from iaf.schemas.common import SafeStr
+from iaf.schemas.common import NameStr, SafeStr
 
 Scope = Literal["org", "room"]
 
@@ -16,7 +16,7 @@ Scope = Literal["org", "room"]
 class DocumentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: SafeStr = Field(min_length=1, max_length=200)
+    title: NameStr = Field(min_length=1, max_length=200)
     # Size is checked in bytes by the route (413 with a clear code).
     content: SafeStr
     scope: Scope

@@ -85,3 +85,21 @@ def test_a_room_update_refuses_null_but_allows_omission(field):
     with pytest.raises(ValidationError):
         RoomUpdate.model_validate({field: None})
     assert RoomUpdate.model_validate({}).model_dump(exclude_unset=True) == {}
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        (RoomCreate, {"name": "   "}),
+        (RoomUpdate, {"name": "\t\n"}),
+        (DocumentCreate, {"title": "  ", "content": "c", "scope": "org"}),
+        (SignupRequest, {"email": "a@example.com", "password": "long enough pw", "name": " "}),
+    ],
+)
+def test_names_and_titles_must_not_be_blank(model, body):
+    with pytest.raises(ValidationError):
+        model.model_validate(body)
+
+
+def test_names_are_trimmed():
+    assert RoomCreate.model_validate({"name": "  design  "}).name == "design"
