@@ -105,7 +105,7 @@ async def start_vector_job(
     removal: bool = False,
     room_id: uuid.UUID | None = None,
 ) -> bool:
-    """Start IngestKnowledge / IndexMemory, or RemoveVectors; False if it already exists."""
+    """Start IngestKnowledge / IndexMemory, or RemoveVectors; False if one is running."""
     from iaf.workflows.index_memory import IndexMemory
     from iaf.workflows.ingest_knowledge import IngestKnowledge
     from iaf.workflows.remove_vectors import RemoveVectors
@@ -125,7 +125,9 @@ async def start_vector_job(
             job,
             id=vector_workflow_id(job, removal),
             task_queue=settings.temporal_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # One open run per item; a closed one may run again (a failed ingestion retried).
+            # The row's status makes a rerun of a finished job a no-op.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=_attributes(
                 settings, label, owner_id, str(room_id) if room_id else None
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from tests.agent_helpers import ingest
+from tests.agent_helpers import ingest, rows, wait_document
 from tests.helpers import colleague, signup
 
 
@@ -153,3 +153,23 @@ async def test_unstorable_text_in_documents_and_memories_is_422_and_stores_nothi
         assert response.json()["error"]["code"] == "invalid_request"
     assert (await alice.get("/api/knowledge/documents")).json()["items"] == []
     assert (await alice.get("/api/memories")).json()["items"] == []
+
+
+async def test_a_failed_document_can_be_retried_by_its_owner(client, database_url):
+    alice = await signup(client)
+    bob = await colleague(alice)
+    document = await ingest(alice, "Runbook", "Restart the API with make run.", "org")
+    url = f"/api/knowledge/documents/{document['id']}/retry"
+    not_failed = await alice.post(url)
+    assert not_failed.status_code == 409 and not_failed.json()["error"]["code"] == "not_failed"
+    rows(
+        database_url,
+        "UPDATE knowledge_documents SET status = 'failed', error = 'EmbeddingDown'"
+        " WHERE id = %s RETURNING id",
+        document["id"],
+    )
+    assert (await bob.post(url)).status_code == 403
+    retried = await alice.post(url)
+    assert retried.status_code == 202 and retried.json()["status"] == "pending"
+    ready = await wait_document(alice, document["id"], {"ready"})
+    assert ready["error"] is None and ready["chunk_count"] == document["chunk_count"]

@@ -129,7 +129,7 @@ async def delete_document(
     document_id: uuid.UUID, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> DocumentOut:
     document = await visible_document(session, document_id, user, for_update=True)
-    await _ensure_may_delete(session, document, user)
+    await _ensure_may_manage(session, document, user)
     if document.status != "deleting":
         await KnowledgeRepository(session).set_status(document.id, "deleting")
         await session.refresh(document)
@@ -149,7 +149,35 @@ async def delete_document(
     return document_out(document)
 
 
-async def _ensure_may_delete(
+@router.post("/documents/{document_id}/retry", status_code=202)
+async def retry_document(
+    document_id: uuid.UUID, user: CurrentUser, session: SessionDep, state: StateDep
+) -> DocumentOut:
+    """Ingest a document again after its ingestion failed (the owner or an admin)."""
+    document = await visible_document(session, document_id, user, for_update=True)
+    await _ensure_may_manage(session, document, user)
+    if document.status != "failed":
+        raise ApiError(
+            409, "not_failed", f"only a failed document is retried; it is {document.status}"
+        )
+    await KnowledgeRepository(session).set_status(document.id, "pending", error=None)
+    await session.refresh(document)
+    await session.commit()
+    await best_effort(
+        f"IngestKnowledge for {document.id}",
+        start_vector_job(
+            state.temporal,
+            state.settings,
+            "document",
+            document.id,
+            document.owner_id,
+            room_id=document.room_id,
+        ),
+    )
+    return document_out(document)
+
+
+async def _ensure_may_manage(
     session: AsyncSession, document: KnowledgeDocument, user: User
 ) -> None:
     """The owner, an org admin for org documents, a room owner or admin for room documents."""
@@ -161,4 +189,4 @@ async def _ensure_may_delete(
         found = await RoomRepository(session).get_for_member(document.room_id, user.id)
         if found is not None and found[1] in ("owner", "admin"):
             return
-    raise ApiError(403, "forbidden", "only the owner or an admin may delete this document")
+    raise ApiError(403, "forbidden", "only the owner or an admin may manage this document")
