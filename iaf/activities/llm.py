@@ -21,6 +21,7 @@ import iaf.llm  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm 
 from iaf.agents.context import build_messages
 from iaf.agents.intent import build_classifier_prompt, parse_classifier_answer
 from iaf.agents.registry import get_registry
+from iaf.db.engine import autocommit_sessions
 from iaf.db.repositories.agents import AgentRunRepository
 from iaf.db.repositories.chat import MessageRepository
 from iaf.schemas.agents import ClassifyRequest, ClassifyResult, StreamRequest, StreamResult
@@ -118,33 +119,46 @@ class DeltaWriter:
 class LlmActivities:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self.sessionmaker = sessionmaker
+        self.live_sessions = autocommit_sessions(sessionmaker)
         self.settings = settings
+
+    @staticmethod
+    async def _not_streamable(
+        runs: AgentRunRepository, reply_id: str, attempt: int
+    ) -> StreamResult:
+        """Why the claim failed: the reply is stored already, is not running, or is owned by a
+        later attempt."""
+        run = await runs.get(reply_id)
+        if run is not None and run.reply_message_id is not None:
+            return StreamResult(
+                attempt=attempt,
+                deltas=0,
+                chars=0,
+                prompt_tokens=0,
+                completion_tokens=0,
+                already_persisted=True,
+            )
+        if run is None or run.status != "running":
+            raise ApplicationError(
+                "the reply is not running", type="ReplyNotRunning", non_retryable=True
+            )
+        raise superseded()
 
     @activity.defn(name="stream_agent_reply")
     async def stream_reply(self, request: StreamRequest) -> StreamResult:
-        """Stream the answer as deltas; a retry first sends agent.reset and starts afresh."""
+        """Stream the answer as deltas; a retry first sends agent.reset and starts afresh.
+
+        Every write here is one statement that commits on its own (the deltas must show at
+        once), guarded by the attempt that claimed the stream."""
         attempt = activity.info().attempt
-        async with self.sessionmaker() as session:
+        async with self.live_sessions() as session:
             runs = AgentRunRepository(session)
-            run = await runs.get(request.reply_id)
-            if run is None or run.status not in ("running", "done"):
-                raise ApplicationError(
-                    "the reply is not running", type="ReplyNotRunning", non_retryable=True
-                )
-            if run.reply_message_id is not None:
-                return StreamResult(
-                    attempt=attempt,
-                    deltas=0,
-                    chars=0,
-                    prompt_tokens=0,
-                    completion_tokens=0,
-                    already_persisted=True,
-                )
+            run = await runs.claim_stream(request.reply_id, attempt)
+            if run is None:
+                return await self._not_streamable(runs, request.reply_id, attempt)
             persona = get_registry().get(run.agent_id)
             if persona is None:
                 raise ApplicationError("unknown agent", type="UnknownAgent", non_retryable=True)
-            if not await runs.claim_stream(run.reply_id, attempt):
-                raise superseded()
             if attempt > 1:
                 await runs.append_stream_event(
                     run.reply_id,
@@ -153,7 +167,6 @@ class LlmActivities:
                     "agent.reset",
                     {"reply_id": run.reply_id, "agent_id": run.agent_id, "attempt": attempt},
                 )
-            await session.commit()
             messages = build_messages(run.context or {}, persona, request.handoff_hint)
             model = persona.resolved_model(self.settings.default_llm_model)
             writer = DeltaWriter(

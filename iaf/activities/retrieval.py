@@ -7,6 +7,7 @@ the Qdrant client are built once per worker process and injected here.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from datetime import UTC, datetime
@@ -74,7 +75,9 @@ class RetrievalActivities:
 
     @activity.defn(name="build_reply_context")
     async def build_reply_context(self, request: ContextRequest) -> ContextSummary:
-        """Assemble (step 0) or widen (later steps) the reply's context in agent_runs.context."""
+        """Assemble (step 0) or widen (later steps) the reply's context in agent_runs.context.
+
+        The query is embedded on the embedder's thread while the room history is read."""
         async with self.sessionmaker() as session:
             runs = AgentRunRepository(session)
             run = await runs.get(request.reply_id)
@@ -87,28 +90,55 @@ class RetrievalActivities:
                     "agent or room gone", type="ReplyMissing", non_retryable=True
                 )
             context = run.context if request.step > 0 and run.context else None
+            query: str | None
             if context is None:
-                context = await self._base_context(session, run)
-            question = context["question"]["text"]
-            query = (
-                clean_query(question)
-                if request.step == 0
-                else refine_query(question, request.step, context["history"], persona)
-            )
-            if query:
-                await self._retrieve(session, run, room, persona, context, query, request.step)
+                question = await self._question(session, run)
+                query = clean_query(question["text"])
+                embedding = self._embed_soon(query)
+                try:
+                    context = await self._base_context(session, run, question)
+                except BaseException:
+                    if embedding is not None:
+                        embedding.cancel()
+                    raise
+            else:
+                query = refine_query(
+                    context["question"]["text"], request.step, context["history"], persona
+                )
+                embedding = self._embed_soon(query)
+            if embedding is not None and query:
+                vector = (await embedding)[0]
+                await self._retrieve(
+                    session, run, room, persona, context, query, vector, request.step
+                )
             if request.step == 0:
-                context["handoff_hint"] = self._handoff_hint(run, persona, question, context)
+                context["handoff_hint"] = self._handoff_hint(
+                    run, persona, context["question"]["text"], context
+                )
             await runs.update(run.reply_id, context=context)
             await session.commit()
         return self._summary(request.step, context, persona)
 
-    async def _base_context(self, session: AsyncSession, run: AgentRun) -> dict[str, Any]:
-        messages = MessageRepository(session)
+    def _embed_soon(self, query: str | None) -> asyncio.Future[list[list[float]]] | None:
+        return asyncio.ensure_future(self.embedder.embed([query])) if query else None
+
+    @staticmethod
+    async def _question(session: AsyncSession, run: AgentRun) -> dict[str, Any]:
         root_id = run.root_message_id or run.message_id
-        root = await messages.get(root_id)
+        root = await MessageRepository(session).get(root_id)
         if root is None:
             raise ApplicationError("the message is gone", type="ReplyMissing", non_retryable=True)
+        return {
+            "message_id": root_id,
+            "text": root[0].content if root[0].deleted_at is None else "",
+            "handed_over_by": None,
+        }
+
+    async def _base_context(
+        self, session: AsyncSession, run: AgentRun, question: dict[str, Any]
+    ) -> dict[str, Any]:
+        messages = MessageRepository(session)
+        root_id = question["message_id"]
         page = await messages.page(
             run.room_id,
             before=run.message_id + 1,
@@ -121,16 +151,11 @@ class RetrievalActivities:
             if m.id != root_id and m.deleted_at is None and m.type != "system" and m.content
         ]
         history = select_history(newest_first, self.settings.reply_history_token_budget)
-        handed_over_by = None
         if run.root_message_id is not None and run.message_id != run.root_message_id:
             trigger = await messages.get(run.message_id)
-            handed_over_by = trigger[0].sender_agent_id if trigger else None
+            question["handed_over_by"] = trigger[0].sender_agent_id if trigger else None
         return {
-            "question": {
-                "message_id": root_id,
-                "text": root[0].content if root[0].deleted_at is None else "",
-                "handed_over_by": handed_over_by,
-            },
+            "question": question,
             "history": [item.__dict__ for item in history],
             "sources": [],
             "memories": [],
@@ -160,9 +185,9 @@ class RetrievalActivities:
         persona: AgentPersona,
         context: dict[str, Any],
         query: str,
+        vector: list[float],
         step: int,
     ) -> None:
-        vector = (await self.embedder.embed([query]))[0]
         top_k = self.settings.retrieval_top_k
         sources: list[dict[str, Any]] = []
         if persona.retrieval_scope != "none":

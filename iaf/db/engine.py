@@ -63,3 +63,12 @@ def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def autocommit_sessions(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the same pool whose every statement commits on its own: no BEGIN/COMMIT
+    round trips, for work made of single-statement writes that must show at once (deltas)."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -547,3 +547,27 @@ async def test_a_database_step_that_keeps_failing_ends_in_agent_error_and_releas
     assert error.data["error"]["code"] == "failed"
     assert ledger(database_url, reply_id) == {"reply-reserve": -50, "reply-release": 50}
     assert agent_messages(database_url, room["id"]) == []
+
+
+async def test_a_vague_question_is_refined_with_the_message_before_it(client, database_url, tc):
+    """Step 0 finds the document only weakly; the planner refines the query with the earlier
+    message and retrieves again, and the reply is grounded in what the second step found."""
+    alice = await signup(client)
+    room = await alice.new_room()
+    document = await ingest(
+        alice,
+        "Orders database",
+        "The orders database runs PostgreSQL 16. Orders are partitioned by month and"
+        " replicated to a reporting replica with logical replication.",
+        "room",
+        room["id"],
+    )
+    await alice.say(room["id"], "We must decide how to partition the orders database tables.")
+    message = await alice.say(room["id"], "@architect and what about that?")
+    result = await reply_result(tc, message["id"], "architect")
+    assert result.status == "done"
+    run = rows(database_url, "SELECT context FROM agent_runs WHERE reply_id = %s", result.reply_id)
+    steps = run[0][0]["steps"]
+    assert result.context_steps >= 2 and [s["step"] for s in steps] == list(range(len(steps)))
+    assert steps[-1]["best_score"] > steps[0]["best_score"]
+    assert document["id"] in {s["document_id"] for s in run[0][0]["sources"]}

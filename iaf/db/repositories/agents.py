@@ -64,18 +64,22 @@ class AgentRunRepository:
             .values(**values, updated_at=func.now())
         )
 
-    async def claim_stream(self, reply_id: str, attempt: int) -> bool:
-        """Make `attempt` the one streaming attempt that may write; False if a later one did."""
-        result = await self.session.execute(
+    async def claim_stream(self, reply_id: str, attempt: int) -> AgentRun | None:
+        """Make `attempt` the one streaming attempt that may write, and return the run; None
+        when the run is not running unanswered, or a later attempt claimed it."""
+        result = await self.session.scalars(
             update(AgentRun)
             .where(
                 AgentRun.reply_id == reply_id,
+                AgentRun.status == "running",
+                AgentRun.reply_message_id.is_(None),
                 func.coalesce(AgentRun.stream_attempt, 0) <= attempt,
             )
             .values(stream_attempt=attempt, updated_at=func.now())
-            .returning(AgentRun.reply_id)
+            .returning(AgentRun)
+            .execution_options(populate_existing=True)
         )
-        return result.first() is not None
+        return result.first()
 
     async def append_stream_event(
         self, reply_id: str, attempt: int, room_id: uuid.UUID, type_: str, data: dict[str, Any]
