@@ -22,8 +22,10 @@ from tests.helpers import Person, unique_email
 PASSWORD = "correct horse battery"
 
 
-async def org_user(admin: Person, name: str, role: str = "member") -> Person:
-    email = unique_email(role)
+async def org_user(
+    admin: Person, name: str, role: str = "member", email: str | None = None
+) -> Person:
+    email = email or unique_email(role)
     created = await admin.post(
         "/api/org/users", json={"email": email, "name": name, "password": PASSWORD, "role": role}
     )

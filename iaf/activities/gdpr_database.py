@@ -19,6 +19,8 @@ from iaf.gdpr import receipt
 from iaf.gdpr.archive import write_archive
 from iaf.gdpr.art15 import art15_information
 from iaf.gdpr.export_schema import FORMAT, VERSION
+from iaf.gdpr.exports_scan import scan_exports
+from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
 from iaf.schemas.gdpr import (
     ErasurePlan,
@@ -81,8 +83,15 @@ class GdprDatabaseActivities:
     async def erasure_plan(self, input: GdprWorkflowInput) -> ErasurePlan:
         """Where this request stands: a new run (retry) skips the steps already done."""
         async with self.sessionmaker() as session:
-            request = await _request(session, input.request_id)
-            done = await RequestRepository(session).done_steps(request.id)
+            requests = RequestRepository(session)
+            # Locked (shared) so the status and the steps are read as one: a cancellation
+            # commits both, and a plan seeing "grace skipped" with the old status would run
+            # the erasure of a cancelled request.
+            request = await requests.get(uuid.UUID(input.request_id), lock=True)
+            if request is None:
+                raise _not_found(input.request_id)
+            done = await requests.done_steps(request.id)
+            await session.commit()
         grace = 0.0
         if request.grace_until is not None:
             grace = max(0.0, (request.grace_until - datetime.now(UTC)).total_seconds())
@@ -115,6 +124,8 @@ class GdprDatabaseActivities:
             request_id = uuid.UUID(input.request_id)
             await requests.set_status(request_id, "cancelled", only_from=("pending", "in_grace"))
             request = await _request(session, input.request_id)
+            if request.status == "cancelled":
+                await ErasureRepository(session).forget_targets(request_id)
             await session.commit()
         return request.status
 
@@ -173,6 +184,7 @@ class GdprDatabaseActivities:
                 ),
                 "mentions": await erasure.unmention(targets.user_id, targets.room_ids),
                 "agent_runs": await erasure.forget_agent_runs(targets.user_id),
+                "agent_stream_events": await erasure.compact_agent_streams(targets.room_ids),
                 "redactions": await erasure.redact_in_rooms(targets),
                 "invitations_received": await erasure.forget_invitations_received(targets.email),
             }
@@ -193,7 +205,7 @@ class GdprDatabaseActivities:
                 "consents": await erasure.delete_consents(uid),
                 "api_keys": await erasure.delete_api_keys(uid),
                 "rate_limit_buckets": await erasure.delete_rate_limit_buckets(targets),
-                "export_requests": len(archives),
+                "export_requests": sum(1 for name in archives if name.endswith(".zip")),
                 "export_archives": self._remove_archives(archives),
             }
             return StepResult(step=input.step, counts=counts)
@@ -257,13 +269,30 @@ class GdprDatabaseActivities:
     async def verify_postgres(self, input: StepInput) -> VerificationPart:
         async def body(session: AsyncSession) -> VerificationPart:
             targets = await _targets(session, input.request_id)
-            checked, findings = await ErasureRepository(session).scan(targets)
+            checked, findings, review = await ErasureRepository(session).scan(targets)
             return VerificationPart(
                 store="postgres",
                 checked=checked,
                 findings=[
                     FindingOut(location=f.location, needle=f.needle, rows=f.rows) for f in findings
                 ],
+                review=[
+                    FindingOut(location=f.location, needle=f.needle, rows=f.rows) for f in review
+                ],
+            )
+
+        return await run_step(self.sessionmaker, input, body, completes_step=False)
+
+    @activity.defn(name="gdpr_verify_exports")
+    async def verify_exports(self, input: StepInput) -> VerificationPart:
+        """Every file in the exports directory: none may hold the subject's archive."""
+
+        async def body(session: AsyncSession) -> VerificationPart:
+            targets = await _targets(session, input.request_id)
+            needles = Needles.of(targets.email, targets.name, str(targets.user_id))
+            checked, findings, review = scan_exports(exports_dir(self.settings), needles)
+            return VerificationPart(
+                store="exports", checked=checked, findings=findings, review=review
             )
 
         return await run_step(self.sessionmaker, input, body, completes_step=False)
@@ -273,11 +302,14 @@ class GdprDatabaseActivities:
         """Store the verification with a signed receipt; only a clean scan completes the request."""
         request_id = uuid.UUID(input.request_id)
         findings = [f.model_dump() for part in input.parts for f in part.findings]
+        review = [f.model_dump() for part in input.parts for f in part.review]
         checked: dict[str, Any] = {part.store: part.checked for part in input.parts}
         verification: dict[str, Any] = {
             "clean": not findings,
             "checked": checked,
             "findings": findings,
+            # The name alone where nothing ties it to the subject (e.g. a namesake): to review.
+            "review": review,
             "scanned_at": datetime.now(UTC).isoformat(),
         }
         async with self.sessionmaker() as session:
@@ -303,6 +335,7 @@ class GdprDatabaseActivities:
                 await requests.step_finished(request_id, "verify", "done", detail=checked)
                 await requests.set_status(request_id, "complete", verification=verification)
                 await ErasureRepository(session).forget_targets(request_id)
+            await ErasureRepository(session).purge_stale_targets()
             await audit.purge_expired()
             await session.commit()
         return ErasureResult(
@@ -347,6 +380,11 @@ class GdprDatabaseActivities:
             request = await _request(session, input.request_id)
             requests = RequestRepository(session)
             if request.status == "cancelled" or request.subject_user_id is None:
+                return ExportResult(request_id=input.request_id, status="cancelled")
+            if await requests.erasure_underway(request.subject_user_id):
+                await requests.set_status(
+                    request.id, "cancelled", only_from=("pending", "in_progress", "error")
+                )
                 return ExportResult(request_id=input.request_id, status="cancelled")
             await requests.set_status(request.id, "in_progress", only_from=("pending", "error"))
             document = await self._document(session, request)

@@ -78,12 +78,18 @@ class GdprQdrantActivities:
 
         return await run_step(self.sessionmaker, input, body)
 
-    async def scan(self, targets: Targets) -> tuple[int, list[FindingOut]]:
-        """Read every payload of every collection and look for the subject."""
+    async def scan(self, targets: Targets) -> tuple[int, list[FindingOut], list[FindingOut]]:
+        """Read every payload of every collection and look for the subject: the e-mail and the
+        id anywhere are traces; the name is one in a point that is theirs (owner id), and only
+        counted for review elsewhere (a colleague's document naming a namesake)."""
         needles = Needles.of(targets.email, targets.name, str(targets.user_id))
-        checked, findings = 0, []
+        subject = str(targets.user_id)
+        checked = 0
+        findings: list[FindingOut] = []
+        review: list[FindingOut] = []
         for collection in (await self.qdrant.get_collections()).collections:
-            hits: dict[str, int] = {}
+            owner_key = OWNER_KEYS.get(collection.name)
+            hits: dict[tuple[str, bool], int] = {}
             offset: Any = None
             while True:
                 points, offset = await self.qdrant.scroll(
@@ -95,21 +101,26 @@ class GdprQdrantActivities:
                 )
                 for point in points:
                     checked += 1
-                    blob = json.dumps(point.payload or {}, ensure_ascii=False).encode()
-                    for kind in needles.found_in(blob):
-                        hits[kind] = hits.get(kind, 0) + 1
+                    payload = point.payload or {}
+                    owned = owner_key is not None and str(payload.get(owner_key)) == subject
+                    text = json.dumps(payload, ensure_ascii=False, default=str)
+                    for kind in needles.found_in_text(text):
+                        key = (kind, kind != "name" or owned)
+                        hits[key] = hits.get(key, 0) + 1
                 if offset is None:
                     break
-            findings += [
-                FindingOut(location=f"qdrant:{collection.name}", needle=kind, rows=rows)
-                for kind, rows in hits.items()
-            ]
-        return checked, findings
+            for (kind, trace), rows in hits.items():
+                found = FindingOut(location=f"qdrant:{collection.name}", needle=kind, rows=rows)
+                (findings if trace else review).append(found)
+        return checked, findings, review
 
     @activity.defn(name="gdpr_verify_qdrant")
     async def verify_qdrant(self, input: StepInput) -> VerificationPart:
         async def body(session: AsyncSession) -> VerificationPart:
-            checked, findings = await self.scan(await self._targets(session, input.request_id))
-            return VerificationPart(store="qdrant", checked=checked, findings=findings)
+            targets = await self._targets(session, input.request_id)
+            checked, findings, review = await self.scan(targets)
+            return VerificationPart(
+                store="qdrant", checked=checked, findings=findings, review=review
+            )
 
         return await run_step(self.sessionmaker, input, body, completes_step=False)

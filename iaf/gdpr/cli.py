@@ -148,9 +148,12 @@ def _submit(api: Api, body: dict[str, Any]) -> list[str]:
     ids = []
     for item in result["items"]:
         if item["request"] is None:
-            console.print(
-                f"[red]subject #{item['index'] + 1}: not found in your organisation[/red]"
+            why = (
+                "not found in your organisation"
+                if item["outcome"] == "not_found"
+                else item["outcome"].replace("_", " ")
             )
+            console.print(f"[red]subject #{item['index'] + 1}: {why}[/red]")
         else:
             console.print(
                 f"subject #{item['index'] + 1}: {item['outcome']} {item['request']['id']}"

@@ -1,28 +1,61 @@
-"""Looking for a subject in serialized bytes (Temporal histories, Qdrant payloads)."""
+"""Looking for a subject in serialized data (Temporal histories, Qdrant payloads, archives).
+
+E-mail addresses match only as whole addresses: erasing ann@x.com must not see joann@x.com or
+ann@x.com.au. Names match as whole words ("Ann" is not in "Annual"). Ids (UUIDs) match as
+they are. The same boundaries are used in SQL (iaf.db.repositories.gdpr_erasure).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+
+# Characters that may sit next to an address without ending it: a match preceded by one of
+# these is the tail of a longer address (jo|ann@x.com), one followed by a domain character
+# or by ".tld" is the head of a longer domain (ann@x.com|.au). An apostrophe ends an address
+# here: quoting 'ann@x.com' is far more common than an apostrophe inside one.
+EMAIL_BEFORE = r"[\w!#$%&*+/=?^`{|}~.-]"
+EMAIL_AFTER = r"[\w-]|\.\w"
+
+
+def _forms(value: str) -> list[str]:
+    """The value as written and as JSON escapes it (ASCII-only escaping included)."""
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    return sorted(forms, key=len, reverse=True)
+
+
+def email_pattern(email: str) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(f) for f in _forms(email))
+    return re.compile(f"(?<!{EMAIL_BEFORE})(?:{alternatives})(?!{EMAIL_AFTER})", re.IGNORECASE)
+
+
+def word_pattern(value: str) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(f) for f in _forms(value))
+    start = r"(?<!\w)" if re.match(r"\w", value[:1]) else ""
+    end = r"(?!\w)" if re.match(r"\w", value[-1:]) else ""
+    return re.compile(f"{start}(?:{alternatives}){end}", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Needles:
-    """Lower-cased byte patterns for each kind of identifier, raw and JSON-escaped."""
+    """One compiled pattern per kind of identifier: "email", "name", "id"."""
 
-    by_kind: dict[str, tuple[bytes, ...]]
+    by_kind: dict[str, re.Pattern[str]]
 
     @classmethod
     def of(cls, email: str, name: str, user_id: str) -> Needles:
-        def forms(value: str) -> tuple[bytes, ...]:
-            raw = value.lower()
-            escaped = json.dumps(raw)[1:-1]
-            return tuple({raw.encode(), escaped.encode()})
+        return cls(
+            {
+                "email": email_pattern(email),
+                "name": word_pattern(name),
+                "id": re.compile(re.escape(user_id), re.IGNORECASE),
+            }
+        )
 
-        return cls({"email": forms(email), "name": forms(name), "id": forms(user_id)})
+    def found_in_text(self, text: str) -> list[str]:
+        return [kind for kind, pattern in self.by_kind.items() if pattern.search(text)]
 
     def found_in(self, blob: bytes) -> list[str]:
-        lowered = blob.lower()
-        return [
-            kind for kind, patterns in self.by_kind.items() if any(p in lowered for p in patterns)
-        ]
+        """Serialized protobuf or JSON: text fields are UTF-8 runs inside the bytes."""
+        return self.found_in_text(blob.decode("utf-8", "replace"))

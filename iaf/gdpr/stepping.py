@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from iaf.db.repositories.gdpr import RequestRepository
 from iaf.gdpr import faults
+from iaf.gdpr.steps import ERASURE_STEPS
 from iaf.schemas.gdpr import StepInput, StepResult
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,17 @@ async def run_step(
     """Run `body` in one transaction that also marks the step done (when it completes the step)."""
     request_id = uuid.UUID(step.request_id)
     async with sessionmaker() as session:
-        await RequestRepository(session).step_started(request_id, step.step)
+        requests = RequestRepository(session)
+        if step.step in ERASURE_STEPS:
+            request = await requests.get(request_id)
+            if request is None or request.status != "in_progress":
+                # Cancelled (or finished) meanwhile: no erasure step may touch the data then.
+                raise ApplicationError(
+                    f"erasure request is {request.status if request else 'gone'}, not in progress",
+                    type="NotInProgress",
+                    non_retryable=True,
+                )
+        await requests.step_started(request_id, step.step)
         await session.commit()
     try:
         faults.check(step.request_id, step.step, _attempt())

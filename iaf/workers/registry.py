@@ -130,6 +130,7 @@ def gdpr_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
         db.delete_account,
         db.audit,
         db.verify_postgres,
+        db.verify_exports,
         db.finish_erasure,
         db.export_plan,
         db.export_archive,

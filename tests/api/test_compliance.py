@@ -6,13 +6,16 @@ import asyncio
 import uuid
 from typing import Any
 
+from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from iaf.cli import app as cli_app
-from iaf.gdpr import faults
+from iaf.gdpr import faults, service
 from iaf.gdpr.export_schema import validation_errors
 from tests.gdpr_helpers import compliance_officer, org_user, read_archive, wait_request
 from tests.helpers import signup
+
+real_start_workflow = service.start_workflow
 
 
 async def test_only_compliance_officers_of_the_org_reach_the_api(client):
@@ -206,3 +209,76 @@ async def test_cli_exports_erases_and_reports_through_the_api(client, api_url, t
         runner.invoke, cli_app, ["gdpr", "status"], env={"IAF_API_URL": api_url}
     )
     assert no_key.exit_code == 2
+
+
+async def test_retry_while_temporal_is_unreachable_is_a_503_and_changes_nothing(
+    client, settings, monkeypatch
+):
+    monkeypatch.setattr(settings, "gdpr_retry_initial_seconds", 0.2)
+    admin = await signup(client, "Outage Admin")
+    officer = await compliance_officer(admin)
+    subject = await org_user(admin, "Outage Subject")
+    body = {"kind": "export", "subjects": [{"user_id": subject.id}], "reason": "ticket 12"}
+    request = (await officer.post("/api/compliance/requests", json=body)).json()["items"][0][
+        "request"
+    ]
+    faults.inject(request["id"], "archive", permanent=True)
+    try:
+        failed = await wait_request(officer, request["id"], ("error", "complete"))
+    finally:
+        faults.clear(request["id"])
+    assert failed["status"] == "error" and failed["failed_step"] == "archive"
+
+    async def unreachable(*args: Any, **kwargs: Any) -> bool:
+        raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+    monkeypatch.setattr(service, "start_workflow", unreachable)
+    refused = await officer.post(f"/api/compliance/requests/{request['id']}/retry", json={})
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "temporal_unavailable"
+    assert refused.headers["retry-after"]
+    unchanged = (await officer.get(f"/api/compliance/requests/{request['id']}")).json()
+    assert (unchanged["status"], unchanged["failed_step"]) == ("error", "archive")
+
+    monkeypatch.setattr(service, "start_workflow", real_start_workflow)
+    retried = await officer.post(f"/api/compliance/requests/{request['id']}/retry", json={})
+    assert retried.status_code == 202, retried.text
+    done = await wait_request(officer, request["id"], ("complete", "error"))
+    assert done["status"] == "complete"
+
+
+async def test_no_export_of_a_subject_being_erased(client, settings):
+    admin = await signup(client, "Erasing Admin")
+    officer = await compliance_officer(admin)
+    subject = await org_user(admin, "Being Erased")
+    erasure = (
+        await officer.post(
+            "/api/compliance/requests",
+            json={
+                "kind": "erasure",
+                "subjects": [{"user_id": subject.id}],
+                "reason": "ticket 13",
+                "grace_days": 0,
+            },
+        )
+    ).json()["items"][0]["request"]
+    # The erasure stops at its first step: it has begun, the account is not frozen yet.
+    faults.inject(erasure["id"], "freeze", permanent=True)
+    try:
+        failed = await wait_request(officer, erasure["id"], ("error", "complete"))
+    finally:
+        faults.clear(erasure["id"])
+    assert failed["status"] == "error" and failed["failed_step"] == "freeze"
+    assert (await subject.get("/api/me")).status_code == 200
+
+    body = {"kind": "export", "subjects": [{"user_id": subject.id}], "reason": "ticket 14"}
+    refused = await officer.post("/api/compliance/requests", json=body)
+    assert refused.status_code == 200, refused.text
+    assert refused.json()["items"][0] == {
+        "index": 0,
+        "outcome": "erasure_in_progress",
+        "request": None,
+    }
+    self_service = await subject.get("/api/user/data-export")
+    assert self_service.status_code == 409
+    assert self_service.json()["error"]["code"] == "erasure_in_progress"

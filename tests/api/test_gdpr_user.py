@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from iaf.db.repositories.gdpr import LIVE_LINKS
+from iaf.gdpr import faults
 from iaf.gdpr.export_schema import validation_errors
 from iaf.schemas.gdpr import ErasureResult
 from tests.gdpr_helpers import PASSWORD, execute, read_archive, scalar, wait_user_export
@@ -166,3 +167,25 @@ async def test_erasure_workflow_is_found_by_request_id_and_kind(client, worker):
         await asyncio.sleep(0.25)
     assert found == [f"erasure-{request_id}"]
     await alice.post("/api/user/delete-account/cancel")
+
+
+async def test_a_failed_export_does_not_block_asking_again(client, settings, monkeypatch):
+    monkeypatch.setattr(settings, "gdpr_retry_initial_seconds", 0.2)
+    alice = await signup(client, "Unlucky Exporter")
+    first = await alice.get("/api/user/data-export")
+    assert first.status_code == 202
+    faults.inject(first.json()["id"], "archive", permanent=True)
+    try:
+        failed = await wait_user_export(alice)
+    finally:
+        faults.clear(first.json()["id"])
+    assert failed["status"] == "error"
+
+    again = await alice.get("/api/user/data-export")
+    assert again.status_code == 202, again.text
+    assert again.json()["status"] == "pending"
+    done = await wait_user_export(alice)
+    assert done["status"] == "complete" and done["download_url"], done
+    download = await client.get(done["download_url"].replace(settings.public_base_url, ""))
+    document, _ = read_archive(download.content)
+    assert validation_errors(document) == [] and document["subject"]["id"] == alice.id

@@ -16,9 +16,13 @@ from qdrant_client import AsyncQdrantClient, models
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from iaf.activities.gdpr_database import GdprDatabaseActivities
+from iaf.db.repositories.chat import EventRepository
 from iaf.db.repositories.gdpr_erasure import ErasureRepository, Targets
 from iaf.gdpr import faults, receipt
 from iaf.gdpr.export_schema import validation_errors
@@ -157,16 +161,12 @@ async def add_agent_data(settings, owner: Person, room_id: str) -> int:
 async def wait_agent_runs(settings, user_id: str) -> None:
     """Until the agent replies the subject asked for are finished."""
     for _ in range(240):
-        open_runs = await scalar(
+        # One statement: counted separately, a run created between the two reads looked done.
+        # A run is over once settled: `answer` is cleared and context reduced to references.
+        started, open_runs = await scalar(
             settings,
-            # A run is over once settled: `answer` is cleared and context reduced to references.
-            "SELECT count(*) FROM agent_runs WHERE requested_by = :uid"
-            " AND (status NOT IN ('done', 'error', 'cancelled') OR answer IS NOT NULL)",
-            uid=uuid.UUID(user_id),
-        )
-        started = await scalar(
-            settings,
-            "SELECT count(*) FROM agent_runs WHERE requested_by = :uid",
+            "SELECT ARRAY[count(*), count(*) FILTER (WHERE status NOT IN ('done', 'error',"
+            " 'cancelled') OR answer IS NOT NULL)] FROM agent_runs WHERE requested_by = :uid",
             uid=uuid.UUID(user_id),
         )
         if started and not open_runs:
@@ -247,6 +247,83 @@ async def build_world(client, settings, worker, label: str, with_guest: bool = F
     )
 
 
+@dataclass
+class Bystanders:
+    """People the erasure must leave alone although they resemble the subject."""
+
+    joann: Person  # her address ends with the subject's: jo + subject@example.com
+    longer: Person  # the subject's address with a longer domain: subject@example.com.au
+    namesake: Person  # same name, same org (her handle gets a suffix)
+    elsewhere: Person  # same name, another org, talking about herself in her own room
+    reply_id: str  # an agent reply in the subject's room, streamed across several deltas
+
+
+async def add_bystanders(client, settings, world: World) -> Bystanders:
+    subject = world.subject
+    joann = await org_user(subject, "Joann Lookalike", email="jo" + world.email)
+    longer = await org_user(subject, "Longer Domain", email=world.email + ".au")
+    namesake = await org_user(subject, world.name)
+    elsewhere = await signup(client, world.name)
+    assert namesake.user["handle"] != subject.user["handle"]
+    for person in (joann, namesake):
+        added = await subject.post(
+            f"/api/chat/rooms/{world.shared_room}/members", json={"user_id": person.id}
+        )
+        assert added.status_code in (200, 201), added.text
+    await joann.say(world.shared_room, f"joann here, write to {joann.user['email']}")
+    await world.bob.say(
+        world.shared_room,
+        f"cc {joann.user['email']}, {longer.user['email']} and {world.email}.",
+    )
+    await world.bob.say(world.shared_room, f"@{namesake.user['handle']} welcome")
+    own = await elsewhere.new_room("my own room")
+    await elsewhere.say(own["id"], f"I am {world.name}, nobody else")
+    # A reply someone else's agent streamed in the subject's room: the name spans two deltas.
+    name = world.name
+    reply_id = f"reply-{uuid.uuid4().hex[:8]}-scribe"
+    room = uuid.UUID(world.shared_room)
+    async with db(settings) as session:
+        events = EventRepository(session)
+        base = {"reply_id": reply_id, "agent_id": "scribe"}
+        await events.append(room, "agent.start", {**base, "message_id": 1, "agent_name": "Scribe"})
+        for seq, piece in enumerate(("Thanks ", name[:4], name[4:], " for the notes")):
+            await events.append(
+                room, "agent.delta", {**base, "seq": seq, "attempt": 1, "text": piece}
+            )
+        await events.append(room, "agent.done", {**base, "message_id": None})
+        await session.commit()
+    return Bystanders(joann, longer, namesake, elsewhere, reply_id)
+
+
+async def check_bystanders_kept(client, settings, world: World, others: Bystanders) -> None:
+    history = (await world.bob.get(f"/api/chat/rooms/{world.shared_room}/messages")).json()
+    contents = [m["content"] for m in history["items"]]
+    joann_email, longer_email = others.joann.user["email"], others.longer.user["email"]
+    assert f"joann here, write to {joann_email}" in contents
+    assert f"cc {joann_email}, {longer_email} and [erased]." in contents
+    assert f"@{others.namesake.user['handle']} welcome" in contents
+    for person in (others.joann, others.longer, others.namesake, others.elsewhere):
+        me = await person.get("/api/me")
+        assert me.status_code == 200 and me.json()["email"] == person.user["email"]
+        assert me.json()["name"] == person.user["name"]
+        login = await client.post(
+            "/api/auth/login", json={"email": person.user["email"], "password": PASSWORD}
+        )
+        assert login.status_code == 200, login.text
+    # Their rate-limit counters (keyed by address) were not the subject's to delete.
+    assert await scalar(
+        settings,
+        "SELECT count(*) FROM rate_limit_counters WHERE bucket = :b",
+        b=f"login:{joann_email.lower()}",
+    )
+    deltas = await scalar(
+        settings,
+        "SELECT count(*) FROM room_events WHERE type = 'agent.delta' AND data ->> 'reply_id' = :r",
+        r=others.reply_id,
+    )
+    assert deltas == 0
+
+
 async def submit(officer: Person, kind: str, subject: Person, **extra) -> dict[str, Any]:
     response = await officer.post(
         "/api/compliance/requests",
@@ -272,7 +349,7 @@ def targets_of(world: World) -> Targets:
 
 async def assert_no_traces(settings, worker, world: World) -> None:
     async with db(settings) as session:
-        checked, findings = await ErasureRepository(session).scan(targets_of(world))
+        checked, findings, _ = await ErasureRepository(session).scan(targets_of(world))
     assert checked > 50 and findings == []
     assert await owned_points(worker.qdrant, world.subject.id) == {"knowledge": 0, "memories": 0}
     needles = Needles.of(world.email, world.name, world.subject.id)
@@ -283,6 +360,7 @@ async def test_export_then_erase_leaves_no_trace_and_keeps_everyone_else(client,
     world = await build_world(client, settings, worker, "Alice Subject", with_guest=True)
     guest = world.guest
     assert guest is not None
+    others = await add_bystanders(client, settings, world)
     bob_credits = (await world.bob.get("/api/credits")).json()
     guest_credits = (await guest.get("/api/credits")).json()
 
@@ -310,6 +388,20 @@ async def test_export_then_erase_leaves_no_trace_and_keeps_everyone_else(client,
     assert "csv/messages.csv" in files and document["information"]["retention"]
     archive_file = settings.data_dir / "exports" / f"{export['id']}.zip"
     assert archive_file.exists()
+    # What an interrupted write of the subject's archive leaves behind goes too.
+    partial_file = archive_file.with_suffix(".partial")
+    partial_file.write_bytes(archive_file.read_bytes()[:200])
+    invitation_workflows = [
+        f"invitation-{i}"
+        for i in (
+            await scalar(
+                settings,
+                "SELECT array_agg(id) FROM invitations WHERE invited_by = :uid",
+                uid=uuid.UUID(world.subject.id),
+            )
+        )
+    ]
+    assert len(invitation_workflows) == 2
     # Before any erasure: no history of the scenario carries the subject's e-mail or name.
     assert (
         await histories_mentioning(
@@ -327,6 +419,18 @@ async def test_export_then_erase_leaves_no_trace_and_keeps_everyone_else(client,
     )
     assert done["verification"]["clean"] is True and done["subject_user_id"] is None
     assert all(s["status"] == "done" for s in done["steps"]), done["steps"]
+    # Namesakes are not traces: counted for review (users.name, their org, their own words).
+    review = {(r["location"], r["needle"]) for r in done["verification"]["review"]}
+    assert {("postgres:users.name", "name"), ("postgres:messages.content", "name")} <= review
+    assert "exports" in done["verification"]["checked"]
+    assert (
+        await scalar(
+            settings,
+            "SELECT count(*) FROM erasure_targets WHERE request_id = :id",
+            id=uuid.UUID(erasure["id"]),
+        )
+        == 0
+    )
     receipt_out = (
         await world.officer.get(f"/api/compliance/requests/{erasure['id']}/receipt")
     ).json()
@@ -343,7 +447,12 @@ async def test_export_then_erase_leaves_no_trace_and_keeps_everyone_else(client,
     )
 
     await assert_no_traces(settings, worker, world)
-    assert not archive_file.exists()
+    assert not archive_file.exists() and not partial_file.exists()
+    # The subject's invitation workflows (started without SubjectRef) are deleted, not kept.
+    for workflow_id in invitation_workflows:
+        with pytest.raises(RPCError):
+            await worker.temporal.get_workflow_handle(workflow_id).describe()
+    await check_bystanders_kept(client, settings, world, others)
     assert (
         await scalar(
             settings, "SELECT count(*) FROM rooms WHERE id = :id", id=uuid.UUID(world.private_room)
@@ -368,6 +477,37 @@ async def test_export_then_erase_leaves_no_trace_and_keeps_everyone_else(client,
     assert (await guest.get("/api/credits")).json()["balance"] == guest_credits["balance"]
     assert await owned_points(worker.qdrant, world.bob.id) == {"knowledge": 2, "memories": 1}
     assert (await world.bob.get("/api/me")).status_code == 200
+
+
+async def test_keep_policy_keeps_shared_text_without_its_author(
+    client, settings, worker, monkeypatch
+):
+    monkeypatch.setattr(settings, "anonymise_policy", "keep")
+    world = await build_world(client, settings, worker, "Kim Keeper")
+    await world.subject.say(world.shared_room, f"signed, {world.name}")
+    erasure = await submit(world.officer, "erasure", world.subject, grace_days=0)
+    done = await wait_request(world.officer, erasure["id"], ("complete", "error"), patience=120)
+    assert done["status"] == "complete", (done["failed_step"], done["verification"])
+    history = (await world.bob.get(f"/api/chat/rooms/{world.shared_room}/messages")).json()["items"]
+    kept = [
+        (m["sender_user_id"], m["sender_name"], m["content"])
+        for m in history
+        if m["type"] == "text" and m["sender_user_id"] != world.bob.id
+    ]
+    # The words stay (without author, and without the name they may contain); no tombstone.
+    assert kept == [
+        (None, None, "hello from the subject"),
+        (None, None, "second message, seen by bob"),
+        (None, None, "signed, [erased]"),
+    ]
+    events = await scalar(
+        settings,
+        "SELECT array_agg(data ->> 'content' ORDER BY id) FROM room_events WHERE room_id = :room"
+        " AND type = 'message.new' AND data ->> 'sender_user_id' IS NULL",
+        room=uuid.UUID(world.shared_room),
+    )
+    assert events == [c for _, _, c in kept]
+    await assert_no_traces(settings, worker, world)
 
 
 async def test_each_store_failing_twice_still_completes(client, settings, worker, monkeypatch):
@@ -471,6 +611,23 @@ async def test_cancelling_during_grace_keeps_everything(client, settings, worker
     )
 
 
+async def test_no_step_touches_a_cancelled_request(client, settings, worker):
+    """A plan read while the subject cancelled could see the grace step skipped: the steps
+    themselves refuse to run unless the request is in progress."""
+    world = await build_world(client, settings, worker, "Ivy Undecided")
+    scheduled = await world.subject.post("/api/user/delete-account", json={"password": PASSWORD})
+    cancelled = await world.subject.post("/api/user/delete-account/cancel")
+    assert cancelled.json()["status"] == "cancelled"
+    activities = GdprDatabaseActivities(worker.sessionmaker, settings)
+    step = StepInput(request_id=scheduled.json()["id"], step="freeze")
+    with pytest.raises(ApplicationError) as refused:
+        await activities.freeze(step)
+    assert refused.value.type == "NotInProgress" and refused.value.non_retryable
+    assert (await world.subject.get("/api/me")).status_code == 200
+    plan = await activities.erasure_plan(GdprWorkflowInput(request_id=scheduled.json()["id"]))
+    assert plan.status == "cancelled"
+
+
 # --- the grace timer on the time-skipping server --------------------------------------------------
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
@@ -552,6 +709,7 @@ class FakeSteps:
             verify("gdpr_verify_postgres", "postgres"),
             verify("gdpr_verify_qdrant", "qdrant"),
             verify("gdpr_verify_temporal", "temporal"),
+            verify("gdpr_verify_exports", "exports"),
         ]
 
 

@@ -3,6 +3,7 @@ follow them, retry a failed one from its failed step, cancel, fetch receipts and
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from iaf.db.models import DataSubjectRequest, User
 from iaf.db.repositories.gdpr import AuditRepository, RequestRepository
 from iaf.db.repositories.identity import UserRepository
 from iaf.gdpr import receipt, service
-from iaf.gdpr.steps import ERASURE, steps_for
+from iaf.gdpr.steps import ERASURE, EXPORT, steps_for
 from iaf.schemas.gdpr import (
     BatchCreate,
     BatchItem,
@@ -28,6 +29,7 @@ from iaf.schemas.gdpr import (
     SubjectIn,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/compliance", tags=["compliance"])
 
 
@@ -44,7 +46,7 @@ async def _subject(session: SessionDep, officer: User, subject: SubjectIn) -> Us
         if subject.user_id
         else await users.get_by_email(str(subject.email))
     )
-    if found is None or found.org_id != officer.org_id or found.status == "deleted":
+    if found is None or found.org_id != officer.org_id:
         return None
     return found
 
@@ -69,6 +71,10 @@ async def submit(
         subject = await _subject(session, officer, subject_in)
         if subject is None:
             outcomes.append((index, "not_found", None))
+            continue
+        if body.kind == EXPORT and await RequestRepository(session).erasure_underway(subject.id):
+            # Frozen or being erased: an archive now would copy what the erasure removes.
+            outcomes.append((index, "erasure_in_progress", None))
             continue
         created_request, created = await service.create_request(
             session,
@@ -163,14 +169,27 @@ async def retry(
         )
     requests = RequestRepository(session)
     position = _retry_position(request, body.from_step, await requests.done_steps(request.id))
+    failed_step = request.failed_step
     await requests.reset_steps_from(request.id, position)
     await requests.set_status(request.id, "in_progress", only_from=("error",), failed_step=None)
     await session.commit()
-    if not await service.start_retry(state.temporal, state.settings, request):
+    try:
+        started = await service.start_retry(state.temporal, state.settings, request)
+    except Exception as exc:  # Temporal unreachable: nothing started, so nothing changes
+        log.warning("retry of %s not started (%s)", request.id, type(exc).__name__)
+        started = None
+    if not started:
         await requests.set_status(
-            request.id, "error", only_from=("in_progress",), failed_step=request.failed_step
+            request.id, "error", only_from=("in_progress",), failed_step=failed_step
         )
         await session.commit()
+        if started is None:
+            raise ApiError(
+                503,
+                "temporal_unavailable",
+                "the workflow service is unreachable; the request is unchanged, retry later",
+                headers={"Retry-After": "30"},
+            )
         raise ApiError(
             409, "still_running", "the previous run has not finished yet; try again shortly"
         )

@@ -27,10 +27,11 @@ router = APIRouter(prefix="/api/user", tags=["gdpr"])
 
 
 def _reusable(state: StateDep, request: DataSubjectRequest | None) -> bool:
-    """An open export, or a finished one whose archive is still served, answers a new ask."""
+    """An export under way, or a finished one whose archive is still served, answers a new
+    ask; a failed one does not (it is started again)."""
     if request is None:
         return False
-    if request.status in OPEN_STATUSES:
+    if request.status in OPEN_STATUSES and request.status != "error":
         return True
     return (
         request.status == "complete" and service.archive_path(state.settings, request) is not None
@@ -41,12 +42,22 @@ def _reusable(state: StateDep, request: DataSubjectRequest | None) -> bool:
 async def request_export(
     user: CurrentUser, session: SessionDep, state: StateDep, response: Response
 ) -> RequestOut:
-    """Start an export, or return the one already open or still downloadable (202 when new)."""
-    latest = await RequestRepository(session).latest_for(EXPORT, user.id)
+    """Start an export, or return the one already open or still downloadable (202 when new).
+    A failed export is run again (the open-request index counts it as open, so "a new one" is
+    the same request with a new workflow run: its step attempts keep counting)."""
+    requests = RequestRepository(session)
+    if await requests.erasure_underway(user.id):
+        raise ApiError(409, "erasure_in_progress", "the account is being erased; no export now")
+    latest = await requests.latest_for(EXPORT, user.id)
     created = False
     if _reusable(state, latest):
         assert latest is not None
         request = latest
+    elif latest is not None and latest.status == "error" and await requests.restart(latest.id):
+        await session.commit()
+        refreshed = await requests.get(latest.id)
+        assert refreshed is not None
+        request, created = refreshed, True
     else:
         request, created = await service.create_request(
             session,

@@ -103,6 +103,34 @@ class RequestRepository:
             )
         )
 
+    async def erasure_underway(self, subject_user_id: uuid.UUID) -> bool:
+        """The account is frozen, or an erasure has begun (past its grace period): no export
+        may start now, it would copy what the erasure is removing."""
+        return bool(
+            await self.session.scalar(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE id = :uid AND status <> 'active')"
+                    " OR EXISTS (SELECT 1 FROM data_subject_requests WHERE kind = 'erasure'"
+                    " AND subject_user_id = :uid AND status IN ('in_progress', 'error'))"
+                ),
+                {"uid": subject_user_id},
+            )
+        )
+
+    async def restart(self, request_id: uuid.UUID) -> bool:
+        """A failed request runs again from its failed step (self-service asks again)."""
+        done = await self.set_status(request_id, "pending", only_from=("error",), failed_step=None)
+        if done:
+            await self.session.execute(
+                update(DataSubjectRequestStep)
+                .where(
+                    DataSubjectRequestStep.request_id == request_id,
+                    DataSubjectRequestStep.status.in_(("error", "running")),
+                )
+                .values(status="pending", finished_at=None)
+            )
+        return done
+
     async def latest_for(self, kind: str, subject_user_id: uuid.UUID) -> DataSubjectRequest | None:
         return await self.session.scalar(
             select(DataSubjectRequest)
@@ -114,8 +142,29 @@ class RequestRepository:
             .limit(1)
         )
 
-    async def get(self, request_id: uuid.UUID) -> DataSubjectRequest | None:
-        return await self.session.get(DataSubjectRequest, request_id, populate_existing=True)
+    async def resumable(self, min_age: timedelta, limit: int) -> list[DataSubjectRequest]:
+        """Requests that should have a running workflow (pending, in grace, in progress) and
+        have not changed for `min_age` (an API call may be starting one right now)."""
+        rows = await self.session.scalars(
+            select(DataSubjectRequest)
+            .where(
+                DataSubjectRequest.status.in_(("pending", "in_grace", "in_progress")),
+                DataSubjectRequest.updated_at < func.now() - min_age,
+            )
+            # Random: a backlog larger than `limit` is still covered over a few rounds.
+            .order_by(func.random())
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def get(self, request_id: uuid.UUID, *, lock: bool = False) -> DataSubjectRequest | None:
+        """With lock, FOR SHARE: a concurrent status change waits until this transaction ends."""
+        return await self.session.get(
+            DataSubjectRequest,
+            request_id,
+            populate_existing=True,
+            with_for_update={"read": True} if lock else None,
+        )
 
     async def search(
         self,

@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -27,6 +27,8 @@ ERASED = "[erased]"
 # Never scrubbed generically: the subject's own row is deleted, targets are what we search for.
 _SCRUB_SKIP = {"users", "erasure_targets", "alembic_version"}
 _SCAN_SKIP = {"erasure_targets", "alembic_version"}
+# The e-mail and name kept for the scans never outlive this, whatever the request's state.
+TARGETS_MAX_AGE = timedelta(days=31)
 _TEXT_TYPES = ("text", "character varying", "character")
 _JSON_TYPES = ("json", "jsonb")
 
@@ -77,8 +79,48 @@ def word_regex(value: str) -> str:
     return start + regex_quote(value) + end
 
 
+# The SQL twin of iaf.gdpr.scan.email_pattern: a whole address, so erasing ann@x.com leaves
+# joann@x.com and ann@x.com.au alone (PostgreSQL AREs have look-behind since 9.6).
+_ADDRESS_BEFORE = "[[:alnum:]_!#$%&*+/=?^`{|}~.-]"
+_ADDRESS_AFTER = "[[:alnum:]_-]|\\.[[:alnum:]]"
+
+
+def email_regex(email: str) -> str:
+    forms = sorted({email, _json_escaped(email)}, key=len, reverse=True)
+    alternatives = "|".join(regex_quote(f) for f in forms)
+    return f"(?<!{_ADDRESS_BEFORE})(?:{alternatives})(?!{_ADDRESS_AFTER})"
+
+
+def handle_regex(handle: str) -> str:
+    """An @mention of exactly this handle: `@ann-lee` is not in `@ann-lee-3f2a` (a namesake's
+    handle gets a suffix) nor in the address `x@ann-lee.org`."""
+    return f"(?<![[:alnum:]_.+-])@{regex_quote(handle)}(?![[:alnum:]_-]|\\.[[:alnum:]])"
+
+
 def _json_escaped(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+def is_email_column(column: Column) -> bool:
+    """Columns that hold one address each: compared whole, never searched inside."""
+    return column.data_type in _TEXT_TYPES and (
+        column.name == "email" or column.name.endswith("_email")
+    )
+
+
+# Where the subject's name is a trace of them, not a coincidence: the columns the anonymise
+# step redacts, in the rows that belong to the subject's rooms (or org). The same name
+# anywhere else (another person called the same, someone else's room) is only counted for
+# review; a finding there could never be cleared and would fail every verification.
+NAME_SCOPES: dict[tuple[str, str], str] = {
+    ("messages", "content"): "room_id = ANY(:rooms)",
+    ("room_events", "data"): "room_id = ANY(:rooms)",
+    ("agent_runs", "answer"): "room_id = ANY(:rooms)",
+    ("agent_runs", "context"): "room_id = ANY(:rooms)",
+    ("rooms", "name"): "id = ANY(:rooms)",
+    ("rooms", "topic"): "id = ANY(:rooms)",
+    ("orgs", "name"): "id = :org",
+}
 
 
 class ErasureRepository:
@@ -132,6 +174,17 @@ class ErasureRepository:
 
     async def forget_targets(self, request_id: uuid.UUID) -> None:
         await self._exec("DELETE FROM erasure_targets WHERE request_id = :rid", {"rid": request_id})
+
+    async def purge_stale_targets(self, max_age: timedelta = TARGETS_MAX_AGE) -> int:
+        """The e-mail and name kept for the scans go once a request is over (complete or
+        cancelled) and, whatever its state, after `max_age`: a request stuck in error does not
+        keep them for ever (a retry then needs the account, i.e. runs from the freeze step)."""
+        return await self._exec(
+            "DELETE FROM erasure_targets t USING data_subject_requests r"
+            " WHERE r.id = t.request_id AND (r.status IN ('complete', 'cancelled')"
+            " OR t.created_at < now() - CAST(:age AS interval))",
+            {"age": max_age},
+        )
 
     # --- freeze ------------------------------------------------------------------------
 
@@ -268,20 +321,49 @@ class ErasureRepository:
 
     def _redactions(self, targets: Targets) -> list[tuple[str, str]]:
         return [
-            (regex_quote(targets.email), ERASED),
-            ("@" + word_regex(targets.handle), "@erased"),
+            (email_regex(targets.email), ERASED),
+            (handle_regex(targets.handle), "@erased"),
             (word_regex(targets.name), ERASED),
         ]
 
+    async def compact_agent_streams(self, room_ids: list[uuid.UUID]) -> int:
+        """A streamed reply is split across agent.delta events, so a name or address can span
+        two of them, out of reach of any per-row redaction or scan. Once a reply is over
+        (agent.done / agent.error, or its run is finished) its text lives in the reply message
+        and its message.new event: the deltas (and resets) of the subject's rooms go."""
+        if not room_ids:
+            return 0
+        finished_run = (
+            " OR EXISTS (SELECT 1 FROM agent_runs r WHERE r.reply_id = e.data ->> 'reply_id'"
+            " AND r.status IN ('done', 'error', 'cancelled'))"
+            if await table_exists(self.session, "agent_runs")
+            else ""
+        )
+        return await self._exec(
+            "DELETE FROM room_events e WHERE e.room_id = ANY(:rooms)"
+            " AND e.type IN ('agent.delta', 'agent.reset')"
+            " AND (EXISTS (SELECT 1 FROM room_events d WHERE d.room_id = e.room_id"
+            "  AND d.type IN ('agent.done', 'agent.error')"
+            "  AND d.data ->> 'reply_id' = e.data ->> 'reply_id')" + finished_run + ")",
+            {"rooms": room_ids},
+        )
+
     async def redact_in_rooms(self, targets: Targets) -> int:
         """What others (people and agents) wrote in the subject's rooms that names or e-mails
-        them: messages, every replayable event (message and agent streams), agent run text."""
+        them: messages, every replayable event (message and agent streams), agent run text,
+        the rooms' names and topics."""
         if not targets.room_ids:
             return 0
         runs = await table_exists(self.session, "agent_runs")
         changed = 0
         for pattern, replacement in self._redactions(targets):
             params = {"re": pattern, "rep": replacement, "rooms": targets.room_ids}
+            changed += await self._exec(
+                "UPDATE rooms SET name = regexp_replace(name, :re, :rep, 'gi'),"
+                " topic = regexp_replace(topic, :re, :rep, 'gi')"
+                " WHERE id = ANY(:rooms) AND (name ~* :re OR topic ~* :re)",
+                params,
+            )
             changed += await self._exec(
                 "UPDATE messages SET content = regexp_replace(content, :re, :rep, 'gi')"
                 " WHERE room_id = ANY(:rooms) AND content ~* :re",
@@ -337,24 +419,30 @@ class ErasureRepository:
         return await self._exec("DELETE FROM api_keys WHERE user_id = :uid", {"uid": user_id})
 
     async def delete_exports(self, user_id: uuid.UUID) -> list[str]:
-        """The subject's export requests go; returns their archive file names to remove."""
+        """The subject's export requests go; returns every file name one of them may have left
+        under the exports directory: `{id}.zip`, the `{id}.partial` of an interrupted write,
+        and the recorded archive name."""
         rows = await self.session.execute(
             text(
                 "DELETE FROM data_subject_requests WHERE kind = 'export' AND subject_user_id = :uid"
-                " RETURNING archive_name"
+                " RETURNING id, archive_name"
             ),
             {"uid": user_id},
         )
-        return [str(r[0]) for r in rows.all() if r[0]]
+        names: list[str] = []
+        for request_id, archive_name in rows.all():
+            names += [f"{request_id}.zip", f"{request_id}.partial"]
+            if archive_name and archive_name not in names:
+                names.append(str(archive_name))
+        return names
 
     async def delete_rate_limit_buckets(self, targets: Targets) -> int:
-        """Counters keyed by e-mail (login) or id (posts, invites): short-lived, still not kept."""
+        """Counters keyed `kind:e-mail` (login) or `kind:id` (posts, invites): short-lived,
+        still not kept. The key is compared whole: joann@x.com's counters are not ann@x.com's."""
         return await self._exec(
-            "DELETE FROM rate_limit_counters WHERE bucket ILIKE :email OR bucket ILIKE :uid",
-            {
-                "email": like_pattern(targets.email.lower()),
-                "uid": like_pattern(str(targets.user_id)),
-            },
+            "DELETE FROM rate_limit_counters"
+            " WHERE lower(substr(bucket, strpos(bucket, ':') + 1)) IN (lower(:email), :uid)",
+            {"email": targets.email, "uid": str(targets.user_id)},
         )
 
     # --- delete the account --------------------------------------------------------------
@@ -436,10 +524,13 @@ class ErasureRepository:
         return {(str(r[0]), str(r[1])) for r in rows.all()}
 
     async def scrub_everywhere(self, targets: Targets) -> dict[str, int]:
-        """Replace the e-mail and id left in any text/jsonb column (ledger meta, events...)."""
+        """Replace the e-mail and id left in any text/jsonb column (ledger meta, events...).
+        An e-mail column is cleared only when it holds exactly the subject's address; free
+        text loses the address only where it stands whole (see email_regex)."""
         keys = await self._primary_key_columns()
         params = {
-            "email_re": regex_quote(targets.email),
+            "email": targets.email,
+            "email_re": email_regex(targets.email),
             "email_like": like_pattern(targets.email),
             "id_re": regex_quote(str(targets.user_id)),
             "id_like": like_pattern(str(targets.user_id)),
@@ -451,18 +542,25 @@ class ErasureRepository:
             if column.data_type not in _TEXT_TYPES + _JSON_TYPES:
                 continue
             col = _ident(column.name)
-            as_text = f"{col}::text"
-            no_email = f"regexp_replace({as_text}, :email_re, 'erased', 'gi')"
-            replaced = f"regexp_replace({no_email}, :id_re, 'erased', 'gi')"
-            value = (
-                f"CAST({replaced} AS {column.data_type})"
-                if column.data_type in _JSON_TYPES
-                else replaced
-            )
-            sql = (
-                f"UPDATE {_ident(column.table)} SET {col} = {value}"
-                f" WHERE {as_text} ILIKE :email_like OR {as_text} ILIKE :id_like"
-            )
+            if is_email_column(column):
+                sql = (
+                    f"UPDATE {_ident(column.table)} SET {col} = 'erased'"
+                    f" WHERE lower({col}) = lower(:email)"
+                )
+            else:
+                as_text = f"{col}::text"
+                no_email = f"regexp_replace({as_text}, :email_re, 'erased', 'gi')"
+                replaced = f"regexp_replace({no_email}, :id_re, 'erased', 'gi')"
+                value = (
+                    f"CAST({replaced} AS {column.data_type})"
+                    if column.data_type in _JSON_TYPES
+                    else replaced
+                )
+                sql = (
+                    f"UPDATE {_ident(column.table)} SET {col} = {value}"
+                    f" WHERE ({as_text} ILIKE :email_like AND {as_text} ~* :email_re)"
+                    f" OR {as_text} ILIKE :id_like"
+                )
             try:
                 async with self.session.begin_nested():
                     changed = await self._exec(sql, params)
@@ -473,42 +571,86 @@ class ErasureRepository:
                 counts[f"{column.table}.{column.name}"] = changed
         return counts
 
-    async def scan(self, targets: Targets) -> tuple[int, list[Finding]]:
-        """Columns checked and where the subject's e-mail, name or id still appear (counts only)."""
+    async def scan(self, targets: Targets) -> tuple[int, list[Finding], list[Finding]]:
+        """Columns checked, where the subject's e-mail, name or id still appear, and where only
+        their name appears outside what links it to them (counted for review, not a failure).
+
+        The e-mail and the id are traces anywhere. The name is a trace in the columns of
+        NAME_SCOPES, within the subject's rooms (or org); the same words elsewhere, such as
+        another user of the same name, are reported as review counts. Counts only, no values.
+        """
         params = {
+            "email": targets.email,
             "email_like": like_pattern(targets.email),
-            "json_email_like": like_pattern(_json_escaped(targets.email)),
+            "email_re": email_regex(targets.email),
             "name_re": word_regex(targets.name),
             "id_like": like_pattern(str(targets.user_id)),
             "uid": targets.user_id,
+            "rooms": targets.room_ids,
+            "org": targets.org_id,
         }
         by_table: dict[str, list[Column]] = {}
         for column in await self.columns():
             if column.table not in _SCAN_SKIP:
                 by_table.setdefault(column.table, []).append(column)
         findings: list[Finding] = []
+        review: list[Finding] = []
         checked = 0
         for table, columns in by_table.items():
-            probes: list[tuple[str, str, str]] = []
+            # (column, needle, condition, counts as a finding)
+            probes: list[tuple[str, str, str, bool]] = []
             for column in columns:
                 col = _ident(column.name)
                 if column.data_type == "uuid":
-                    probes.append((column.name, "id", f"{col} = :uid"))
+                    probes.append((column.name, "id", f"{col} = :uid", True))
                     continue
-                email_like = (
-                    ":json_email_like" if column.data_type in _JSON_TYPES else ":email_like"
-                )
-                probes += [
-                    (column.name, "email", f"{col}::text ILIKE {email_like}"),
-                    (column.name, "name", f"{col}::text ~* :name_re"),
-                    (column.name, "id", f"{col}::text ILIKE :id_like"),
-                ]
+                as_text = f"{col}::text"
+                if is_email_column(column):
+                    probes.append((column.name, "email", f"lower({col}) = lower(:email)", True))
+                else:
+                    email = f"{as_text} ILIKE :email_like AND {as_text} ~* :email_re"
+                    probes.append((column.name, "email", email, True))
+                name = f"{as_text} ~* :name_re"
+                scope = NAME_SCOPES.get((table, column.name))
+                if scope is None:
+                    probes.append((column.name, "name", name, False))
+                else:
+                    probes.append((column.name, "name", f"{name} AND ({scope})", True))
+                    probes.append((column.name, "name", f"{name} AND ({scope}) IS NOT TRUE", False))
+                probes.append((column.name, "id", f"{as_text} ILIKE :id_like", True))
             checked += len(columns)
-            counts = ", ".join(f"count(*) FILTER (WHERE {condition})" for _, _, condition in probes)
+            counts = ", ".join(f"count(*) FILTER (WHERE {c})" for _, _, c, _ in probes)
             row = (
                 await self.session.execute(text(f"SELECT {counts} FROM {_ident(table)}"), params)
             ).one()
-            for (column_name, needle, _), rows in zip(probes, row, strict=True):
+            for (column_name, needle, _, trace), rows in zip(probes, row, strict=True):
                 if rows:
-                    findings.append(Finding(f"postgres:{table}.{column_name}", needle, int(rows)))
-        return checked, findings
+                    found = Finding(f"postgres:{table}.{column_name}", needle, int(rows))
+                    (findings if trace else review).append(found)
+        streams = await self._scan_agent_streams(params)
+        checked += 1
+        findings += streams
+        return checked, findings, review
+
+    async def _scan_agent_streams(self, params: dict[str, Any]) -> list[Finding]:
+        """Replies still streaming in the subject's rooms, each read as one joined text: a
+        name split across two agent.delta events is still the name."""
+        if not params["rooms"]:
+            return []
+        row = (
+            await self.session.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE t ILIKE :email_like AND t ~* :email_re),"
+                    " count(*) FILTER (WHERE t ~* :name_re), count(*) FILTER (WHERE t ILIKE"
+                    " :id_like) FROM (SELECT string_agg(data ->> 'text', '' ORDER BY id) AS t"
+                    " FROM room_events WHERE room_id = ANY(:rooms) AND type = 'agent.delta'"
+                    " GROUP BY data ->> 'reply_id', data ->> 'attempt') s"
+                ),
+                params,
+            )
+        ).one()
+        return [
+            Finding("postgres:room_events.agent_stream", needle, int(rows))
+            for needle, rows in zip(("email", "name", "id"), row, strict=True)
+            if rows
+        ]

@@ -1,0 +1,62 @@
+"""The SQL patterns of the erasure: whole addresses and whole words, as PostgreSQL runs them."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from iaf.db.repositories.gdpr_erasure import email_regex, handle_regex, word_regex
+from tests.gdpr_helpers import db
+
+TEXTS = [
+    ("write to ann@x.com today", True),
+    ("MAIL ANN@X.COM.", True),
+    ('{"email": "ann@x.com"}', True),
+    ("'ann@x.com'", True),
+    ("joann@x.com", False),
+    ("ann@x.com.au", False),
+    ("j.ann@x.com", False),
+    ("a+ann@x.com", False),
+    ("ann@x.community", False),
+]
+
+
+async def test_email_regex_matches_the_whole_address_only(settings):
+    async with db(settings) as session:
+        for value, expected in TEXTS:
+            found = await session.scalar(
+                text("SELECT CAST(:v AS text) ~* :re"), {"v": value, "re": email_regex("ann@x.com")}
+            )
+            assert found is expected, value
+        replaced = await session.scalar(
+            text("SELECT regexp_replace(:v, :re, '[erased]', 'gi')"),
+            {"v": "cc joann@x.com, ann@x.com and ANN@x.com.au", "re": email_regex("ann@x.com")},
+        )
+        assert replaced == "cc joann@x.com, [erased] and ANN@x.com.au"
+
+
+async def test_word_regex_leaves_longer_words_alone(settings):
+    async with db(settings) as session:
+        rows = await session.execute(
+            text("SELECT v ~* :re FROM unnest(CAST(:vs AS text[])) AS v"),
+            {"vs": ["Ann Lee", "thanks ann lee!", "Annual Leeds"], "re": word_regex("Ann Lee")},
+        )
+        assert [r[0] for r in rows.all()] == [True, True, False]
+
+
+async def test_handle_regex_is_one_exact_mention(settings):
+    async with db(settings) as session:
+        rows = await session.execute(
+            text(
+                "SELECT regexp_replace(v, :re, '@erased', 'gi') FROM unnest(CAST(:vs AS text[])) v"
+            ),
+            {
+                "vs": ["hi @ann-lee!", "hi @ann-lee-3f2a", "mail x@ann-lee.org", "@Ann-Lee."],
+                "re": handle_regex("ann-lee"),
+            },
+        )
+        assert [r[0] for r in rows.all()] == [
+            "hi @erased!",
+            "hi @ann-lee-3f2a",
+            "mail x@ann-lee.org",
+            "@erased.",
+        ]
