@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from iaf.agents.launch import resume_vector_jobs
 from iaf.db.engine import make_engine, make_sessionmaker
+from iaf.gdpr.resume import resume_requests_forever
 from iaf.llm.offline import register_offline_provider
 from iaf.settings import Settings
 from iaf.temporal_client import connect
@@ -70,6 +71,11 @@ async def running_worker(
             asyncio.create_task(sweep_forever(engine, clients.sessionmaker, temporal, settings))
         )
         tasks.append(asyncio.create_task(_resume_vector_jobs_forever(clients), name="vector-jobs"))
+        tasks.append(
+            asyncio.create_task(
+                resume_requests_forever(clients.sessionmaker, temporal, settings), name="gdpr"
+            )
+        )
     try:
         yield clients
     finally:
