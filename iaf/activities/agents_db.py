@@ -123,9 +123,7 @@ class AgentDbActivities:
         persona = get_registry().get(input.agent_id)
         async with self.sessionmaker() as session:
             runs = AgentRunRepository(session)
-            await runs.create(input)
-            run = await runs.get(input.reply_id, for_update=True)
-            assert run is not None
+            run = await runs.create_locked(input)
             if run.status == "done":
                 return self._begin("done", reply_message_id=run.reply_message_id)
             if run.status in ("error", "cancelled"):
@@ -143,10 +141,8 @@ class AgentDbActivities:
                 return self._begin("refused", error_code=refusal)
             assert persona is not None
             if run.status == "pending":
-                await runs.mark_running(run.reply_id)
-                await EventRepository(session).append(
-                    run.room_id,
-                    "agent.start",
+                await runs.start_running(
+                    run.reply_id,
                     {
                         "reply_id": run.reply_id,
                         "agent_id": run.agent_id,
@@ -159,22 +155,19 @@ class AgentDbActivities:
 
     async def _reserve(self, session: AsyncSession, run: AgentRun) -> bool:
         amount = self.settings.reply_credit_reservation
-        ledger = LedgerRepository(session)
-        if amount <= 0 or await ledger.entry(RESERVE, run.reply_id) is not None:
+        if amount <= 0:
             return True
         assert run.requested_by is not None
+        ledger = LedgerRepository(session)
         await ledger.lock_user(run.requested_by)
-        if await ledger.balance(run.requested_by) < amount:
-            return False
-        await ledger.append(
+        return await ledger.book_if_covered(
             run.requested_by,
-            -amount,
+            amount,
             "reservation",
             RESERVE,
             run.reply_id,
             {"room_id": str(run.room_id), "agent_id": run.agent_id},
         )
-        return True
 
     @activity.defn(name="persist_agent_reply")
     async def persist_reply(self, ref: ReplyRef) -> PersistResult:

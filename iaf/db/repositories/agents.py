@@ -21,6 +21,14 @@ _INSERT_OWNED_EVENT = text(
 )
 
 
+_START_RUNNING = text(
+    "WITH started AS (UPDATE agent_runs SET status = 'running', updated_at = now()"
+    " WHERE reply_id = :reply_id AND status = 'pending' RETURNING room_id)"
+    " INSERT INTO room_events (room_id, type, data)"
+    " SELECT room_id, 'agent.start', CAST(:data AS jsonb) FROM started RETURNING id"
+)
+
+
 class AgentRunRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -43,6 +51,37 @@ class AgentRunRepository:
             )
             .on_conflict_do_nothing(index_elements=["reply_id"])
             .returning(AgentRun.reply_id)
+        )
+        return result.first() is not None
+
+    async def create_locked(self, input: AgentReplyInput) -> AgentRun:
+        """The run, inserted if new, locked for this transaction: one statement."""
+        statement = pg_insert(AgentRun).values(
+            reply_id=input.reply_id,
+            message_id=input.message_id,
+            room_id=uuid.UUID(input.room_id),
+            agent_id=input.agent_id,
+            requested_by=uuid.UUID(input.requested_by),
+            status="pending",
+            depth=input.depth,
+            parent_reply_id=input.parent_reply_id,
+            root_message_id=input.root_message_id,
+            usage={},
+        )
+        # A no-op update of the existing row takes its lock and lets RETURNING show it.
+        statement = statement.on_conflict_do_update(
+            index_elements=["reply_id"], set_={"reply_id": statement.excluded.reply_id}
+        )
+        run = await self.session.scalar(
+            statement.returning(AgentRun).execution_options(populate_existing=True)
+        )
+        assert run is not None
+        return run
+
+    async def start_running(self, reply_id: str, start_event: dict[str, Any]) -> bool:
+        """pending -> running, with its agent.start event, once."""
+        result = await self.session.execute(
+            _START_RUNNING, {"reply_id": reply_id, "data": json.dumps(start_event)}
         )
         return result.first() is not None
 
@@ -107,13 +146,6 @@ class AgentRunRepository:
             .returning(AgentRun.reply_id)
         )
         return result.first() is not None
-
-    async def mark_running(self, reply_id: str) -> None:
-        await self.session.execute(
-            update(AgentRun)
-            .where(AgentRun.reply_id == reply_id, AgentRun.status == "pending")
-            .values(status="running", updated_at=func.now())
-        )
 
     async def finish(
         self,

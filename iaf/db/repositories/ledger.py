@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -13,6 +14,26 @@ from iaf.db.models import LedgerEntry
 
 SIGNUP_SOURCE = "signup"
 REFERRAL_SOURCE = "referral"
+
+
+_BOOK_IF_COVERED = text(
+    """
+    WITH existing AS (
+        SELECT 1 FROM ledger_entries WHERE source = :source AND source_id = :source_id
+    ), balance AS (
+        SELECT COALESCE(sum(amount), 0) AS total FROM ledger_entries WHERE user_id = :user_id
+    ), booked AS (
+        INSERT INTO ledger_entries (user_id, amount, kind, source, source_id, meta)
+        SELECT :user_id, -CAST(:amount AS integer), :kind, :source, :source_id,
+               CAST(:meta AS jsonb)
+        FROM balance
+        WHERE NOT EXISTS (SELECT 1 FROM existing) AND balance.total >= :amount
+        ON CONFLICT (source, source_id) DO NOTHING
+        RETURNING id
+    )
+    SELECT EXISTS (SELECT 1 FROM existing) AS already, EXISTS (SELECT 1 FROM booked) AS booked
+    """
+)
 
 
 class LedgerRepository:
@@ -74,6 +95,33 @@ class LedgerRepository:
                 LedgerEntry.source == source, LedgerEntry.source_id == source_id
             )
         )
+
+    async def book_if_covered(
+        self,
+        user_id: uuid.UUID,
+        amount: int,
+        kind: str,
+        source: str,
+        source_id: str,
+        meta: dict[str, Any],
+    ) -> bool:
+        """Book a debit (`amount` > 0 is taken off) when the balance covers it, in one
+        statement; True when it is booked now or was booked before under the same key.
+        Call with the user locked (lock_user), so the balance cannot change meanwhile."""
+        row = (
+            await self.session.execute(
+                _BOOK_IF_COVERED,
+                {
+                    "user_id": user_id,
+                    "amount": amount,
+                    "kind": kind,
+                    "source": source,
+                    "source_id": source_id,
+                    "meta": json.dumps(meta, separators=(",", ":")),
+                },
+            )
+        ).one()
+        return bool(row.already or row.booked)
 
     async def lock_user(self, user_id: uuid.UUID) -> None:
         """Serialise check-then-book sequences (a reservation against the balance) per user."""
