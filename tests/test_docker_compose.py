@@ -348,3 +348,17 @@ def test_dockerfile_builds_the_app_image() -> None:
     assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.M)
     assert re.search(r"pip install (--no-deps )?\.", dockerfile)
     assert "download.pytorch.org/whl/cpu" in dockerfile
+
+
+def test_temporal_gets_the_dev_servers_eager_dispatch_config(services: dict[str, Any]) -> None:
+    """Production and the embedded dev server run with the same eager-dispatch settings."""
+    from iaf.devstack.temporal import EAGER_CONFIG
+
+    temporal = services["temporal"]
+    mounts = [str(v).split(":") for v in temporal.get("volumes", [])]
+    path = interpolate(environment(temporal).get("DYNAMIC_CONFIG_FILE_PATH") or "")
+    mounted = {target: source for source, target, *_ in mounts}
+    source = mounted.get(f"/etc/temporal/{path}")
+    assert source is not None, (path, mounts)
+    config = yaml.safe_load((ROOT / source).read_text())
+    assert {key: entries[0]["value"] for key, entries in config.items()} == EAGER_CONFIG

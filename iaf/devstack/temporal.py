@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -17,6 +18,13 @@ SEARCH_ATTRIBUTES = {
     "Kind": "Keyword",
     "RequestId": "Keyword",
     "SubjectRef": "Keyword",
+}
+
+
+# Also in deploy/temporal/dynamicconfig.yaml for docker-compose (a test keeps them equal).
+EAGER_CONFIG = {
+    "system.enableActivityEagerExecution": True,
+    "system.enableEagerWorkflowStart": True,
 }
 
 
@@ -82,6 +90,8 @@ class TemporalDevServer:
             args += ["--db-filename", str(self.db_file)]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
+        for key, value in EAGER_CONFIG.items():
+            args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
         # Workflow tasks wait less for a sticky worker that died (crash-recovery tests, restarts).
         args += ["--dynamic-config-value", "matching.numTaskqueueReadPartitions=1"]
         args += ["--dynamic-config-value", "matching.numTaskqueueWritePartitions=1"]
