@@ -24,4 +24,3 @@ async def test_an_idle_connection_killed_by_the_server_is_replaced_on_checkout(
         assert second_pid != first_pid
     finally:
         await engine.dispose()
-
