@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iaf.api.broker import LiveEvent, RoomEventBroker
 from iaf.api.deps import AppState
@@ -41,21 +42,43 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body over {limit} bytes")
+
+
 class BodySizeLimit:
-    """Refuse oversized bodies before they are read (413, JSON)."""
+    """Refuse oversized bodies (413, JSON): by Content-Length before they are read, and, for a
+    chunked body without one, once the bytes read pass the limit."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:  # the server reads no more than the declared length
+            if length.isdigit() and int(length) > self.limit:
                 response = error_response(413, "payload_too_large", f"body over {self.limit} bytes")
                 await response(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)  # FastAPI answers it as a JSON 413
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

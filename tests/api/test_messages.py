@@ -254,3 +254,24 @@ async def test_refused_posts_do_not_count_against_the_limit(client, settings):
         assert bad.status_code == 422
     ok = await alice.post(url, json={"content": "counted"})
     assert int(ok.headers["X-RateLimit-Remaining"]) == settings.posts_per_minute - 1
+
+
+async def test_a_chunked_body_past_the_limit_is_413_json_and_stores_nothing(client):
+    """No Content-Length to refuse by: the bytes read are counted instead."""
+    alice = await signup(client)
+    room = await alice.new_room()
+
+    async def chunks():
+        yield b'{"content": "'
+        for _ in range(40):
+            yield b"x" * 32_768  # 1.25 MiB in all, past the 1 MiB body limit
+        yield b'"}'
+
+    response = await alice.post(
+        f"/api/chat/rooms/{room['id']}/messages",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert await _count(alice, room["id"]) == 0
