@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = 10  # per account
     auth_requests_per_ip_per_minute: int = 60  # login and sign-up, per client address
     posts_per_minute: int = 60
+    # Typing notices and read markers cost a NOTIFY to every API replica each: per user.
+    typing_per_minute: int = 60
+    read_markers_per_minute: int = 120
     message_max_bytes: int = 16 * 1024
     message_edit_window_minutes: int = 15
     sse_heartbeat_seconds: float = 15.0

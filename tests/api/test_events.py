@@ -170,3 +170,25 @@ async def test_read_markers_beyond_64_bits_are_422(client):
         )
         assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_deleting_a_room_ends_its_open_streams(client):
+    alice = await signup(client)
+    bob = await colleague(alice)
+    room = await alice.new_room(member_ids=[bob.id])
+    async with open_stream(client, bob, room["id"]) as stream:
+        assert (await alice.delete(f"/api/chat/rooms/{room['id']}")).status_code == 204
+        notice = await stream.wait_for(lambda e: e.event == "room.delete")
+        assert notice.data == {"room_id": room["id"]} and notice.id is None
+        assert stream._task is not None
+        await asyncio.wait_for(stream._task, 5)  # the server closed the stream
+
+
+async def test_typing_is_rate_limited(client, settings):
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/typing"
+    statuses = [(await alice.post(url)).status_code for _ in range(settings.typing_per_minute)]
+    assert set(statuses) == {202}
+    limited = await alice.post(url)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from iaf.api.broker import LiveEvent, Subscription
@@ -109,7 +109,9 @@ async def room_stream(
 
 
 def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:
-    """A member who is removed stops receiving the room at once."""
+    """A member who is removed, or everyone when the room is deleted, stops at once."""
+    if type_ == "room.delete":
+        return True
     return type_ == "member.remove" and data.get("user_id") == str(user_id)
 
 
@@ -135,9 +137,16 @@ async def stream_events(
 
 @router.post("/rooms/{room_id}/read")
 async def mark_read(
-    room_id: uuid.UUID, body: ReadMarker, user: CurrentUser, session: SessionDep
+    room_id: uuid.UUID,
+    body: ReadMarker,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
 ) -> dict[str, Any]:
     await room_for_member(session, room_id, user)
+    limit = state.settings.read_markers_per_minute
+    await state.limiter.hit(f"read:{user.id}", limit, 60, response, session)
     if not await MessageRepository(session).in_room(body.message_id, room_id):
         raise ApiError(422, "invalid_message", "message_id is not a message of this room")
     stored = await MemberRepository(session).mark_read(room_id, user.id, body.message_id)
@@ -149,8 +158,12 @@ async def mark_read(
 
 
 @router.post("/rooms/{room_id}/typing", status_code=202)
-async def typing(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, str]:
+async def typing(
+    room_id: uuid.UUID, user: CurrentUser, session: SessionDep, state: StateDep, response: Response
+) -> dict[str, str]:
     await room_for_member(session, room_id, user)
+    limit = state.settings.typing_per_minute
+    await state.limiter.hit(f"typing:{user.id}", limit, 60, response, session)
     await EventRepository(session).notify_ephemeral(
         room_id, "typing", {"user_id": str(user.id), "name": user.name}
     )

@@ -112,6 +112,11 @@ async def delete_room(room_id: uuid.UUID, user: CurrentUser, session: SessionDep
     _, role = await room_for_member(session, room_id, user)
     if role != "owner":
         raise ApiError(403, "forbidden", "only the room owner may delete it")
+    # Delivered at commit, to every replica: open streams of the room end (its events go
+    # with it, so this notice is ephemeral).
+    await EventRepository(session).notify_ephemeral(
+        room_id, "room.delete", {"room_id": str(room_id)}
+    )
     await RoomRepository(session).delete(room_id)
     await session.commit()
     return Response(status_code=204)
