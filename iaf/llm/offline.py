@@ -284,6 +284,17 @@ def _float(value: str | None, default: float) -> float:
         return default
 
 
+# A message may slow the model down (tests, demos), but not below this: anyone can write the
+# marker, and a reply at 0.001 tokens/s would hold a worker slot for hours.
+MIN_MARKED_RATE = 2.0
+
+
+def _rate(marked: str | None, default: float) -> float:
+    if marked is None:
+        return max(default, 0.0)
+    return max(_float(marked, default), MIN_MARKED_RATE)
+
+
 def plan_reply(messages: Sequence[Any], tokens_per_second: float, model: str) -> Plan:
     """Decide the reply, its rate and any injected failure; raises for immediate failures."""
     user_messages = [m for m in messages if _role(m) == "user"]
@@ -301,7 +312,7 @@ def plan_reply(messages: Sequence[Any], tokens_per_second: float, model: str) ->
     return Plan(
         text=compose_answer(messages),
         prompt_tokens=sum(len(message_text(m).split()) for m in messages),
-        tokens_per_second=max(_float(markers.get("slow"), tokens_per_second), 0.0),
+        tokens_per_second=_rate(markers.get("slow"), tokens_per_second),
         fail_after=int(_float(fail_after, 0)) if fail_after is not None else None,
     )
 

@@ -346,3 +346,16 @@ def test_extract_sources_block_rules() -> None:
         ("B", "para one\n\npara two"),
     ]
     assert rest.split() == ["intro", "after", "A", "tail"]
+
+
+def test_a_slow_marker_cannot_stall_a_worker():
+    """Anyone can write the marker: it slows the model, never below MIN_MARKED_RATE."""
+    crawl = [{"role": "user", "content": "[offline: slow=0.001] hello"}]
+    assert (
+        offline_module.plan_reply(crawl, 0.0, "offline/iaf-offline").tokens_per_second
+        == offline_module.MIN_MARKED_RATE
+    )
+    quick = [{"role": "user", "content": "[offline: slow=40] hello"}]
+    assert offline_module.plan_reply(quick, 0.0, "offline/iaf-offline").tokens_per_second == 40
+    plain = [{"role": "user", "content": "hello"}]
+    assert offline_module.plan_reply(plain, 0.0, "offline/iaf-offline").tokens_per_second == 0
