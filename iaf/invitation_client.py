@@ -15,7 +15,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from iaf.schemas.invitations import InvitationInput, ReferralInput, ResendRequest
-from iaf.search_attributes import KIND, ROOM_ID
+from iaf.search_attributes import KIND, ROOM_ID, SUBJECT_REF
+from iaf.security import pseudonym
 from iaf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,27 @@ def referral_workflow_id(referral_id: uuid.UUID | str) -> str:
     return f"referral-{referral_id}"
 
 
+def _attributes(
+    settings: Settings, kind: str, subject_id: uuid.UUID, room_id: uuid.UUID | None = None
+) -> TypedSearchAttributes:
+    """Kind, RoomId and SubjectRef (a pseudonym: GDPR erasure finds the workflow by it)."""
+    pairs = [
+        SearchAttributePair(KIND, kind),
+        SearchAttributePair(
+            SUBJECT_REF, pseudonym(settings.secret("pseudonym_secret"), subject_id)
+        ),
+    ]
+    if room_id is not None:
+        pairs.append(SearchAttributePair(ROOM_ID, str(room_id)))
+    return TypedSearchAttributes(pairs)
+
+
 async def start_invitation(
-    client: Client, settings: Settings, invitation_id: uuid.UUID, room_id: uuid.UUID
+    client: Client,
+    settings: Settings,
+    invitation_id: uuid.UUID,
+    room_id: uuid.UUID,
+    inviter_id: uuid.UUID,
 ) -> bool:
     """Start once per invitation; False when it was already started (or has finished)."""
     from iaf.workflows.invitation import Invitation
@@ -43,12 +63,8 @@ async def start_invitation(
             id=invitation_workflow_id(invitation_id),
             task_queue=settings.temporal_task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(KIND, "invitation"),
-                    SearchAttributePair(ROOM_ID, str(room_id)),
-                ]
-            ),
+            search_attributes=_attributes(settings, "invitation", inviter_id, room_id),
+            static_summary=f"invitation {invitation_id} to room {room_id}",
             rpc_timeout=RPC_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:
@@ -79,7 +95,11 @@ async def request_resend(client: Client, invitation_id: uuid.UUID, seq: int) -> 
 
 
 async def _start_referral(
-    client: Client, settings: Settings, referral_id: uuid.UUID, start_signal: str | None
+    client: Client,
+    settings: Settings,
+    referral_id: uuid.UUID,
+    referred_user_id: uuid.UUID,
+    start_signal: str | None,
 ) -> None:
     from iaf.workflows.referral import Referral
 
@@ -89,27 +109,32 @@ async def _start_referral(
         id=referral_workflow_id(referral_id),
         task_queue=settings.temporal_task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(KIND, "referral")]),
+        search_attributes=_attributes(settings, "referral", referred_user_id),
+        static_summary=f"referral {referral_id}: credits once the invited user acts",
         start_signal=start_signal,
         rpc_timeout=RPC_TIMEOUT,
     )
 
 
-async def start_referral(client: Client, settings: Settings, referral_id: uuid.UUID) -> bool:
+async def start_referral(
+    client: Client, settings: Settings, referral_id: uuid.UUID, referred_user_id: uuid.UUID
+) -> bool:
     try:
-        await _start_referral(client, settings, referral_id, None)
+        await _start_referral(client, settings, referral_id, referred_user_id, None)
     except WorkflowAlreadyStartedError:
         return False
     return True
 
 
-async def signal_first_action(client: Client, settings: Settings, referral_id: uuid.UUID) -> bool:
+async def signal_first_action(
+    client: Client, settings: Settings, referral_id: uuid.UUID, referred_user_id: uuid.UUID
+) -> bool:
     """Signal-with-start, so the first action also starts a Referral that was never started.
 
     Best effort: first_action_at is already committed, and a waiting Referral re-reads it.
     """
     try:
-        await _start_referral(client, settings, referral_id, "first_action")
+        await _start_referral(client, settings, referral_id, referred_user_id, "first_action")
     except WorkflowAlreadyStartedError:
         return False  # already decided and closed: nothing left to tell it
     except Exception as exc:

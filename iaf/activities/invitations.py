@@ -91,7 +91,13 @@ class InvitationActivities:
     @activity.defn(name="start_referral")
     async def start_referral(self, ref: ReferralRef) -> bool:
         """Idempotent: a Referral already started (e.g. by the first action) is left alone."""
-        return await start_referral(self.temporal, self.settings, ref.referral_id)
+        async with self.sessionmaker() as session:
+            referral = await ReferralRepository(session).get(ref.referral_id)
+        if referral is None:
+            return False
+        return await start_referral(
+            self.temporal, self.settings, referral.id, referral.referred_user_id
+        )
 
     @activity.defn(name="load_referral")
     async def load_referral(self, ref: ReferralRef) -> ReferralState:

@@ -571,3 +571,30 @@ async def test_a_vague_question_is_refined_with_the_message_before_it(client, da
     assert result.context_steps >= 2 and [s["step"] for s in steps] == list(range(len(steps)))
     assert steps[-1]["best_score"] > steps[0]["best_score"]
     assert document["id"] in {s["document_id"] for s in run[0][0]["sources"]}
+
+
+async def test_operators_find_a_reply_by_room_agent_and_kind_and_read_its_summary(
+    client, settings, tc
+):
+    alice = await signup(client, "Alice Operator-Visible")
+    room = await alice.new_room()
+    message = await alice.say(room["id"], "@architect a question with private words")
+    result = await reply_result(tc, message["id"], "architect")
+    query = (
+        f"RoomId = '{room['id']}' AND AgentId = 'architect' AND Kind = 'agent-reply'"
+        " AND ExecutionStatus = 'Completed'"
+    )
+    found = []
+    for _ in range(50):  # visibility is eventually consistent
+        found = [w.id async for w in tc.list_workflows(query)]
+        if found:
+            break
+        await asyncio.sleep(0.2)
+    assert found == [result.reply_id]
+    described = await tc.get_workflow_handle(result.reply_id).describe()
+    summary = await described.static_summary()
+    assert summary == f"@architect replies to message {message['id']}"
+    attributes = {k.name: v for k, v in described.typed_search_attributes}
+    assert attributes["SubjectRef"] != alice.id and len(attributes["SubjectRef"]) >= 32
+    shown = f"{summary} {await described.static_details()} {attributes}"
+    assert "private" not in shown and alice.user["name"] not in shown

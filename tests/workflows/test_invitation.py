@@ -50,7 +50,8 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
-            namespace="default", search_attributes={"Kind": keyword, "RoomId": keyword}
+            namespace="default",
+            search_attributes={"Kind": keyword, "RoomId": keyword, "SubjectRef": keyword},
         )
     )
     try:

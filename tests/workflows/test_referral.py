@@ -193,7 +193,12 @@ async def test_no_grant_after_the_deadline_and_a_late_action_changes_nothing(rig
                 await ReferralRepository(session).note_first_action(referral.referred_user_id)
                 is None
             )
-        assert await signal_first_action(rig.env.client, rig.settings, referral_id) is False
+        assert (
+            await signal_first_action(
+                rig.env.client, rig.settings, referral_id, referral.referred_user_id
+            )
+            is False
+        )
     assert await rig.credits(alice) == (0, 0)
 
 

@@ -176,7 +176,9 @@ def _event(invitation: Invitation, **extra: str) -> dict[str, str]:
 async def _start_or_undo(state: AppState, session: AsyncSession, invitation: Invitation) -> None:
     """Without its workflow nobody would mail or expire the invitation: undo it and say so."""
     try:
-        await start_invitation(state.temporal, state.settings, invitation.id, invitation.room_id)
+        await start_invitation(
+            state.temporal, state.settings, invitation.id, invitation.room_id, invitation.invited_by
+        )
     except Exception as exc:
         log.warning("invitation %s not started (%s); undone", invitation.id, type(exc).__name__)
         await InvitationRepository(session).delete(invitation.id)
@@ -188,7 +190,9 @@ async def _start_or_undo(state: AppState, session: AsyncSession, invitation: Inv
 
 async def _ensure_started(state: AppState, invitation: Invitation) -> None:
     try:
-        await start_invitation(state.temporal, state.settings, invitation.id, invitation.room_id)
+        await start_invitation(
+            state.temporal, state.settings, invitation.id, invitation.room_id, invitation.invited_by
+        )
     except Exception as exc:
         log.warning("invitation %s: start check failed (%s)", invitation.id, type(exc).__name__)
 

@@ -97,7 +97,7 @@ async def post_message(
         # Referrals are created with the account, so once none is waiting it never will be.
         state.past_first_action.add(user_id)
     if referral_id is not None:
-        await signal_first_action(state.temporal, settings, referral_id)
+        await signal_first_action(state.temporal, settings, referral_id, user_id)
     # Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal.
     if created and route:
         await hand_off(state, out.id, str(room_id), user_id, body.content)
