@@ -31,6 +31,10 @@ Markers (for the platform's tests):
   this process, succeed afterwards (tests of Temporal retries; `reset_offline_state()`).
 - `[offline: slow=<tokens_per_second>]` in the last user message overrides the rate.
 
+Embeddings (`litellm.aembedding(model="offline/<anything>")`): a deterministic hashed
+bag of words, EMBEDDING_DIMENSIONS long and unit length, so the litellm embedding path
+(`EMBEDDING_MODEL=offline/...`) runs with no model and no network.
+
 Streaming yields one word per chunk (the word and its trailing whitespace), sleeping
 1/tokens_per_second between chunks when the rate is positive; a non-streaming call sleeps
 once for the same total. The last chunk carries the usage: prompt_tokens = words in all
@@ -46,6 +50,8 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import asyncio
+import hashlib
+import math
 import re
 import threading
 import time
@@ -58,7 +64,13 @@ import litellm
 from litellm.exceptions import APIConnectionError
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.llms.openai import ChatCompletionUsageBlock
-from litellm.types.utils import Choices, GenericStreamingChunk, ModelResponse, Usage
+from litellm.types.utils import (
+    Choices,
+    EmbeddingResponse,
+    GenericStreamingChunk,
+    ModelResponse,
+    Usage,
+)
 
 PROVIDER = "offline"
 DEFAULT_MODEL = "offline/iaf-offline"
@@ -355,6 +367,21 @@ def _chunk(text: str, finish_reason: str = "", usage: Usage | None = None) -> Ge
     )
 
 
+EMBEDDING_DIMENSIONS = 256
+_WORD = re.compile(r"\w+")
+
+
+def hashed_embedding(text: str) -> list[float]:
+    """Each word adds ±1 at a position its hash picks; texts sharing words point alike."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        index = int.from_bytes(digest[:4], "big") % EMBEDDING_DIMENSIONS
+        vector[index] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
+
+
 class OfflineLLM(CustomLLM):
     """litellm handler; litellm passes every argument by keyword."""
 
@@ -423,6 +450,25 @@ class OfflineLLM(CustomLLM):
                 await asyncio.sleep(1 / plan.tokens_per_second)
             yield _chunk(token)
         yield _chunk("", finish, _usage(plan, len(tokens)))
+
+    def embedding(self, *args: Any, **kwargs: Any) -> EmbeddingResponse:
+        return _embedding_response(kwargs)
+
+    async def aembedding(self, *args: Any, **kwargs: Any) -> EmbeddingResponse:
+        return _embedding_response(kwargs)
+
+
+def _embedding_response(kwargs: Mapping[str, Any]) -> EmbeddingResponse:
+    texts = [str(t) for t in kwargs.get("input") or []]
+    response: EmbeddingResponse = kwargs.get("model_response") or EmbeddingResponse()
+    response.model = str(kwargs.get("model") or DEFAULT_MODEL)
+    response.data = [
+        {"object": "embedding", "index": i, "embedding": hashed_embedding(text)}
+        for i, text in enumerate(texts)
+    ]
+    words = sum(len(_WORD.findall(t)) for t in texts)
+    response.usage = Usage(prompt_tokens=words, completion_tokens=0, total_tokens=words)
+    return response
 
 
 def register_offline_provider(tokens_per_second: float = 0.0) -> OfflineLLM:
