@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 from sqlalchemy import text
 
-from iaf.db.repositories.gdpr_erasure import email_regex, handle_regex, word_regex
+from iaf.db.repositories.chat import EventRepository
+from iaf.db.repositories.gdpr_erasure import (
+    ErasureRepository,
+    Targets,
+    email_regex,
+    handle_regex,
+    word_regex,
+)
 from tests.gdpr_helpers import db
+from tests.helpers import signup
 
 TEXTS = [
     ("write to ann@x.com today", True),
@@ -60,3 +71,38 @@ async def test_handle_regex_is_one_exact_mention(settings):
             "mail x@ann-lee.org",
             "@erased.",
         ]
+
+
+async def test_a_name_split_across_deltas_is_compacted_once_settled_and_found_while_not(
+    client, settings
+):
+    owner = await signup(client, "Stream Owner")
+    room = uuid.UUID((await owner.new_room("streams"))["id"])
+    name = "Wanda Split-Name"
+    targets = Targets(
+        user_id=uuid.uuid4(),
+        org_id=uuid.UUID(owner.user["org_id"]),
+        email="wanda@example.org",
+        name=name,
+        handle="wanda",
+        account_created_at=datetime.now(UTC),
+        room_ids=[room],
+    )
+    async with db(settings) as session:
+        events = EventRepository(session)
+        for reply_id, settled in (("reply-1-scribe", True), ("reply-2-scribe", False)):
+            base = {"reply_id": reply_id, "agent_id": "scribe", "attempt": 1}
+            for seq, piece in enumerate((f"hello {name[:5]}", name[5:], ", bye")):
+                await events.append(room, "agent.delta", {**base, "seq": seq, "text": piece})
+            if settled:
+                await events.append(room, "agent.done", {**base, "message_id": None})
+        await session.commit()
+        erasure = ErasureRepository(session)
+        _, findings, _ = await erasure.scan(targets)
+        streams = [f for f in findings if f.location == "postgres:room_events.agent_stream"]
+        assert [(f.needle, f.rows) for f in streams] == [("name", 2)]
+        assert await erasure.compact_agent_streams([room]) == 3
+        _, findings, _ = await erasure.scan(targets)
+        streams = [f for f in findings if f.location == "postgres:room_events.agent_stream"]
+        assert [(f.needle, f.rows) for f in streams] == [("name", 1)]  # still streaming
+        await session.rollback()

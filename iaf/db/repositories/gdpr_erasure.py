@@ -333,18 +333,20 @@ class ErasureRepository:
         and its message.new event: the deltas (and resets) of the subject's rooms go."""
         if not room_ids:
             return 0
-        finished_run = (
-            " OR EXISTS (SELECT 1 FROM agent_runs r WHERE r.reply_id = e.data ->> 'reply_id'"
-            " AND r.status IN ('done', 'error', 'cancelled'))"
+        finished_runs = (
+            " UNION SELECT room_id, reply_id FROM agent_runs WHERE room_id = ANY(:rooms)"
+            " AND status IN ('done', 'error', 'cancelled')"
             if await table_exists(self.session, "agent_runs")
             else ""
         )
+        # One pass over the rooms' events joined (hash join) with the finished replies.
         return await self._exec(
-            "DELETE FROM room_events e WHERE e.room_id = ANY(:rooms)"
-            " AND e.type IN ('agent.delta', 'agent.reset')"
-            " AND (EXISTS (SELECT 1 FROM room_events d WHERE d.room_id = e.room_id"
-            "  AND d.type IN ('agent.done', 'agent.error')"
-            "  AND d.data ->> 'reply_id' = e.data ->> 'reply_id')" + finished_run + ")",
+            "DELETE FROM room_events e USING ("
+            " SELECT room_id, data ->> 'reply_id' AS reply_id FROM room_events"
+            " WHERE room_id = ANY(:rooms) AND type IN ('agent.done', 'agent.error')"
+            + finished_runs
+            + ") f WHERE e.room_id = f.room_id AND e.data ->> 'reply_id' = f.reply_id"
+            " AND e.room_id = ANY(:rooms) AND e.type IN ('agent.delta', 'agent.reset')",
             {"rooms": room_ids},
         )
 
