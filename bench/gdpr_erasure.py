@@ -1,9 +1,19 @@
 """Issue 5 benchmark: GDPR erasure time for a subject with 1,000 / 10,000 / 50,000 messages and
 as many Qdrant vectors (grace period 0), through the Erasure workflow on the Temporal dev server.
 
+The subject also has workflow executions, as a real one would: every message posted through
+the API starts a RouteMessage (`route-{id}`, with the SubjectRef search attribute). Starting
+one per message would make the setup of the 50,000 case last a quarter of an hour on these
+machines, so one message in WORKFLOWS_EVERY gets its RouteMessage, started through the real
+client (`start_route_message`) and run to completion by the worker; so does one in
+WORKFLOWS_EVERY of the bystander's messages in the shared room, which the erasure must read
+(they are in the subject's room) but keep.
+
 Baseline, measured in the same run on a twin subject with the same data: the raw set-based
 statements alone (anonymise messages and their events, delete the private data and the
-account) and the Qdrant deletes by owner filter, with no Temporal, no scrub and no scans.
+account), the Qdrant deletes by owner filter, and the Temporal deletes of the twin's
+executions (parallel delete calls, then waiting until visibility lists none), with no scrub,
+no history reads and no scans.
 
     .venv/bin/python -m bench.gdpr_erasure [sizes...]      # JSON → bench/results/gdpr_erasure.json
 """
@@ -32,6 +42,7 @@ from iaf.db.repositories.gdpr_erasure import ErasureRepository
 from iaf.gdpr import service
 from iaf.schemas.gdpr import ErasureResult
 from iaf.settings import Settings
+from iaf.temporal_client import route_workflow_id, start_route_message
 from iaf.workers.main import running_worker
 from iaf.workers.registry import WorkerClients
 
@@ -39,12 +50,20 @@ SIZES = (1_000, 10_000, 50_000)
 VECTOR_SIZE = 384
 BATCH = 1000
 GOAL_SECONDS_AT_10K = 30.0
+# One RouteMessage execution per this many messages (the subject's and the bystander's).
+WORKFLOWS_EVERY = 10
+PARALLEL_STARTS = 16
+SETTLE_SECONDS = 40.0
 
 
 @dataclass
 class Subject:
     user_id: uuid.UUID
     label: str
+    room_id: uuid.UUID
+    bystander_id: uuid.UUID
+    executions: int = 0
+    bystander_executions: int = 0
 
 
 async def _one(session: AsyncSession, sql: str, **params: Any) -> Any:
@@ -139,7 +158,39 @@ async def make_subject(
             {"room": room, "private": private},
         )
         await session.commit()
-    return Subject(uuid.UUID(str(uid)), label)
+    return Subject(uuid.UUID(str(uid)), label, uuid.UUID(str(room)), uuid.UUID(str(other)))
+
+
+async def start_route_workflows(clients: WorkerClients, subject: Subject) -> float:
+    """RouteMessage for every WORKFLOWS_EVERY-th message of the subject (tagged with their
+    SubjectRef) and of the bystander (in the shared room), run to completion. Returns seconds."""
+    started_at = time.perf_counter()
+    async with clients.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT id, room_id, sender_user_id FROM ("
+                    " SELECT id, room_id, sender_user_id,"
+                    " row_number() OVER (PARTITION BY sender_user_id ORDER BY id) AS n"
+                    " FROM messages WHERE sender_user_id IN (:uid, :other)) m"
+                    " WHERE n % :every = 0"
+                ),
+                {"uid": subject.user_id, "other": subject.bystander_id, "every": WORKFLOWS_EVERY},
+            )
+        ).all()
+    gate = asyncio.Semaphore(PARALLEL_STARTS)
+
+    async def run_one(message_id: int, room_id: uuid.UUID, sender: uuid.UUID) -> None:
+        async with gate:
+            await start_route_message(
+                clients.temporal, clients.settings, message_id, str(room_id), sender
+            )
+            await clients.temporal.get_workflow_handle(route_workflow_id(message_id)).result()
+
+    await asyncio.gather(*(run_one(int(r[0]), r[1], r[2]) for r in rows))
+    subject.executions = sum(1 for r in rows if r[2] == subject.user_id)
+    subject.bystander_executions = len(rows) - subject.executions
+    return time.perf_counter() - started_at
 
 
 @contextlib.contextmanager
@@ -187,7 +238,7 @@ async def add_vectors(qdrant: AsyncQdrantClient, subject: Subject, count: int) -
 
 async def erase_with_temporal(
     clients: WorkerClients, subject: Subject
-) -> tuple[float, dict[str, float], bool]:
+) -> tuple[float, dict[str, float], dict[str, Any], bool]:
     settings = clients.settings
     async with clients.sessionmaker() as session:
         user = await session.get(User, subject.user_id)
@@ -211,21 +262,50 @@ async def erase_with_temporal(
     result = await handle.result()
     elapsed = time.perf_counter() - started
     async with clients.sessionmaker() as session:
-        rows = await session.execute(
-            text(
-                "SELECT step, extract(epoch FROM finished_at - started_at) FROM"
-                " data_subject_request_steps"
-                " WHERE request_id = :id ORDER BY position"
-            ),
-            {"id": request.id},
-        )
-        steps = {str(r[0]): round(float(r[1] or 0), 3) for r in rows.all()}
-    return elapsed, steps, bool(result.clean)
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT step, extract(epoch FROM finished_at - started_at), detail FROM"
+                    " data_subject_request_steps"
+                    " WHERE request_id = :id ORDER BY position"
+                ),
+                {"id": request.id},
+            )
+        ).all()
+    steps = {str(r[0]): round(float(r[1] or 0), 3) for r in rows}
+    details = {str(r[0]): r[2] for r in rows if r[0] in ("delete_workflows", "verify")}
+    return elapsed, steps, details, bool(result.clean)
 
 
-async def erase_baseline(clients: WorkerClients, subject: Subject) -> tuple[float, float]:
+async def delete_executions_raw(clients: WorkerClients, subject: Subject) -> float:
+    """The twin's executions: parallel delete calls, then until visibility lists none."""
+    from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+    from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+
+    temporal = clients.temporal
+    query = f'SubjectRef = "{service.subject_ref(clients.settings, subject.user_id)}"'
+    started = time.perf_counter()
+    executions = [e async for e in temporal.list_workflows(query, page_size=1000)]
+    gate = asyncio.Semaphore(PARALLEL_STARTS)
+
+    async def delete(workflow_id: str, run_id: str) -> None:
+        async with gate:
+            await temporal.workflow_service.delete_workflow_execution(
+                DeleteWorkflowExecutionRequest(
+                    namespace=temporal.namespace,
+                    workflow_execution=ExecutionRef(workflow_id=workflow_id, run_id=run_id),
+                )
+            )
+
+    await asyncio.gather(*(delete(e.id, e.run_id or "") for e in executions))
+    while (await temporal.count_workflows(query)).count:
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - started
+
+
+async def erase_baseline(clients: WorkerClients, subject: Subject) -> tuple[float, float, float]:
     """The same deletions as raw statements: what the work costs without the workflow around it.
-    Returns (SQL seconds, Qdrant seconds)."""
+    Returns (SQL seconds, Qdrant seconds, Temporal seconds)."""
     assert clients.qdrant is not None
     started = time.perf_counter()
     async with clients.sessionmaker() as session:
@@ -252,7 +332,8 @@ async def erase_baseline(clients: WorkerClients, subject: Subject) -> tuple[floa
         await clients.qdrant.delete(
             collection, points_selector=models.FilterSelector(filter=selector), wait=True
         )
-    return sql, time.perf_counter() - started
+    qdrant = time.perf_counter() - started
+    return sql, qdrant, await delete_executions_raw(clients, subject)
 
 
 async def run(sizes: tuple[int, ...]) -> dict[str, Any]:
@@ -268,20 +349,39 @@ async def run(sizes: tuple[int, ...]) -> dict[str, Any]:
             pseudonym_secret="bench-pseudonym-0123456789",
             smtp_port=free_port(),
             erasure_grace_days=0,
+            # Setup starts thousands of workflows at once: no 1 s cut-off for them here.
+            temporal_start_timeout_seconds=30.0,
         )
         async with running_worker(settings, sweep=False) as clients:
             assert clients.qdrant is not None
             for size in sizes:
                 measured = await make_subject(clients.sessionmaker, size, "Measured")
                 twin = await make_subject(clients.sessionmaker, size, "Baseline")
+                # Other people use the platform too: an unrelated org as busy as the subject,
+                # whose executions (started after the subject signed up) the erasure must not
+                # need to read.
+                crowd = await make_subject(clients.sessionmaker, size, "Crowd")
+                setup = await start_route_workflows(clients, measured)
+                setup += await start_route_workflows(clients, twin)
+                setup += await start_route_workflows(clients, crowd)
+                workflows_done = time.monotonic()
                 await add_vectors(clients.qdrant, measured, size)
                 await add_vectors(clients.qdrant, twin, size)
-                baseline_sql, baseline_qdrant = await erase_baseline(clients, twin)
-                baseline = baseline_sql + baseline_qdrant
-                elapsed, steps, clean = await erase_with_temporal(clients, measured)
+                # A real subject's executions are not seconds old (the grace period alone is
+                # days). The server holds the deletion of a just-closed execution until its
+                # close is acknowledged (about 30 s): let both subjects' executions age past it.
+                await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - workflows_done)))
+                baseline_sql, baseline_qdrant, baseline_temporal = await erase_baseline(
+                    clients, twin
+                )
+                baseline = baseline_sql + baseline_qdrant + baseline_temporal
+                elapsed, steps, details, clean = await erase_with_temporal(clients, measured)
                 row = {
                     "messages": size,
                     "vectors": size,
+                    "subject_workflow_executions": measured.executions,
+                    "bystander_workflow_executions_in_room": measured.bystander_executions,
+                    "unrelated_workflow_executions": crowd.executions + crowd.bystander_executions,
                     "erasure_seconds": round(elapsed, 3),
                     "baseline_seconds": round(baseline, 3),
                     "overhead_seconds": round(elapsed - baseline, 3),
@@ -289,24 +389,38 @@ async def run(sizes: tuple[int, ...]) -> dict[str, Any]:
                     "erasure_without_qdrant_seconds": round(elapsed - steps["delete_vectors"], 3),
                     "baseline_sql_seconds": round(baseline_sql, 3),
                     "baseline_qdrant_seconds": round(baseline_qdrant, 3),
+                    "baseline_temporal_seconds": round(baseline_temporal, 3),
                     "seconds_per_1000_messages": round(elapsed / size * 1000, 3),
                     "verification_clean": clean,
                     "steps_seconds": steps,
+                    "steps_detail": details,
+                    "setup_workflow_seconds": round(setup, 1),
                 }
                 rows.append(row)
                 print(
-                    f"{size:>6} messages+vectors: erasure {elapsed:7.2f} s  baseline"
-                    f" {baseline:7.2f} s  "
-                    f"clean={clean}  slowest step {max(steps, key=lambda k: steps[k])}"
+                    f"{size:>6} messages+vectors, {measured.executions} executions: erasure"
+                    f" {elapsed:7.2f} s  baseline {baseline:7.2f} s  clean={clean}  steps {steps}",
+                    flush=True,
                 )
     at_10k = next((r["erasure_seconds"] for r in rows if r["messages"] == 10_000), None)
     return {
         "goal": f"<= {GOAL_SECONDS_AT_10K} s at 10,000 messages and vectors, growing linearly",
         "goal_met_at_10k": None if at_10k is None else at_10k <= GOAL_SECONDS_AT_10K,
         "qdrant": "local mode (qdrant-client), as in the embedded stack",
+        "workflows": (
+            f"one RouteMessage per {WORKFLOWS_EVERY} messages of the subject (SubjectRef), of"
+            " the bystander in the subject's room, and of an unrelated org as busy as the"
+            " subject, started with the real client and completed at least"
+            f" {SETTLE_SECONDS:.0f} s before the erasure"
+        ),
+        "noise": (
+            "2 shared cores (other engineers' jobs run on the same machine): figures vary by"
+            " tens of percent between runs"
+        ),
         "bottleneck": (
             "delete_vectors: qdrant-client local mode deletes point by point, one SQLite commit"
-            " (fsync) each, in the worker process; every other step grows linearly"
+            " (fsync) each, in the worker process; delete_workflows: the dev server removes"
+            " deleted executions asynchronously at about 100 per second"
         ),
         "rows": rows,
     }
