@@ -92,3 +92,61 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
         assert login.status_code == 200, "a second run keeps the data"
     finally:
         _stop(process)
+
+
+def test_services_only_then_api_and_worker_in_other_terminals_with_no_flags(tmp_path):
+    """`iaf dev --services-only`, then `iaf api` and `iaf worker` with no flags: the three
+    share one environment (as a `.env` would give them) and the working directory, whose
+    `.iaf/` holds the data and the generated secrets; an agent answers."""
+    ports = {name: free_port() for name in ("api", "pg", "temporal", "ui", "smtp")}
+    base = f"http://127.0.0.1:{ports['api']}"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DATA_DIR"},
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{ports['pg']}/iaf",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+        "TEMPORAL_UI_PORT": str(ports["ui"]),
+        "SMTP_PORT": str(ports["smtp"]),
+        "API_PORT": str(ports["api"]),
+        "PUBLIC_BASE_URL": base,
+    }
+
+    def run(*command: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "iaf.cli", *command],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    services = run("dev", "--services-only")
+    processes = [services]
+    try:
+        deadline = time.monotonic() + 120
+        while not (_port_open(ports["pg"]) and _port_open(ports["temporal"])):
+            assert services.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        processes += [run("api"), run("worker")]
+        _wait_healthy(base)
+        alice = httpx.post(
+            f"{base}/api/auth/signup",
+            json={"email": unique_email("sep"), "password": "long enough pw", "name": "Sep"},
+        ).json()
+        headers = {"Authorization": f"Bearer {alice['access_token']}"}
+        room = httpx.post(f"{base}/api/chat/rooms", json={"name": "r"}, headers=headers).json()
+        messages = f"{base}/api/chat/rooms/{room['id']}/messages"
+        posted = httpx.post(messages, json={"content": "@architect hello"}, headers=headers)
+        assert posted.status_code == 201
+        for _ in range(240):
+            items = httpx.get(messages, headers=headers).json()["items"]
+            if any(m["sender_agent_id"] == "architect" for m in items):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("no agent reply through the separately started worker")
+        assert (tmp_path / ".iaf" / "secrets").is_dir(), "secrets shared through ./.iaf"
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+    assert all(p.returncode == 0 for p in processes[:1])
+    assert not any(_port_open(p) for p in ports.values())
