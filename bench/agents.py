@@ -194,7 +194,6 @@ async def direct_runner_main() -> None:
 
     from iaf.activities.agents_db import AgentDbActivities
     from iaf.activities.database import ChatDatabaseActivities
-    from iaf.activities.gdpr_qdrant import make_qdrant
     from iaf.activities.llm import LlmActivities
     from iaf.activities.retrieval import RetrievalActivities
     from iaf.agents.context import plan_step
@@ -202,6 +201,7 @@ async def direct_runner_main() -> None:
     from iaf.db.repositories.agents import AgentRunRepository
     from iaf.llm.offline import register_offline_provider
     from iaf.retrieval.embedder import make_embedder
+    from iaf.retrieval.qdrant import make_qdrant
     from iaf.retrieval.store import VectorStore
     from iaf.schemas.agents import (
         AgentReplyInput,

@@ -18,20 +18,10 @@ from iaf.db.repositories.gdpr_erasure import ErasureRepository, Targets
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
 from iaf.schemas.gdpr import FindingOut, StepInput, StepResult, VerificationPart
-from iaf.settings import Settings
 
 # Collection → the payload key that names the person a point belongs to.
 OWNER_KEYS = {"knowledge": "owner_id", "memories": "user_id"}
 _SCROLL_PAGE = 1000
-
-
-def make_qdrant(settings: Settings) -> AsyncQdrantClient:
-    """Server when qdrant_url is set, else local mode under data_dir (one process per path)."""
-    if settings.qdrant_url:
-        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return AsyncQdrantClient(url=settings.qdrant_url, api_key=key)
-    settings.resolved_qdrant_path.mkdir(parents=True, exist_ok=True)
-    return AsyncQdrantClient(path=str(settings.resolved_qdrant_path))
 
 
 def owner_filter(key: str, user_id: uuid.UUID) -> models.Filter:

@@ -18,6 +18,8 @@ from typing import Any
 
 from qdrant_client import AsyncQdrantClient, models
 
+from iaf.retrieval.qdrant import is_local
+
 KNOWLEDGE = "knowledge"
 MEMORIES = "memories"
 _INDEXED_KEYS = {
@@ -96,7 +98,9 @@ class VectorStore:
 
     @property
     def _local(self) -> bool:
-        return type(getattr(self.client, "_client", None)).__name__ == "AsyncQdrantLocal"
+        return is_local(self.client) or (
+            type(getattr(self.client, "_client", None)).__name__ == "AsyncQdrantLocal"
+        )
 
     async def upsert(
         self, collection: str, points: Sequence[tuple[str, list[float], dict[str, Any]]]

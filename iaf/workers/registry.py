@@ -13,7 +13,7 @@ from temporalio.client import Client
 from iaf.activities.agents_db import AgentDbActivities, KnowledgeDbActivities
 from iaf.activities.database import ChatDatabaseActivities
 from iaf.activities.gdpr_database import GdprDatabaseActivities
-from iaf.activities.gdpr_qdrant import GdprQdrantActivities, make_qdrant
+from iaf.activities.gdpr_qdrant import GdprQdrantActivities
 from iaf.activities.invitations import InvitationActivities
 from iaf.activities.ledger import LedgerActivities
 from iaf.activities.llm import LlmActivities
@@ -21,6 +21,7 @@ from iaf.activities.mail import MailActivities
 from iaf.activities.retrieval import ContextElsewhere, RetrievalActivities
 from iaf.activities.temporal_admin import TemporalAdminActivities
 from iaf.retrieval.embedder import Embedder, make_embedder
+from iaf.retrieval.qdrant import make_qdrant
 from iaf.retrieval.store import VectorStore
 from iaf.settings import Settings
 from iaf.workflows.agent_reply import AgentReply
