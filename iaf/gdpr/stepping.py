@@ -57,8 +57,9 @@ async def run_step(
             request = await requests.get(request_id)
             if request is None or request.status != "in_progress":
                 # Cancelled (or finished) meanwhile: no erasure step may touch the data then.
+                status = request.status if request else "gone"
                 raise ApplicationError(
-                    f"erasure request is {request.status if request else 'gone'}, not in progress",
+                    f"erasure request is {status}, not in progress",
                     type="NotInProgress",
                     non_retryable=True,
                 )

@@ -231,6 +231,7 @@ async def test_a_database_error_on_the_session_worker_keeps_the_answer_out_of_hi
 # SMTP codes, and stepping.py's `message`, which is safe_error() (our own text or a class name).
 ALLOWED_IN_MESSAGES = {
     "name",
+    "status",  # a request's status: one of a fixed set of words
     "step",
     "request_id",
     "exc.code",
