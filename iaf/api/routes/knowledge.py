@@ -74,12 +74,7 @@ async def create_document(
         org_id, user.id, body.scope, body.room_id, body.title.strip(), body.content
     )
     await session.commit()
-    await best_effort(
-        f"IngestKnowledge for {document.id}",
-        start_vector_job(
-            state.temporal, settings, "document", document.id, user.id, room_id=document.room_id
-        ),
-    )
+    await _start_job(state, document, removal=False)
     return document_out(document)
 
 
@@ -134,18 +129,7 @@ async def delete_document(
         await KnowledgeRepository(session).set_status(document.id, "deleting")
         await session.refresh(document)
     await session.commit()
-    await best_effort(
-        f"RemoveVectors for {document.id}",
-        start_vector_job(
-            state.temporal,
-            state.settings,
-            "document",
-            document.id,
-            document.owner_id,
-            removal=True,
-            room_id=document.room_id,
-        ),
-    )
+    await _start_job(state, document, removal=True)
     return document_out(document)
 
 
@@ -163,18 +147,25 @@ async def retry_document(
     await KnowledgeRepository(session).set_status(document.id, "pending", error=None)
     await session.refresh(document)
     await session.commit()
+    await _start_job(state, document, removal=False)
+    return document_out(document)
+
+
+async def _start_job(state: StateDep, document: KnowledgeDocument, *, removal: bool) -> None:
+    """IngestKnowledge or RemoveVectors; when Temporal is away, the worker resumes it later."""
+    label = "RemoveVectors" if removal else "IngestKnowledge"
     await best_effort(
-        f"IngestKnowledge for {document.id}",
+        f"{label} for {document.id}",
         start_vector_job(
             state.temporal,
             state.settings,
             "document",
             document.id,
             document.owner_id,
+            removal=removal,
             room_id=document.room_id,
         ),
     )
-    return document_out(document)
 
 
 async def _ensure_may_manage(
