@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import timedelta
 
@@ -35,13 +36,15 @@ class RateLimiter:
             async with self.engine.begin() as connection:
                 usage = await RateLimitRepository(connection).hit(bucket, window_seconds)
         if usage.used > limit and session is not None:
-            await session.rollback()
+            await session.rollback()  # the refused request is not counted after all
+            usage = dataclasses.replace(usage, hits=usage.hits - 1)
         enforce(usage, limit, window_seconds, response)
 
 
 def seconds_until_allowed(usage: WindowUsage, limit: int, window: int) -> float:
-    """When one more request (counted on top of `usage`) fits: the previous window's weight
-    decays linearly, and once the current window ends its count becomes the previous one."""
+    """When one more request fits on top of the `usage.hits` stored in the window: the
+    previous window's weight decays linearly, and once the current window ends its count
+    becomes the previous one."""
     if usage.hits < limit and usage.previous_hits > 0:
         fraction = 1 - (limit - usage.hits - 1) / usage.previous_hits
         return max(0.0, fraction * window - usage.elapsed_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import psycopg
@@ -275,3 +276,32 @@ async def test_a_chunked_body_past_the_limit_is_413_json_and_stores_nothing(clie
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "payload_too_large"
     assert await _count(alice, room["id"]) == 0
+
+
+async def test_identical_posts_racing_each_other_store_one_message(client, database_url):
+    """A client that retries before its first attempt answered: both get the one message.
+    Holding the poster's rate-limit row makes both statements look for the other's message
+    before either stores its own."""
+    alice = await signup(client)
+    room = await alice.new_room()
+    url = f"/api/chat/rooms/{room['id']}/messages"
+    body = {"content": "once", "client_msg_id": "race-1"}
+    async with await psycopg.AsyncConnection.connect(database_url) as blocker:
+        seconds = await (await blocker.execute("SELECT extract(epoch FROM now()) % 60")).fetchone()
+        if seconds is not None and float(seconds[0]) > 50:
+            await asyncio.sleep(61 - float(seconds[0]))  # the counter row must stay current
+        await blocker.commit()
+        await alice.say(room["id"], "warm up")  # the counter row exists; past the first post
+        held = await blocker.execute(
+            "SELECT hits FROM rate_limit_counters WHERE bucket = %s"
+            " ORDER BY window_start DESC LIMIT 1 FOR UPDATE",
+            (f"post:{alice.id}",),
+        )
+        assert await held.fetchone() is not None
+        racing = [asyncio.ensure_future(alice.post(url, json=body)) for _ in range(2)]
+        await asyncio.sleep(1.0)
+        await blocker.commit()
+    first, second = await asyncio.gather(*racing)
+    assert sorted((first.status_code, second.status_code)) == [200, 201], second.text
+    assert first.json()["id"] == second.json()["id"]
+    assert await _count(alice, room["id"]) == 2

@@ -276,7 +276,8 @@ def message_out(message: Message, sender_name: str | None) -> MessageOut:
 # The hot path in one statement, committed on its own: the poster's account (active, token
 # version), membership, the reply_to check, a retried client_msg_id, the rate limit, the
 # message and its message.new event. Every check is a row condition, so a refused post writes
-# nothing; only an accepted post counts against the limit (Retry-After is then exact).
+# nothing, and a refused post does not count against the limit. (Two identical posts racing
+# each other both count: the second finds the first's row only when it inserts.)
 _POST_WITH_EVENT = text(
     f"""
     WITH who AS (
@@ -359,8 +360,8 @@ class PostOutcome:
 
 
 def _post_usage(row: Any) -> WindowUsage:
-    """The limiter's view of a post: an accepted one's count; for one the limit refused, the
-    count it would have made (over the limit); otherwise the window as it stands."""
+    """The limiter's view of a post: the count stored in the window, and `used` with this
+    post in it when it was accepted or refused by the limit (then over the limit)."""
     refused_by_limit = (
         row.hits is None
         and row.retried_id is None
@@ -368,12 +369,12 @@ def _post_usage(row: Any) -> WindowUsage:
         and not row.archived
         and row.reply_ok
     )
-    hits = int(row.hits) if row.hits is not None else int(row.current_hits) + refused_by_limit
+    stored = int(row.hits) if row.hits is not None else int(row.current_hits)
     return WindowUsage(
-        hits,
+        stored,
         int(row.previous_hits),
         float(row.elapsed),
-        hits + float(row.previous_weight),
+        stored + refused_by_limit + float(row.previous_weight),
         row.window_start,
     )
 
@@ -442,7 +443,9 @@ class MessageRepository:
         if row.id is not None:
             stored = out.model_copy(update={"id": int(row.id), "sender_name": row.sender_name})
             return replace(outcome, message=stored)
-        if outcome.member and row.retried_id is not None and body.client_msg_id:
+        # A retry, or an identical post racing this one that stored its message first.
+        retried = row.retried_id is not None or row.hits is not None
+        if outcome.member and retried and body.client_msg_id:
             return replace(
                 outcome,
                 message=await self._by_client_id(room_id, sender_user_id, body.client_msg_id),

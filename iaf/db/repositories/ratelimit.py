@@ -45,7 +45,8 @@ _HIT = text(
 
 @dataclass(frozen=True)
 class WindowUsage:
-    """One bucket's state right after a hit."""
+    """One bucket's state after a hit: `hits` stored in the current window, `used` the
+    sliding-window count the limit is checked against."""
 
     hits: int
     previous_hits: int
