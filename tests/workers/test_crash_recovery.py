@@ -51,12 +51,18 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def worker_process(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Settings, log: Path, *module_args: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker subprocess (`python -m iaf.cli worker`, or `python -m <module_args>`), its
+    sweeps kept off the database the other tests share."""
+    env = worker_env(settings)
+    env.update(SWEEP_MIN_AGE_SECONDS="1e9", KNOWLEDGE_RESUME_AFTER_SECONDS="1e9")
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "iaf.cli", "worker"],
+            [sys.executable, "-m", *(module_args or ("iaf.cli", "worker"))],
             cwd=REPO,
-            env=worker_env(settings),
+            env=env,
             stdout=out,
             stderr=out,
             start_new_session=True,

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +36,7 @@ from iaf.settings import Settings
 from iaf.workflows.referral import Referral
 from tests.conftest import make_settings
 from tests.helpers import unique_email
-from tests.workers.test_crash_recovery import REPO, worker_env
+from tests.workers.test_crash_recovery import worker_process
 from tests.workflows.test_invitation import time_skipping_env
 
 QUEUE = "iaf-referral-ts"
@@ -276,34 +274,6 @@ async def test_no_self_referral_and_one_referral_per_referred_user(rig):
 
 
 # --- a real worker process killed during the grant ------------------------------------------
-
-
-@contextlib.contextmanager
-def worker_process(
-    settings: Settings, log: Path, *module_args: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker subprocess (`python -m <module_args>`), its sweeps kept off the shared database."""
-    env = worker_env(settings)
-    env.update(SWEEP_MIN_AGE_SECONDS="1e9", KNOWLEDGE_RESUME_AFTER_SECONDS="1e9")
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", *module_args],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def tail(log: Path) -> str:
