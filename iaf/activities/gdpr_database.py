@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -290,7 +291,10 @@ class GdprDatabaseActivities:
         async def body(session: AsyncSession) -> VerificationPart:
             targets = await _targets(session, input.request_id)
             needles = Needles.of(targets.email, targets.name, str(targets.user_id))
-            checked, findings, review = scan_exports(exports_dir(self.settings), needles)
+            # Unzipping every archive is CPU and disk work: off the event loop.
+            checked, findings, review = await asyncio.to_thread(
+                scan_exports, exports_dir(self.settings), needles, str(targets.user_id)
+            )
             return VerificationPart(
                 store="exports", checked=checked, findings=findings, review=review
             )

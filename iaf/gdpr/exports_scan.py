@@ -1,14 +1,15 @@
 """The exports directory in the verification scan: no archive of the subject may survive.
 
 Export archives are zips (deflated), so each member is read and searched, not the raw file.
-A file that holds the subject's id is theirs (every export names its subject by id) or
-carries their id: a trace. The e-mail or name alone in someone else's archive (a colleague's
-own message that named the subject, exported before the erasure) is that person's copy, gone
-when its link expires: counted for review.
+An archive whose subject is the erased person, or a file that is not another person's
+archive and holds their id, is a trace. Anything found in another person's archive (a
+colleague's own message that named the subject, exported before the erasure) is that
+person's copy, gone when its link expires: counted for review.
 """
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -16,22 +17,32 @@ from iaf.gdpr.scan import Needles
 from iaf.schemas.gdpr import FindingOut
 
 
-def _texts(path: Path) -> list[str]:
+def _texts(path: Path) -> tuple[list[str], str | None]:
+    """The file's texts, and the id of the archive's subject when it is a readable export."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return [
+            texts = [
                 archive.read(member).decode("utf-8", "replace") for member in archive.namelist()
             ]
+            return texts, _subject_id(archive)
     except (zipfile.BadZipFile, OSError, EOFError):
         # An interrupted write (.partial): whatever is stored uncompressed is still read.
         try:
-            return [path.read_bytes().decode("utf-8", "replace")]
+            return [path.read_bytes().decode("utf-8", "replace")], None
         except OSError:  # removed meanwhile (an export expiring)
-            return []
+            return [], None
+
+
+def _subject_id(archive: zipfile.ZipFile) -> str | None:
+    try:
+        document = json.loads(archive.read("export.json"))
+        return str(document["subject"]["id"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def scan_exports(
-    directory: Path, needles: Needles
+    directory: Path, needles: Needles, subject_id: str
 ) -> tuple[int, list[FindingOut], list[FindingOut]]:
     """(files checked, findings, review) for every file under the exports directory."""
     checked = 0
@@ -42,9 +53,11 @@ def scan_exports(
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
         checked += 1
         kinds: set[str] = set()
-        for text in _texts(path):
+        texts, owner = _texts(path)
+        for text in texts:
             kinds.update(needles.found_in_text(text))
         location = f"exports:{path.name}"
-        out = findings if "id" in kinds else review
+        theirs = owner == subject_id or (owner is None and "id" in kinds)
+        out = findings if theirs and kinds else review
         out += [FindingOut(location=location, needle=k, rows=1) for k in sorted(kinds)]
     return checked, findings, review

@@ -26,7 +26,7 @@ def test_the_subjects_archive_is_a_finding_and_a_namesake_in_another_only_for_re
     archive(tmp_path / "b.zip", {"subject": {"id": "other"}, "messages": ["thanks Ann Lee"]})
     archive(tmp_path / "c.zip", {"subject": {"id": "other", "email": "joann@x.com"}})
     (tmp_path / "d.partial").write_bytes(b"PK\x03\x04 truncated " + SUBJECT_ID.encode())
-    checked, findings, review = scan_exports(tmp_path, NEEDLES)
+    checked, findings, review = scan_exports(tmp_path, NEEDLES, SUBJECT_ID)
     assert checked == 4
     assert sorted((f.location, f.needle) for f in findings) == [
         ("exports:a.zip", "email"),
@@ -37,4 +37,12 @@ def test_the_subjects_archive_is_a_finding_and_a_namesake_in_another_only_for_re
 
 
 def test_a_missing_directory_is_empty(tmp_path):
-    assert scan_exports(tmp_path / "none", NEEDLES) == (0, [], [])
+    assert scan_exports(tmp_path / "none", NEEDLES, SUBJECT_ID) == (0, [], [])
+
+
+def test_another_persons_archive_that_holds_the_subjects_id_is_only_for_review(tmp_path):
+    """A referrer's export names whom they referred: their copy, expiring with its link."""
+    archive(tmp_path / "r.zip", {"subject": {"id": "referrer"}, "meta": {"who": SUBJECT_ID}})
+    checked, findings, review = scan_exports(tmp_path, NEEDLES, SUBJECT_ID)
+    assert (checked, findings) == (1, [])
+    assert [(f.location, f.needle) for f in review] == [("exports:r.zip", "id")]

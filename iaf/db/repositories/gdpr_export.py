@@ -96,9 +96,12 @@ class ExportRepository:
         )
 
     async def ledger_entries(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The subject's entries; a referral reward's note of whom they referred is that
+        person's id, not the subject's to take (as in referrals)."""
         return await self._records(
-            "SELECT to_jsonb(l) - 'user_id' FROM ledger_entries l WHERE l.user_id = :uid ORDER BY"
-            " l.id",
+            "SELECT (to_jsonb(l) - 'user_id')"
+            " || jsonb_build_object('meta', l.meta - 'referred_user_id')"
+            " FROM ledger_entries l WHERE l.user_id = :uid ORDER BY l.id",
             {"uid": user_id},
         )
 
