@@ -3,8 +3,9 @@
 Every client made here carries a `StartGuard`: while Temporal is unreachable a start would
 otherwise block its caller for the client's whole retry schedule (about 10 s, whatever the
 rpc_timeout), on every POST that mentions someone. The guard bounds a start to
-`temporal_start_timeout_seconds`, and after a start failed for want of Temporal it refuses
-further starts and signals at once for `temporal_start_backoff_seconds`: the message is
+`temporal_start_timeout_seconds`, and after a start failed for want of Temporal (or two in
+a row ran out of time: one slow start may just be load) it refuses further starts and
+signals at once for `temporal_start_backoff_seconds`: the message is
 stored already, and the sweep starts its workflow later (rule 5). When Temporal answers, the
 guard costs one clock read per call.
 """
@@ -49,9 +50,13 @@ class TemporalUnavailable(RuntimeError):
     """Raised instead of calling Temporal while the guard is open (a start failed recently)."""
 
 
+# One start slower than the bound may just be load; this many in a row is an outage.
+SLOW_STARTS_FOR_AN_OUTAGE = 2
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether an error from a client call means Temporal is unreachable or overloaded."""
-    if isinstance(exc, TemporalUnavailable | TimeoutError):
+    if isinstance(exc, TemporalUnavailable):
         return True
     if isinstance(exc, RPCError):
         return exc.status in _OUTAGE_STATUSES
@@ -73,15 +78,21 @@ class StartGuard:
         self.clock = clock
         self.open_until = 0.0
         self.refused = 0
+        self.slow_in_a_row = 0
 
     @property
     def is_open(self) -> bool:
         return self.open_until > self.clock()
 
     def check(self) -> None:
-        if self.open_until and self.open_until > self.clock():
+        if self.is_open:
             self.refused += 1
             raise TemporalUnavailable("Temporal unreachable a moment ago; left to the sweep")
+
+    def timed_out(self) -> None:
+        self.slow_in_a_row += 1
+        if self.slow_in_a_row >= SLOW_STARTS_FOR_AN_OUTAGE:
+            self.failed()
 
     def failed(self) -> None:
         if not self.is_open:
@@ -92,6 +103,7 @@ class StartGuard:
 
     def succeeded(self) -> None:
         self.open_until = 0.0
+        self.slow_in_a_row = 0
 
 
 class _GuardInterceptor(Interceptor):
@@ -131,6 +143,9 @@ class _GuardedCalls(OutboundInterceptor):
                 result = await call
         except WorkflowAlreadyStartedError:
             guard.succeeded()
+            raise
+        except TimeoutError:
+            guard.timed_out()
             raise
         except Exception as exc:
             if is_outage(exc):

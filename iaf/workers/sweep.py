@@ -104,7 +104,7 @@ class UnroutedSweep:
                 try:
                     await self._route(message_id, keys[message_id], result, completed)
                 except Exception as exc:
-                    if is_outage(exc):
+                    if is_outage(exc) or isinstance(exc, TimeoutError):
                         outage.set()
                         result.deferred += 1
                     else:

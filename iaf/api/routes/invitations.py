@@ -7,6 +7,7 @@ organisation (see `accept_invitation`), joins only the invited room, and starts 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import uuid
@@ -35,7 +36,12 @@ from iaf.db.repositories.identity import UserRepository
 from iaf.db.repositories.invitations import InvitationRepository, InvitationView
 from iaf.db.repositories.ledger import LedgerRepository
 from iaf.db.repositories.referrals import ReferralRepository
-from iaf.invitation_client import notify_invitation, request_resend, start_invitation
+from iaf.invitation_client import (
+    invitation_workflow_id,
+    notify_invitation,
+    request_resend,
+    start_invitation,
+)
 from iaf.mail.links import derive_token, new_salt, token_hash
 from iaf.mail.render import landing_page
 from iaf.schemas.auth import UserOut
@@ -180,12 +186,25 @@ async def _start_or_undo(state: AppState, session: AsyncSession, invitation: Inv
             state.temporal, state.settings, invitation.id, invitation.room_id, invitation.invited_by
         )
     except Exception as exc:
+        if isinstance(exc, TimeoutError) and await _started_anyway(state, invitation.id):
+            return  # the start was slow, not lost
         log.warning("invitation %s not started (%s); undone", invitation.id, type(exc).__name__)
         await InvitationRepository(session).delete(invitation.id)
         await session.commit()
         raise ApiError(
             503, "temporarily_unavailable", "invitations are unavailable right now; try again"
         ) from None
+
+
+async def _started_anyway(state: AppState, invitation_id: uuid.UUID) -> bool:
+    """After a start ran out of time: did Temporal start the workflow all the same?"""
+    handle = state.temporal.get_workflow_handle(invitation_workflow_id(invitation_id))
+    try:
+        async with asyncio.timeout(state.settings.temporal_start_timeout_seconds):
+            await handle.describe()
+    except Exception:
+        return False
+    return True
 
 
 async def _ensure_started(state: AppState, invitation: Invitation) -> None:
