@@ -123,39 +123,36 @@ class LlmActivities:
         self.settings = settings
 
     @staticmethod
-    async def _not_streamable(
-        runs: AgentRunRepository, reply_id: str, attempt: int
-    ) -> StreamResult:
-        """Why the claim failed: the reply is stored already, is not running, or is owned by a
-        later attempt."""
+    async def _not_streamable(runs: AgentRunRepository, reply_id: str) -> StreamResult:
+        """Why the claim failed: the reply is stored already, or it is not running."""
         run = await runs.get(reply_id)
         if run is not None and run.reply_message_id is not None:
             return StreamResult(
-                attempt=attempt,
+                attempt=run.stream_attempt or 0,
                 deltas=0,
                 chars=0,
                 prompt_tokens=0,
                 completion_tokens=0,
                 already_persisted=True,
             )
-        if run is None or run.status != "running":
-            raise ApplicationError(
-                "the reply is not running", type="ReplyNotRunning", non_retryable=True
-            )
-        raise superseded()
+        raise ApplicationError(
+            "the reply is not running", type="ReplyNotRunning", non_retryable=True
+        )
 
     @activity.defn(name="stream_agent_reply")
     async def stream_reply(self, request: StreamRequest) -> StreamResult:
         """Stream the answer as deltas; a retry first sends agent.reset and starts afresh.
 
         Every write here is one statement that commits on its own (the deltas must show at
-        once), guarded by the attempt that claimed the stream."""
-        attempt = activity.info().attempt
+        once), guarded by the claim this attempt made: the stream's attempt number counts the
+        claims (not Temporal's attempts, which restart when an operator resets the workflow).
+        """
         async with self.live_sessions() as session:
             runs = AgentRunRepository(session)
-            run = await runs.claim_stream(request.reply_id, attempt)
+            run = await runs.claim_stream(request.reply_id)
             if run is None:
-                return await self._not_streamable(runs, request.reply_id, attempt)
+                return await self._not_streamable(runs, request.reply_id)
+            attempt = run.stream_attempt or 1
             persona = get_registry().get(run.agent_id)
             if persona is None:
                 raise ApplicationError("unknown agent", type="UnknownAgent", non_retryable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -36,7 +37,7 @@ def attempt_env(attempt: int) -> ActivityEnvironment:
     return env
 
 
-async def _running_reply(client, llm: LlmActivities) -> tuple[str, str]:
+async def _running_reply(client, llm: LlmActivities, marker: str = "") -> tuple[str, str]:
     alice = await signup(client)
     room = await alice.new_room()
     message = await alice.say(room["id"], "architect, how should we structure the API?")
@@ -48,7 +49,10 @@ async def _running_reply(client, llm: LlmActivities) -> tuple[str, str]:
         requested_by=alice.id,
     )
     context = {
-        "question": {"message_id": message["id"], "text": "how should we structure the API?"},
+        "question": {
+            "message_id": message["id"],
+            "text": f"how should we structure the API? {marker}",
+        },
         "history": [],
         "sources": [],
         "memories": [],
@@ -75,17 +79,35 @@ def _deltas(database_url: str, room_id: str) -> list[int]:
 async def test_an_attempt_superseded_by_a_later_one_writes_nothing(client, llm, database_url):
     """An attempt Temporal gave up on (missed heartbeat) may still be running: once a later
     attempt claimed the stream, the earlier one can write neither deltas nor the answer."""
-    reply_id, room_id = await _running_reply(client, llm)
+    reply_id, room_id = await _running_reply(client, llm, "[offline: slow=20]")
+    stale = asyncio.ensure_future(
+        attempt_env(1).run(llm.stream_reply, StreamRequest(reply_id=reply_id))
+    )
+    for _ in range(100):
+        if _deltas(database_url, room_id):
+            break
+        await asyncio.sleep(0.05)
     async with llm.sessionmaker() as session:
-        assert await AgentRunRepository(session).claim_stream(reply_id, 2)
+        later = await AgentRunRepository(session).claim_stream(reply_id)
         await session.commit()
+    assert later is not None and later.stream_attempt == 2
     with pytest.raises(ApplicationError) as refused:
-        await attempt_env(1).run(llm.stream_reply, StreamRequest(reply_id=reply_id))
+        await stale
     assert refused.value.type == "StreamSuperseded" and refused.value.non_retryable
-    assert _deltas(database_url, room_id) == []
+    written_by_stale = _deltas(database_url, room_id)
+    assert written_by_stale and set(written_by_stale) == {1}
 
-    result = await attempt_env(3).run(llm.stream_reply, StreamRequest(reply_id=reply_id))
-    assert result.deltas >= 1 and set(_deltas(database_url, room_id)) == {3}
+    # Temporal's attempt number does not matter (a reset workflow starts again at 1).
+    result = await attempt_env(1).run(llm.stream_reply, StreamRequest(reply_id=reply_id))
+    assert result.attempt == 3 and result.deltas >= 1
+    kinds = rows(
+        database_url,
+        "SELECT type, (data->>'attempt')::int FROM room_events WHERE room_id = %s"
+        " AND type IN ('agent.delta', 'agent.reset') ORDER BY id",
+        room_id,
+    )
+    after_reset = kinds[[k for k, _ in kinds].index("agent.reset") :]
+    assert {attempt for _, attempt in after_reset} == {3}
     answer = rows(database_url, "SELECT answer FROM agent_runs WHERE reply_id = %s", reply_id)
     assert answer[0][0] and "offline" in answer[0][0].lower()
 

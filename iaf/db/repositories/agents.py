@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from iaf.db.models import AgentRun, Message
 from iaf.schemas.agents import TERMINAL_STATUSES, AgentReplyInput
 
+# FOR SHARE: a claim in flight makes this wait and look again, so no stale delta lands
+# after the new attempt's agent.reset.
 _INSERT_OWNED_EVENT = text(
     "INSERT INTO room_events (room_id, type, data)"
     " SELECT :room_id, :type, CAST(:data AS jsonb) FROM agent_runs"
-    " WHERE reply_id = :reply_id AND stream_attempt = :attempt RETURNING id"
+    " WHERE reply_id = :reply_id AND stream_attempt = :attempt FOR SHARE RETURNING id"
 )
 
 
@@ -103,18 +105,21 @@ class AgentRunRepository:
             .values(**values, updated_at=func.now())
         )
 
-    async def claim_stream(self, reply_id: str, attempt: int) -> AgentRun | None:
-        """Make `attempt` the one streaming attempt that may write, and return the run; None
-        when the run is not running unanswered, or a later attempt claimed it."""
+    async def claim_stream(self, reply_id: str) -> AgentRun | None:
+        """Take the stream over: `stream_attempt` goes up by one and the returned run carries
+        it; writes made under an earlier number are refused from now on. None when the run is
+        not running unanswered."""
         result = await self.session.scalars(
             update(AgentRun)
             .where(
                 AgentRun.reply_id == reply_id,
                 AgentRun.status == "running",
                 AgentRun.reply_message_id.is_(None),
-                func.coalesce(AgentRun.stream_attempt, 0) <= attempt,
             )
-            .values(stream_attempt=attempt, updated_at=func.now())
+            .values(
+                stream_attempt=func.coalesce(AgentRun.stream_attempt, 0) + 1,
+                updated_at=func.now(),
+            )
             .returning(AgentRun)
             .execution_options(populate_existing=True)
         )
