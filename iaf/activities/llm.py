@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import litellm
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -209,8 +210,8 @@ class LlmActivities:
                 drop_params=True,
             )
             return await self._pump(response, messages, model, writer)
-        except (asyncio.CancelledError, ApplicationError):
-            raise
+        except (asyncio.CancelledError, ApplicationError, SQLAlchemyError):
+            raise  # ours, or the database's (the interceptor keeps only its class name)
         except Exception as exc:
             activity.logger.warning("stream failed: %s", type(exc).__name__)
             raise llm_failure(exc) from None

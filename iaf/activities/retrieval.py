@@ -8,8 +8,9 @@ the Qdrant client are built once per worker process and injected here.
 from __future__ import annotations
 
 import asyncio
-import functools
+import hashlib
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,13 +50,25 @@ from iaf.settings import Settings
 CONTEXT_NOT_SERVED = "RetrievalNotServedHere"
 
 
-@functools.lru_cache(maxsize=8192)
+_TOKEN_COUNTS: OrderedDict[bytes, int] = OrderedDict()
+_TOKEN_COUNTS_KEPT = 8192
+
+
 def count_tokens(text: str) -> int:
-    """Tokens of one history message; cached, since every reply in a room recounts the same
-    recent messages."""
+    """Tokens of one history message, remembered by a hash of the text (every reply in a room
+    recounts the same recent messages; the texts themselves are not kept, so erasing a
+    person's messages leaves nothing of them here)."""
     import litellm
 
-    return max(1, int(litellm.token_counter(text=text)))
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    if (tokens := _TOKEN_COUNTS.get(key)) is not None:
+        _TOKEN_COUNTS.move_to_end(key)
+        return tokens
+    tokens = max(1, int(litellm.token_counter(text=text)))
+    _TOKEN_COUNTS[key] = tokens
+    if len(_TOKEN_COUNTS) > _TOKEN_COUNTS_KEPT:
+        _TOKEN_COUNTS.popitem(last=False)
+    return tokens
 
 
 class RetrievalActivities:
@@ -188,48 +201,15 @@ class RetrievalActivities:
         vector: list[float],
         step: int,
     ) -> None:
+        """One retrieval step: knowledge and memories merged into the context, best first."""
         top_k = self.settings.retrieval_top_k
-        sources: list[dict[str, Any]] = []
+        sources = []
         if persona.retrieval_scope != "none":
-            hits = await self.store.search_knowledge(
-                vector,
-                str(room.org_id),
-                str(room.id),
-                include_org=persona.retrieval_scope == "org+room"
-                and await self._requester_in_org(session, run, room),
-                limit=top_k,
+            include_org = persona.retrieval_scope == "org+room" and await self._requester_in_org(
+                session, run, room
             )
-            titles = await KnowledgeRepository(session).ready_titles(
-                [uuid.UUID(h.payload["document_id"]) for h in hits], room.org_id
-            )
-            sources = [
-                {
-                    "label": titles[uuid.UUID(h.payload["document_id"])],
-                    "document_id": h.payload["document_id"],
-                    "chunk": int(h.payload["chunk"]),
-                    "score": round(h.score, 4),
-                    "text": str(h.payload.get("text", "")),
-                }
-                for h in hits
-                if uuid.UUID(h.payload["document_id"]) in titles
-            ]
-        memories: list[dict[str, Any]] = []
-        if run.requested_by is not None:
-            found = await self.store.search_memories(
-                vector, str(run.requested_by), str(room.org_id), self.settings.memory_top_k
-            )
-            texts = await MemoryRepository(session).ready_contents(
-                [uuid.UUID(h.payload["memory_id"]) for h in found], run.requested_by
-            )
-            memories = [
-                {
-                    "memory_id": h.payload["memory_id"],
-                    "score": round(h.score, 4),
-                    "text": texts[uuid.UUID(h.payload["memory_id"])],
-                }
-                for h in found
-                if uuid.UUID(h.payload["memory_id"]) in texts
-            ]
+            sources = await self._sources(session, room, vector, include_org, top_k)
+        memories = await self._memories(session, run, room, vector)
         context["sources"] = merge_hits(
             context["sources"], sources, lambda s: (s["document_id"], s["chunk"]), top_k
         )
@@ -240,6 +220,56 @@ class RetrievalActivities:
         context["steps"].append(
             {"step": step, "query": query, "hits": len(sources), "best_score": best}
         )
+
+    async def _sources(
+        self,
+        session: AsyncSession,
+        room: Room,
+        vector: list[float],
+        include_org: bool,
+        top_k: int,
+    ) -> list[dict[str, Any]]:
+        """Chunks of the room's (and the org's) ready documents; a point whose document is
+        being deleted or belongs elsewhere is dropped by the title lookup."""
+        hits = await self.store.search_knowledge(
+            vector, str(room.org_id), str(room.id), include_org=include_org, limit=top_k
+        )
+        titles = await KnowledgeRepository(session).ready_titles(
+            [uuid.UUID(h.payload["document_id"]) for h in hits], room.org_id
+        )
+        return [
+            {
+                "label": titles[uuid.UUID(h.payload["document_id"])],
+                "document_id": h.payload["document_id"],
+                "chunk": int(h.payload["chunk"]),
+                "score": round(h.score, 4),
+                "text": str(h.payload.get("text", "")),
+            }
+            for h in hits
+            if uuid.UUID(h.payload["document_id"]) in titles
+        ]
+
+    async def _memories(
+        self, session: AsyncSession, run: AgentRun, room: Room, vector: list[float]
+    ) -> list[dict[str, Any]]:
+        """The requester's ready memories in the room's organisation."""
+        if run.requested_by is None:
+            return []
+        found = await self.store.search_memories(
+            vector, str(run.requested_by), str(room.org_id), self.settings.memory_top_k
+        )
+        texts = await MemoryRepository(session).ready_contents(
+            [uuid.UUID(h.payload["memory_id"]) for h in found], run.requested_by
+        )
+        return [
+            {
+                "memory_id": h.payload["memory_id"],
+                "score": round(h.score, 4),
+                "text": texts[uuid.UUID(h.payload["memory_id"])],
+            }
+            for h in found
+            if uuid.UUID(h.payload["memory_id"]) in texts
+        ]
 
     @staticmethod
     async def _requester_in_org(session: AsyncSession, run: AgentRun, room: Room) -> bool:

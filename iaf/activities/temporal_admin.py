@@ -7,9 +7,11 @@ the subject's id without being theirs: a colleague's RouteMessage that mentioned
 reply in their room. Those live in the subject's rooms (RoomId), so only executions of those
 rooms are read, never the whole namespace.
 
-Everything scales with the subject's own activity: calls run with bounded parallelism, the
-wait for deletions uses visibility counts and then one parallel describe pass, and each
-history is fetched at most once per step.
+Cancelling and deleting scale with the subject's own activity: calls run with bounded
+parallelism, and the wait for deletions uses visibility counts, then one parallel describe
+pass. The verification also reads every history started since the account was frozen (a
+workflow of the subject started meanwhile), so that part grows with the traffic of the
+erasure's own few minutes; each history is fetched at most once per step.
 """
 
 from __future__ import annotations

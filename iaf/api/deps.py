@@ -138,10 +138,11 @@ async def get_claimant(request: Request, state: StateDep) -> Claimant:
         user = await get_current_user(request, state)
         return Claimant(user.id, None)
     claims = decode_access_token(state.jwt_secret, token)
+    if claims is None:
+        raise unauthorized()
     try:
-        assert claims is not None
         return Claimant(uuid.UUID(str(claims["sub"])), int(claims["ver"]))
-    except (AssertionError, ValueError, TypeError):
+    except (ValueError, TypeError):
         raise unauthorized() from None
 
 

@@ -33,7 +33,7 @@ from iaf.api.routes import (
     replies,
     rooms,
 )
-from iaf.db.engine import make_engine, make_sessionmaker, plain_url
+from iaf.db.engine import autocommit_sessions, make_engine, make_sessionmaker, plain_url
 from iaf.db.repositories.chat import EventRepository
 from iaf.settings import Settings, get_settings
 from iaf.temporal_client import connect
@@ -100,9 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
-            read_sessionmaker=make_sessionmaker(
-                engine.execution_options(isolation_level="AUTOCOMMIT")
-            ),
+            read_sessionmaker=autocommit_sessions(sessionmaker),
             temporal=await connect(settings, lazy=True),
             broker=broker,
             limiter=RateLimiter(engine),

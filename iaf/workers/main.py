@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -43,6 +44,32 @@ async def running_worker(
         settings=settings, sessionmaker=make_sessionmaker(engine), temporal=temporal
     )
     executor = ThreadPoolExecutor(max_workers=8)
+    workers = _workers(clients, executor, serve_retrieval)
+    tasks = [asyncio.create_task(w.run(), name=f"worker-{w.task_queue}") for w in workers]
+    if serve_retrieval:
+        tasks.append(asyncio.create_task(_warm_embedder(clients), name="embedder-warm-up"))
+    if sweep:
+        tasks += _background_jobs(engine, clients)
+    try:
+        yield clients
+    finally:
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.shutdown(), timeout=15)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        executor.shutdown(wait=False)
+        if clients.embedder is not None:
+            clients.embedder.close()
+        await engine.dispose()
+
+
+def _workers(
+    clients: WorkerClients, executor: ThreadPoolExecutor, serve_retrieval: bool
+) -> list[Worker]:
+    """The main task queue's worker, and the retrieval queue's when this process serves it."""
+    settings, temporal = clients.settings, clients.temporal
     workers = [
         Worker(
             temporal,
@@ -59,43 +86,28 @@ async def running_worker(
             interceptors=worker_interceptors(),
         )
     ]
-    retrieval = list(retrieval_activities(clients)) if serve_retrieval else []
-    if retrieval:
+    if serve_retrieval:
         workers.append(
             Worker(
                 temporal,
                 task_queue=settings.temporal_retrieval_task_queue,
-                activities=retrieval,
+                activities=list(retrieval_activities(clients)),
                 activity_executor=executor,
                 interceptors=worker_interceptors(),
             )
         )
-    tasks = [asyncio.create_task(w.run(), name=f"worker-{w.task_queue}") for w in workers]
-    if retrieval:
-        tasks.append(asyncio.create_task(_warm_embedder(clients), name="embedder-warm-up"))
-    if sweep:
-        tasks.append(
-            asyncio.create_task(sweep_forever(engine, clients.sessionmaker, temporal, settings))
-        )
-        tasks.append(asyncio.create_task(_resume_vector_jobs_forever(clients), name="vector-jobs"))
-        tasks.append(
-            asyncio.create_task(
-                resume_requests_forever(clients.sessionmaker, temporal, settings), name="gdpr"
-            )
-        )
-    try:
-        yield clients
-    finally:
-        for worker in workers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(worker.shutdown(), timeout=15)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        executor.shutdown(wait=False)
-        if clients.embedder is not None:
-            clients.embedder.close()
-        await engine.dispose()
+    return workers
+
+
+def _background_jobs(engine: AsyncEngine, clients: WorkerClients) -> list[asyncio.Task[None]]:
+    """What nothing else would start after an outage: unrouted messages (rule 5), knowledge
+    and memory jobs, GDPR requests."""
+    settings, temporal, sessionmaker = clients.settings, clients.temporal, clients.sessionmaker
+    return [
+        asyncio.create_task(sweep_forever(engine, sessionmaker, temporal, settings), name="sweep"),
+        asyncio.create_task(_resume_vector_jobs_forever(clients), name="vector-jobs"),
+        asyncio.create_task(resume_requests_forever(sessionmaker, temporal, settings), name="gdpr"),
+    ]
 
 
 async def _warm_embedder(clients: WorkerClients) -> None:

@@ -139,10 +139,10 @@ async def add_org_user(
     body: OrgUserCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> UserOut:
     require_role(user, "org_admin")
+    password_hash = await hashed_password(body.password)  # before the session connects
     users = UserRepository(session)
     if await users.email_taken(body.email):
         raise email_taken()
-    password_hash = await hashed_password(body.password)
 
     async def create() -> User:
         return await users.create(user.org_id, body.email, body.name, password_hash, body.role)

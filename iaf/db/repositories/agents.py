@@ -27,7 +27,7 @@ _START_RUNNING = text(
     "WITH started AS (UPDATE agent_runs SET status = 'running', updated_at = now()"
     " WHERE reply_id = :reply_id AND status = 'pending' RETURNING room_id)"
     " INSERT INTO room_events (room_id, type, data)"
-    " SELECT room_id, 'agent.start', CAST(:data AS jsonb) FROM started RETURNING id"
+    " SELECT room_id, 'agent.start', CAST(:data AS jsonb) FROM started"
 )
 
 
@@ -80,12 +80,11 @@ class AgentRunRepository:
         assert run is not None
         return run
 
-    async def start_running(self, reply_id: str, start_event: dict[str, Any]) -> bool:
+    async def start_running(self, reply_id: str, start_event: dict[str, Any]) -> None:
         """pending -> running, with its agent.start event, once."""
-        result = await self.session.execute(
+        await self.session.execute(
             _START_RUNNING, {"reply_id": reply_id, "data": json.dumps(start_event)}
         )
-        return result.first() is not None
 
     async def get(self, reply_id: str, *, for_update: bool = False) -> AgentRun | None:
         query = select(AgentRun).where(AgentRun.reply_id == reply_id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, type_coerce, update
+from sqlalchemy import delete, func, select, text, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -379,6 +379,27 @@ def _post_usage(row: Any) -> WindowUsage:
     )
 
 
+def _post_params(
+    out: MessageOut, token_version: int | None, limit: int, window_seconds: int
+) -> dict[str, Any]:
+    return {
+        "room_id": out.room_id,
+        "sender_user_id": out.sender_user_id,
+        "token_version": token_version,
+        "content": out.content,
+        "reply_to_id": out.reply_to_id,
+        "client_msg_id": out.client_msg_id,
+        "created_at": out.created_at,
+        "has_at": "@" in out.content,
+        "bucket": f"post:{out.sender_user_id}",
+        "window": window_seconds,
+        "limit": limit,
+        # The event's data is the message as the API returns it; the database adds the id
+        # and the sender's name.
+        "data": _jsonable(out.model_dump(mode="json", exclude={"id", "sender_name"})),
+    }
+
+
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -398,7 +419,6 @@ class MessageRepository:
         `token_version` is the access token's claim, checked against the account here (None:
         the caller already checked the account, e.g. for an API key). A repeated client_msg_id
         returns the message stored the first time, without an event or a rate-limit hit."""
-        created_at = datetime.now(UTC)
         out = MessageOut(
             id=0,
             room_id=room_id,
@@ -409,27 +429,10 @@ class MessageRepository:
             type="text",
             reply_to_id=body.reply_to_id,
             client_msg_id=body.client_msg_id,
-            created_at=created_at,
+            created_at=datetime.now(UTC),
         )
-        row = (
-            await self.session.execute(
-                _POST_WITH_EVENT,
-                {
-                    "room_id": room_id,
-                    "sender_user_id": sender_user_id,
-                    "token_version": token_version,
-                    "content": body.content,
-                    "reply_to_id": body.reply_to_id,
-                    "client_msg_id": body.client_msg_id,
-                    "created_at": created_at,
-                    "has_at": "@" in body.content,
-                    "bucket": f"post:{sender_user_id}",
-                    "window": window_seconds,
-                    "limit": limit,
-                    "data": _jsonable(out.model_dump(mode="json", exclude={"id", "sender_name"})),
-                },
-            )
-        ).one()
+        params = _post_params(out, token_version, limit, window_seconds)
+        row = (await self.session.execute(_POST_WITH_EVENT, params)).one()
         outcome = PostOutcome(
             authenticated=bool(row.authenticated),
             member=bool(row.member),
@@ -576,18 +579,3 @@ class MessageRepository:
             )
         )
         return {int(r[0]): (str(r[1]), r[2]) for r in rows.all()}
-
-    async def unrouted_ids(self, min_age_seconds: float, limit: int) -> list[int]:
-        rows = await self.session.scalars(
-            select(Message.id)
-            .where(
-                and_(
-                    Message.routed_at.is_(None),
-                    Message.created_at
-                    < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, min_age_seconds),
-                )
-            )
-            .order_by(Message.id)
-            .limit(limit)
-        )
-        return list(rows)
