@@ -23,6 +23,11 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && rm /tmp/requirements.txt
 
 COPY iaf ./iaf
+COPY api ./api
+COPY workflows ./workflows
+COPY activities ./activities
+COPY workers ./workers
+COPY schemas ./schemas
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --no-deps . \
     && useradd --system --uid 10001 --gid 0 --home-dir /app --shell /usr/sbin/nologin iaf \

@@ -15,10 +15,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+SOURCES := api workflows activities workers schemas iaf
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check iaf tests bench
-	$(VENV)/bin/ruff format --check iaf tests bench
-	$(VENV)/bin/mypy iaf
+	$(VENV)/bin/ruff check $(SOURCES) tests bench
+	$(VENV)/bin/ruff format --check $(SOURCES) tests bench
+	$(VENV)/bin/mypy $(SOURCES)
+	$(VENV)/bin/lint-imports
 
 install: $(STAMP)
 

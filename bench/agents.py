@@ -192,10 +192,10 @@ async def direct_runner_main() -> None:
     """`python -m bench.agents --direct-runner`: the workflow's steps, without Temporal."""
     from temporalio.testing import ActivityEnvironment
 
-    from iaf.activities.agents_db import AgentDbActivities
-    from iaf.activities.database import ChatDatabaseActivities
-    from iaf.activities.llm import LlmActivities
-    from iaf.activities.retrieval import RetrievalActivities
+    from activities.agents_db import AgentDbActivities
+    from activities.database import ChatDatabaseActivities
+    from activities.llm import LlmActivities
+    from activities.retrieval import RetrievalActivities
     from iaf.agents.context import plan_step
     from iaf.db.engine import make_engine, make_sessionmaker
     from iaf.db.repositories.agents import AgentRunRepository
@@ -203,15 +203,15 @@ async def direct_runner_main() -> None:
     from iaf.retrieval.embedder import make_embedder
     from iaf.retrieval.qdrant import make_qdrant
     from iaf.retrieval.store import VectorStore
-    from iaf.schemas.agents import (
+    from iaf.settings import Settings
+    from schemas.agents import (
         AgentReplyInput,
         ContextRequest,
         ReplyRef,
         StreamRequest,
         reply_workflow_id,
     )
-    from iaf.schemas.workflows import MessageRef
-    from iaf.settings import Settings
+    from schemas.workflows import MessageRef
 
     settings = Settings()
     register_offline_provider(settings.offline_llm_tokens_per_second)

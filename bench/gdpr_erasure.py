@@ -34,17 +34,17 @@ from qdrant_client import AsyncQdrantClient, models
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.gdpr_qdrant import OWNER_KEYS
 from bench.stack import bench_stack, free_port
 from bench.stats import write_results
-from iaf.activities.gdpr_qdrant import OWNER_KEYS
 from iaf.db.models import User
 from iaf.db.repositories.gdpr_erasure import ErasureRepository
 from iaf.gdpr import service
-from iaf.schemas.gdpr import ErasureResult
 from iaf.settings import Settings
-from iaf.temporal_client import route_workflow_id, start_route_message
-from iaf.workers.main import running_worker
-from iaf.workers.registry import WorkerClients
+from iaf.workflow_calls import route_workflow_id, start_route_message, subject_ref
+from schemas.gdpr import ErasureResult
+from workers.main import running_worker
+from workers.registry import WorkerClients
 
 SIZES = (1_000, 10_000, 50_000)
 VECTOR_SIZE = 384
@@ -283,7 +283,7 @@ async def delete_executions_raw(clients: WorkerClients, subject: Subject) -> flo
     from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 
     temporal = clients.temporal
-    query = f'SubjectRef = "{service.subject_ref(clients.settings, subject.user_id)}"'
+    query = f'SubjectRef = "{subject_ref(clients.settings, subject.user_id)}"'
     started = time.perf_counter()
     executions = [e async for e in temporal.list_workflows(query, page_size=1000)]
     gate = asyncio.Semaphore(PARALLEL_STARTS)

@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(help="IAFactory Agents", no_args_is_help=True)
-# Data-team commands (issue 5): iaf gdpr export|erase|status|retry|cancel.
+# Data-team commands: iaf gdpr export|erase|status|retry|cancel.
 app.add_typer(gdpr_app, name="gdpr")
 
 
@@ -48,7 +48,7 @@ def api(
     """Run the HTTP API."""
     import uvicorn
 
-    from iaf.api.main import create_app
+    from api.main import create_app
 
     settings = get_settings()
     _logging(False)
@@ -72,7 +72,7 @@ def worker(
     verbose: bool = typer.Option(False, "--verbose"),
 ) -> None:
     """Run a Temporal worker."""
-    from iaf.workers.main import run_worker
+    from workers.main import run_worker
 
     _logging(verbose)
     asyncio.run(run_worker(get_settings(), serve_retrieval=not no_retrieval))
@@ -81,7 +81,7 @@ def worker(
 @app.command()
 def migrate() -> None:
     """Apply database migrations and register Temporal search attributes."""
-    from iaf.cli_support import migrate_all
+    from iaf.migrate import migrate_all
 
     _logging(False)
     asyncio.run(migrate_all(get_settings()))

@@ -7,3 +7,12 @@ AGENT_ID = SearchAttributeKey.for_keyword("AgentId")
 KIND = SearchAttributeKey.for_keyword("Kind")
 REQUEST_ID = SearchAttributeKey.for_keyword("RequestId")
 SUBJECT_REF = SearchAttributeKey.for_keyword("SubjectRef")
+
+# Their types, registered on the dev server at start and by `iaf migrate` elsewhere.
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "RoomId": "Keyword",
+    "AgentId": "Keyword",
+    "Kind": "Keyword",
+    "RequestId": "Keyword",
+    "SubjectRef": "Keyword",
+}

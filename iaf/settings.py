@@ -76,7 +76,7 @@ class Settings(BaseSettings):
 
     starting_credits: int = 1000
 
-    # Agent replies, knowledge and memories (issue 3).
+    # Agent replies, knowledge and memories.
     reply_history_token_budget: int = 2000
     reply_history_max_messages: int = 50
     retrieval_top_k: int = 5
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     # Re-start ingestion/removal workflows of rows left pending this long (Temporal was away).
     knowledge_resume_after_seconds: float = 30.0
 
-    # Invitations, referrals and the credit ledger (issue 4).
+    # Invitations, referrals and the credit ledger.
     invitation_default_minutes: int = 7 * 24 * 60
     invitation_max_minutes: int = 30 * 24 * 60
     # One reminder this long before expiry (at half-life for invitations shorter than twice this).
@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     # How often a waiting Referral re-reads first_action_at, in case a signal was lost.
     referral_recheck_minutes: float = 24 * 60
 
-    # GDPR export and erasure (issue 5).
+    # GDPR export and erasure.
     erasure_grace_days: float = 7.0
     export_link_days: float = 5.0
     # "tombstone" replaces an erased author's shared messages; "keep" keeps their text unsigned.

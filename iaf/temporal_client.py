@@ -1,4 +1,4 @@
-"""Connecting to Temporal and starting workflows by their business-key IDs (rule 3).
+"""Connecting to Temporal, with a circuit breaker on workflow starts and signals.
 
 Every client made here carries a `StartGuard`: while Temporal is unreachable a start would
 otherwise block its caller for the client's whole retry schedule (about 10 s, whatever the
@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -28,13 +26,10 @@ from temporalio.client import (
     StartWorkflowInput,
     WorkflowHandle,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from iaf.search_attributes import KIND, ROOM_ID, SUBJECT_REF
-from iaf.security import pseudonym
 from iaf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -174,47 +169,3 @@ async def connect(settings: Settings, lazy: bool = False) -> Client:
         interceptors=[_GuardInterceptor(guard)],
         lazy=lazy,
     )
-
-
-def route_workflow_id(message_id: int) -> str:
-    return f"route-{message_id}"
-
-
-async def start_route_message(
-    client: Client,
-    settings: Settings,
-    message_id: int,
-    room_id: str,
-    sender_id: uuid.UUID | str | None = None,
-) -> bool:
-    """Start RouteMessage for a message; True if started now, False if a run exists already.
-
-    A run that failed, timed out or was terminated is started again (the sweep relies on it);
-    a running or completed one is refused. With the sender, the workflow carries SubjectRef
-    (a pseudonym) so GDPR erasure finds it.
-    """
-    from iaf.schemas.workflows import RouteMessageInput
-    from iaf.workflows.route_message import RouteMessage
-
-    attributes: list[SearchAttributePair[str]] = [
-        SearchAttributePair(ROOM_ID, room_id),
-        SearchAttributePair(KIND, "route"),
-    ]
-    if sender_id is not None:
-        secret = settings.secret("pseudonym_secret")
-        attributes.append(SearchAttributePair(SUBJECT_REF, pseudonym(secret, sender_id)))
-    try:
-        handle: WorkflowHandle[RouteMessage, object] = await client.start_workflow(
-            RouteMessage.run,
-            RouteMessageInput(message_id=message_id),
-            id=route_workflow_id(message_id),
-            task_queue=settings.temporal_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            search_attributes=TypedSearchAttributes(attributes),
-            static_summary=f"route message {message_id}",
-            rpc_timeout=timedelta(seconds=settings.temporal_start_timeout_seconds),
-        )
-    except WorkflowAlreadyStartedError:
-        return False
-    log.debug("started %s", handle.id)
-    return True

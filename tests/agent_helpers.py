@@ -9,8 +9,9 @@ import psycopg
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from iaf.schemas.agents import AgentReplyResult, reply_workflow_id
 from iaf.settings import Settings
+from iaf.workflow_calls import reply_workflow_id
+from schemas.agents import AgentReplyResult
 from tests.helpers import Person, SSEStream
 
 

@@ -18,8 +18,8 @@ from iaf.db.migrate import upgrade
 from iaf.devstack.postgres import EmbeddedPostgres
 from iaf.devstack.temporal import TemporalDevServer
 from iaf.settings import Settings
-from iaf.workers.main import running_worker
 from tests.helpers import free_port, serve_api
+from workers.main import running_worker
 
 FAST_PG = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 

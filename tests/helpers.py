@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from iaf.api.main import create_app
+from api.main import create_app
 from iaf.settings import Settings
 
 

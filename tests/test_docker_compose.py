@@ -350,6 +350,15 @@ def test_dockerfile_builds_the_app_image() -> None:
     assert "download.pytorch.org/whl/cpu" in dockerfile
 
 
+def test_dockerfile_copies_every_package_the_project_installs() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), re.M))
+    assert packages == copied == {"iaf", "api", "workflows", "activities", "workers", "schemas"}
+
+
 def test_temporal_gets_the_dev_servers_eager_dispatch_config(services: dict[str, Any]) -> None:
     """Production and the embedded dev server run with the same eager-dispatch settings."""
     from iaf.devstack.temporal import EAGER_CONFIG

@@ -27,11 +27,14 @@ import pytest
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 
-from iaf.agents.launch import subject_ref
-from iaf.invitation_client import invitation_workflow_id, referral_workflow_id
-from iaf.schemas.agents import reply_workflow_id
-from iaf.schemas.invitations import InvitationResult, ReferralOutcome
 from iaf.settings import Settings
+from iaf.workflow_calls import (
+    invitation_workflow_id,
+    referral_workflow_id,
+    reply_workflow_id,
+    subject_ref,
+)
+from schemas.invitations import InvitationResult, ReferralOutcome
 from tests.agent_helpers import ingest, reply_result, rows, temporal
 from tests.helpers import Person, colleague, open_stream, signup, unique_email
 from tests.smtp_capture import SmtpCapture, link_in

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iaf.agents.registry import AgentPersona
-from iaf.schemas.agents import ContextSummary, PlanDecision
+from schemas.agents import ContextSummary, PlanDecision
 
 _MENTION = re.compile(r"(?<![\w.])@([A-Za-z0-9_-]+)")
 ROOM_NOTE = (

@@ -62,7 +62,7 @@ class DevStack:
             )
 
     def migrate(self) -> None:
-        from iaf.cli_support import migrate_all
+        from iaf.migrate import migrate_all
 
         asyncio.run(migrate_all(self.settings))
         console.print("[green]✓[/] Migrations applied")

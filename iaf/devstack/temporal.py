@@ -11,17 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-# Non-personal attributes operators filter on in the Web UI (DESIGN.md rule 2).
-SEARCH_ATTRIBUTES = {
-    "RoomId": "Keyword",
-    "AgentId": "Keyword",
-    "Kind": "Keyword",
-    "RequestId": "Keyword",
-    "SubjectRef": "Keyword",
-}
+from iaf.search_attributes import SEARCH_ATTRIBUTES
 
-
-# Also in deploy/temporal/dynamicconfig.yaml for docker-compose (a test keeps them equal).
+# Eager dispatch, also in deploy/temporal/dynamicconfig.yaml for docker-compose (a test
+# keeps them equal).
 EAGER_CONFIG = {
     "system.enableActivityEagerExecution": True,
     "system.enableEagerWorkflowStart": True,

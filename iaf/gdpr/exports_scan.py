@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 from iaf.gdpr.scan import Needles
-from iaf.schemas.gdpr import FindingOut
+from schemas.gdpr import FindingOut
 
 
 def _texts(path: Path) -> tuple[list[str], str | None]:

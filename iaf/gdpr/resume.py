@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from iaf.db.repositories.gdpr import RequestRepository
 from iaf.db.repositories.gdpr_erasure import ErasureRepository
 from iaf.gdpr import service
-from iaf.gdpr.steps import workflow_id
 from iaf.settings import Settings
+from iaf.workflow_calls import gdpr_request_is_running
 
 log = logging.getLogger(__name__)
 # Longer than an API call takes to store a request and start (or retry) its workflow.
@@ -36,17 +35,6 @@ class ResumeResult:
     checked: int
     started: int
     targets_purged: int
-
-
-async def _has_running_workflow(temporal: Client, kind: str, request_id: str) -> bool:
-    handle = temporal.get_workflow_handle(workflow_id(kind, request_id))
-    try:
-        description = await handle.describe(rpc_timeout=service.RPC_TIMEOUT)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return description.status == WorkflowExecutionStatus.RUNNING
 
 
 async def resume_requests_once(
@@ -63,7 +51,7 @@ async def resume_requests_once(
         await session.commit()
     started = 0
     for request in requests:
-        if await _has_running_workflow(temporal, request.kind, str(request.id)):
+        if await gdpr_request_is_running(temporal, request.kind, str(request.id)):
             continue
         if await service.start_workflow(temporal, settings, request):
             log.info("started the missing %s workflow of request %s", request.kind, request.id)

@@ -3,32 +3,23 @@ workflows, and presenting a request (with a fresh download link when its archive
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from iaf import workflow_calls
 from iaf.db.models import DataSubjectRequest, DataSubjectRequestStep, User
 from iaf.db.repositories.gdpr import RequestRepository
-from iaf.gdpr.steps import ERASURE, workflow_id
-from iaf.schemas.gdpr import GdprWorkflowInput, RequestOut, StepOut
-from iaf.search_attributes import KIND, REQUEST_ID, SUBJECT_REF
-from iaf.security import hash_token, pseudonym
+from iaf.security import hash_token
 from iaf.settings import Settings
+from iaf.workflow_calls import gdpr_workflow_id, subject_ref
+from schemas.gdpr import ERASURE, RequestOut, StepOut
 
 log = logging.getLogger(__name__)
-RPC_TIMEOUT = timedelta(seconds=5)
-
-
-def subject_ref(settings: Settings, user_id: uuid.UUID | str) -> str:
-    return pseudonym(settings.secret("pseudonym_secret"), user_id)
 
 
 def archive_path(settings: Settings, request: DataSubjectRequest) -> Path | None:
@@ -72,29 +63,9 @@ async def create_request(
 
 async def start_workflow(client: Client, settings: Settings, request: DataSubjectRequest) -> bool:
     """Start (or, for a retry, start again) the request's workflow; False if a run is still open."""
-    from iaf.workflows.data_export import DataExport
-    from iaf.workflows.erasure import Erasure
-
-    run = Erasure.run if request.kind == ERASURE else DataExport.run
-    try:
-        await client.start_workflow(
-            run,
-            GdprWorkflowInput(request_id=str(request.id)),
-            id=workflow_id(request.kind, str(request.id)),
-            task_queue=settings.temporal_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(REQUEST_ID, str(request.id)),
-                    SearchAttributePair(KIND, request.kind),
-                    SearchAttributePair(SUBJECT_REF, request.subject_ref),
-                ]
-            ),
-            rpc_timeout=RPC_TIMEOUT,
-        )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
+    return await workflow_calls.start_gdpr_request(
+        client, settings, request.kind, request.id, request.subject_ref
+    )
 
 
 async def start_quietly(client: Client, settings: Settings, request: DataSubjectRequest) -> None:
@@ -108,28 +79,13 @@ async def start_quietly(client: Client, settings: Settings, request: DataSubject
 
 
 async def start_retry(client: Client, settings: Settings, request: DataSubjectRequest) -> bool:
-    """The failed run may still be closing (it records the failure, then fails): wait for it."""
-    for _ in range(20):
-        if await start_workflow(client, settings, request):
-            return True
-        await asyncio.sleep(0.25)
-    return False
+    return await workflow_calls.start_gdpr_retry(
+        client, settings, request.kind, request.id, request.subject_ref
+    )
 
 
 async def wake_cancelled(client: Client, request: DataSubjectRequest) -> None:
-    """PostgreSQL already holds the cancellation; this ends the grace timer (or export) now."""
-    handle = client.get_workflow_handle(workflow_id(request.kind, str(request.id)))
-    try:
-        if request.kind == ERASURE:
-            await handle.signal("cancel", rpc_timeout=RPC_TIMEOUT)
-        else:
-            await handle.cancel(rpc_timeout=RPC_TIMEOUT)
-    except Exception as exc:
-        log.info(
-            "cancel of %s not delivered (%s); the workflow reads it from the database",
-            request.id,
-            type(exc).__name__,
-        )
+    await workflow_calls.wake_cancelled_gdpr_request(client, request.kind, request.id)
 
 
 def step_out(step: DataSubjectRequestStep) -> StepOut:
@@ -171,7 +127,7 @@ async def present(
         due_at=request.due_at,
         grace_until=request.grace_until,
         completed_at=request.completed_at,
-        workflow_id=workflow_id(request.kind, str(request.id)),
+        workflow_id=gdpr_workflow_id(request.kind, request.id),
         steps=[step_out(s) for s in steps],
         archive_bytes=request.archive_bytes,
         archive_expires_at=request.archive_expires_at,

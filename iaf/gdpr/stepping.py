@@ -18,8 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from iaf.db.repositories.gdpr import RequestRepository
 from iaf.gdpr import faults
-from iaf.gdpr.steps import ERASURE_STEPS
-from iaf.schemas.gdpr import StepInput, StepResult
+from schemas.gdpr import ERASURE_STEPS, StepInput, StepResult
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

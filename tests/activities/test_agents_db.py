@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from iaf.activities.agents_db import AgentDbActivities
+from activities.agents_db import AgentDbActivities
 from iaf.db.engine import make_engine, make_sessionmaker
-from iaf.schemas.agents import AgentReplyInput, reply_workflow_id
+from iaf.workflow_calls import reply_workflow_id
+from schemas.agents import AgentReplyInput
 from tests.agent_helpers import rows
 from tests.helpers import signup
 

@@ -12,11 +12,12 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from iaf.activities.llm import DeltaWriter, LlmActivities
+from activities.llm import DeltaWriter, LlmActivities
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.repositories.agents import AgentRunRepository
 from iaf.llm.offline import register_offline_provider
-from iaf.schemas.agents import AgentReplyInput, StreamRequest, reply_workflow_id
+from iaf.workflow_calls import reply_workflow_id
+from schemas.agents import AgentReplyInput, StreamRequest
 from tests.agent_helpers import rows
 from tests.helpers import signup
 

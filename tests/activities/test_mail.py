@@ -12,15 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from iaf.activities.mail import MailActivities
+from activities.mail import MailActivities
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.models import Invitation
 from iaf.db.repositories.chat import RoomRepository
 from iaf.db.repositories.identity import UserRepository
 from iaf.db.repositories.invitations import InvitationRepository
 from iaf.mail.links import derive_token, new_salt, token_hash
-from iaf.schemas.invitations import InvitationMail
 from iaf.settings import Settings
+from schemas.invitations import InvitationMail
 from tests.conftest import make_settings
 from tests.helpers import free_port, unique_email
 from tests.smtp_capture import SmtpCapture, html_of, link_in, text_of

@@ -9,13 +9,14 @@ from typing import Any
 from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
+from iaf import workflow_calls
 from iaf.cli import app as cli_app
-from iaf.gdpr import faults, service
+from iaf.gdpr import faults
 from iaf.gdpr.export_schema import validation_errors
 from tests.gdpr_helpers import compliance_officer, org_user, read_archive, wait_request
 from tests.helpers import signup
 
-real_start_workflow = service.start_workflow
+real_start_request = workflow_calls.start_gdpr_request
 
 
 async def test_only_compliance_officers_of_the_org_reach_the_api(client):
@@ -232,7 +233,7 @@ async def test_retry_while_temporal_is_unreachable_is_a_503_and_changes_nothing(
     async def unreachable(*args: Any, **kwargs: Any) -> bool:
         raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
 
-    monkeypatch.setattr(service, "start_workflow", unreachable)
+    monkeypatch.setattr(workflow_calls, "start_gdpr_request", unreachable)
     refused = await officer.post(f"/api/compliance/requests/{request['id']}/retry", json={})
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "temporal_unavailable"
@@ -240,7 +241,7 @@ async def test_retry_while_temporal_is_unreachable_is_a_503_and_changes_nothing(
     unchanged = (await officer.get(f"/api/compliance/requests/{request['id']}")).json()
     assert (unchanged["status"], unchanged["failed_step"]) == ("error", "archive")
 
-    monkeypatch.setattr(service, "start_workflow", real_start_workflow)
+    monkeypatch.setattr(workflow_calls, "start_gdpr_request", real_start_request)
     retried = await officer.post(f"/api/compliance/requests/{request['id']}/retry", json={})
     assert retried.status_code == 202, retried.text
     done = await wait_request(officer, request["id"], ("complete", "error"))

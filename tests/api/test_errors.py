@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from iaf.api.errors import ApiError, install_error_handlers
+from api.errors import ApiError, install_error_handlers
 from iaf.db.engine import make_engine
 
 # Each query reaches the real PostgreSQL (or asyncpg's argument encoding) with a bad value.
@@ -68,21 +68,21 @@ async def http(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.mark.parametrize("name", sorted(CLIENT_MISTAKES))
 async def test_values_the_database_refuses_are_a_422_logged_as_a_warning(http, name, caplog):
-    with caplog.at_level(logging.WARNING, logger="iaf.api.errors"):
+    with caplog.at_level(logging.WARNING, logger="api.errors"):
         response = await http.get(f"/mistake/{name}")
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_value"
-    records = [r for r in caplog.records if r.name == "iaf.api.errors"]
+    records = [r for r in caplog.records if r.name == "api.errors"]
     assert [r.levelno for r in records] == [logging.WARNING]
 
 
 @pytest.mark.parametrize("kind", ["table", "type"])
 async def test_a_genuine_database_fault_is_still_a_500(http, kind, caplog):
-    with caplog.at_level(logging.WARNING, logger="iaf.api.errors"):
+    with caplog.at_level(logging.WARNING, logger="api.errors"):
         response = await http.get(f"/fault/{kind}")
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
-    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name == "iaf.api.errors")
+    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name == "api.errors")
 
 
 async def test_an_error_message_quoting_a_lone_surrogate_is_still_json(http):

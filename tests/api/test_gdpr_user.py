@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from iaf.db.repositories.gdpr import LIVE_LINKS
 from iaf.gdpr import faults
 from iaf.gdpr.export_schema import validation_errors
-from iaf.schemas.gdpr import ErasureResult
+from schemas.gdpr import ErasureResult
 from tests.gdpr_helpers import PASSWORD, execute, read_archive, scalar, wait_user_export
 from tests.helpers import colleague, signup
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from iaf.api.routes.health import local_qdrant_state
+from api.routes.health import local_qdrant_state
 from tests.conftest import make_settings
 from tests.helpers import free_port, serve_api
 

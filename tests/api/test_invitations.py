@@ -17,11 +17,11 @@ from sqlalchemy import event
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from iaf.api.main import create_app
-from iaf.invitation_client import invitation_workflow_id, referral_workflow_id
+from api.main import create_app
 from iaf.mail.links import token_hash
-from iaf.schemas.invitations import InvitationResult
 from iaf.settings import Settings
+from iaf.workflow_calls import invitation_workflow_id, referral_workflow_id
+from schemas.invitations import InvitationResult
 from tests.conftest import make_settings
 from tests.helpers import Person, colleague, free_port, open_stream, serve_api, signup, unique_email
 from tests.smtp_capture import SmtpCapture, link_in

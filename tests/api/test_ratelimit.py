@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from iaf.api.errors import ApiError
-from iaf.api.ratelimit import RateLimiter, seconds_until_allowed
+from api.errors import ApiError
+from api.ratelimit import RateLimiter, seconds_until_allowed
 from iaf.db.engine import make_engine
 from iaf.db.repositories.ratelimit import WindowUsage
 

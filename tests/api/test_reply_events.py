@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iaf.api.reply_events import AppendOnlyText
+from api.reply_events import AppendOnlyText
 
 
 def test_a_single_attempt_passes_through_unchanged():

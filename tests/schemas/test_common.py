@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from iaf.schemas.auth import LoginRequest, SignupRequest
-from iaf.schemas.chat import MessageCreate, ReadMarker, RoomCreate, RoomUpdate
-from iaf.schemas.common import MAX_BIGINT, SafeStr, UnicodeStr
-from iaf.schemas.invitations import AcceptRequest
-from iaf.schemas.knowledge import DocumentCreate, MemoryCreate
-from iaf.schemas.openai import ChatCompletionRequest
+from schemas.auth import LoginRequest, SignupRequest
+from schemas.chat import MessageCreate, ReadMarker, RoomCreate, RoomUpdate
+from schemas.common import MAX_BIGINT, SafeStr, UnicodeStr
+from schemas.invitations import AcceptRequest
+from schemas.knowledge import DocumentCreate, MemoryCreate
+from schemas.openai import ChatCompletionRequest
 
 
 class Text(BaseModel):

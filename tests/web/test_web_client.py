@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-WEB = Path(__file__).resolve().parents[2] / "iaf" / "web"
+WEB = Path(__file__).resolve().parents[2] / "api" / "web"
 INDEX = WEB / "index.html"
 APP = WEB / "app.js"
 STYLE = WEB / "style.css"

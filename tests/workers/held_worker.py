@@ -19,10 +19,10 @@ from typing import Any
 
 from temporalio import activity
 
-from iaf.activities.ledger import LedgerActivities
+from activities.ledger import LedgerActivities
 from iaf.db.repositories.ledger import LedgerRepository
-from iaf.schemas.invitations import ReferralOutcome, ReferralRef
-from iaf.workers import registry
+from schemas.invitations import ReferralOutcome, ReferralRef
+from workers import registry
 
 HOLDS = ("grant-before-commit", "grant-after-commit")
 

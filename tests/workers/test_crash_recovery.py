@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from iaf.schemas.agents import reply_workflow_id
 from iaf.settings import Settings
+from iaf.workflow_calls import reply_workflow_id
 from tests.agent_helpers import reply_events, reply_result, rows, streamed_text, temporal
 from tests.conftest import make_settings
 from tests.helpers import open_stream, serve_api, signup

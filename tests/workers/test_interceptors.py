@@ -30,12 +30,11 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.repositories.chat import MessageRepository
-from iaf.schemas.agents import reply_workflow_id
-from iaf.temporal_client import route_workflow_id
-from iaf.workers.interceptors import worker_interceptors
+from iaf.workflow_calls import reply_workflow_id, route_workflow_id
 from tests.agent_helpers import reply_result, temporal
 from tests.helpers import signup
 from tests.workers.db_faults import answers_refused
+from workers.interceptors import worker_interceptors
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUE = "iaf-interceptor-probe"
@@ -241,10 +240,11 @@ ALLOWED_IN_MESSAGES = {
 
 
 def test_our_application_errors_interpolate_no_content() -> None:
-    """Every ApplicationError(...) message in iaf/ is a literal or interpolates only ids and
+    """Every ApplicationError(...) message in the sources is a literal or interpolates only ids and
     class names; a new interpolation fails here until someone checks it carries no data."""
     found = 0
-    for path in sorted((REPO / "iaf").rglob("*.py")):
+    sources = ("iaf", "api", "workflows", "activities", "workers", "schemas")
+    for path in sorted(p for source in sources for p in (REPO / source).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if not (
                 isinstance(node, ast.Call)

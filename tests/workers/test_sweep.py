@@ -30,20 +30,14 @@ from iaf.db.repositories.chat import MessageRepository, RoomRepository
 from iaf.db.repositories.identity import UserRepository
 from iaf.devstack.postgres import EmbeddedPostgres
 from iaf.devstack.temporal import TemporalDevServer
-from iaf.schemas.workflows import RouteMessageInput
 from iaf.settings import Settings
-from iaf.temporal_client import (
-    StartGuard,
-    TemporalUnavailable,
-    connect,
-    route_workflow_id,
-    start_guard,
-    start_route_message,
-)
-from iaf.workers.main import running_worker
-from iaf.workers.sweep import UnroutedSweep
+from iaf.temporal_client import StartGuard, TemporalUnavailable, connect, start_guard
+from iaf.workflow_calls import route_workflow_id, start_route_message
+from schemas.workflows import RouteMessageInput
 from tests.conftest import make_settings
 from tests.helpers import free_port, serve_api, signup, unique_email
+from workers.main import running_worker
+from workers.sweep import UnroutedSweep
 
 DEFAULTS = Settings.model_fields
 

@@ -21,18 +21,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from iaf.activities.agents_db import AgentDbActivities
-from iaf.agents.launch import start_agent_reply
+from activities.agents_db import AgentDbActivities
 from iaf.db.engine import make_engine, make_sessionmaker
-from iaf.schemas.agents import (
-    AgentReplyInput,
-    AgentReplyResult,
-    PersistResult,
-    ReplyRef,
-    reply_workflow_id,
-)
 from iaf.settings import Settings
-from iaf.workers.registry import WorkerClients, main_activities, main_workflows
+from iaf.workflow_calls import reply_workflow_id, start_agent_reply
+from schemas.agents import AgentReplyInput, AgentReplyResult, PersistResult, ReplyRef
 from tests.agent_helpers import (
     ingest,
     reply_events,
@@ -42,6 +35,7 @@ from tests.agent_helpers import (
     temporal,
 )
 from tests.helpers import colleague, open_stream, signup
+from workers.registry import WorkerClients, main_activities, main_workflows
 
 DESIGN_DOC = """API design guide for the Orders platform.
 

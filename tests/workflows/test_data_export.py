@@ -13,15 +13,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from iaf.activities.gdpr_database import GdprDatabaseActivities
+from activities.gdpr_database import GdprDatabaseActivities
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.repositories.identity import UserRepository
 from iaf.gdpr import service
 from iaf.gdpr.export_schema import EXPORT_SCHEMA, SECTIONS, validation_errors
-from iaf.schemas.gdpr import GdprWorkflowInput
-from iaf.workflows.data_export import DataExport
+from schemas.gdpr import GdprWorkflowInput
 from tests.gdpr_helpers import compliance_officer, org_user, read_archive, scalar, wait_request
 from tests.helpers import signup
+from workflows.data_export import DataExport
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
 

@@ -21,15 +21,16 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from iaf.activities.gdpr_database import GdprDatabaseActivities
+from activities.gdpr_database import GdprDatabaseActivities
 from iaf.db.repositories.chat import EventRepository
 from iaf.db.repositories.gdpr_erasure import ErasureRepository, Targets
 from iaf.gdpr import faults, receipt
 from iaf.gdpr.export_schema import validation_errors
 from iaf.gdpr.scan import Needles
-from iaf.gdpr.steps import ERASURE_STEPS
 from iaf.mail.links import derive_token
-from iaf.schemas.gdpr import (
+from iaf.security import pseudonym
+from schemas.gdpr import (
+    ERASURE_STEPS,
     CancelWorkflowsInput,
     ErasurePlan,
     ErasureResult,
@@ -40,8 +41,6 @@ from iaf.schemas.gdpr import (
     StepResult,
     VerificationPart,
 )
-from iaf.security import pseudonym
-from iaf.workflows.erasure import Erasure
 from tests.gdpr_helpers import (
     PASSWORD,
     compliance_officer,
@@ -54,6 +53,7 @@ from tests.gdpr_helpers import (
     wait_request,
 )
 from tests.helpers import Person, signup
+from workflows.erasure import Erasure
 
 VECTOR_SIZE = 384
 

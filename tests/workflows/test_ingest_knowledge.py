@@ -8,7 +8,7 @@ import uuid
 from qdrant_client import models
 
 from iaf.retrieval.store import KNOWLEDGE, MEMORIES, VectorStore, chunk_point_id
-from iaf.schemas.knowledge import IngestResult
+from schemas.knowledge import IngestResult
 from tests.agent_helpers import ingest, rows, temporal
 from tests.helpers import signup
 
@@ -153,8 +153,8 @@ async def test_jobs_left_behind_while_temporal_was_away_are_resumed(
 async def test_a_deleted_document_is_never_indexed(client, settings, worker, database_url):
     """Ingestion checks the row under lock: a document being deleted gets no points."""
     alice = await signup(client)
-    from iaf.activities.retrieval import RetrievalActivities
-    from iaf.schemas.knowledge import DocumentRef
+    from activities.retrieval import RetrievalActivities
+    from schemas.knowledge import DocumentRef
 
     document_id = str(uuid.uuid4())
     rows(

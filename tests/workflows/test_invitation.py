@@ -22,14 +22,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from iaf.db.engine import make_engine, make_sessionmaker
-from iaf.invitation_client import invitation_workflow_id, referral_workflow_id
-from iaf.schemas.invitations import InvitationResult, ReferralOutcome
-from iaf.workers.registry import WorkerClients, invitation_activities
-from iaf.workflows.invitation import Invitation
-from iaf.workflows.referral import Referral
+from iaf.workflow_calls import invitation_workflow_id, referral_workflow_id
+from schemas.invitations import InvitationResult, ReferralOutcome
 from tests.conftest import make_settings
 from tests.helpers import Person, free_port, serve_api, signup, unique_email
 from tests.smtp_capture import SmtpCapture, link_in
+from workers.registry import WorkerClients, invitation_activities
+from workflows.invitation import Invitation
+from workflows.referral import Referral
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 PASSWORD = "correct horse battery"

@@ -23,21 +23,21 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from iaf.activities.invitations import InvitationActivities
-from iaf.activities.ledger import LedgerActivities
+from activities.invitations import InvitationActivities
+from activities.ledger import LedgerActivities
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.models import LedgerEntry, User
 from iaf.db.repositories.identity import UserRepository
 from iaf.db.repositories.ledger import REFERRAL_SOURCE, LedgerRepository
 from iaf.db.repositories.referrals import ReferralRepository
-from iaf.invitation_client import referral_workflow_id, signal_first_action
-from iaf.schemas.invitations import ReferralInput, ReferralOutcome, ReferralRef
 from iaf.settings import Settings
-from iaf.workflows.referral import Referral
+from iaf.workflow_calls import referral_workflow_id, signal_first_action
+from schemas.invitations import ReferralInput, ReferralOutcome, ReferralRef
 from tests.conftest import make_settings
 from tests.helpers import unique_email
 from tests.workers.test_crash_recovery import worker_process
 from tests.workflows.test_invitation import time_skipping_env
+from workflows.referral import Referral
 
 QUEUE = "iaf-referral-ts"
 REWARD = 100

@@ -8,8 +8,8 @@ import psycopg
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from iaf.schemas.workflows import RouteMessageResult
-from iaf.temporal_client import route_workflow_id, start_route_message
+from iaf.workflow_calls import route_workflow_id, start_route_message
+from schemas.workflows import RouteMessageResult
 from tests.helpers import colleague, signup
 
 

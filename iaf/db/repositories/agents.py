@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import AgentRun, Message
-from iaf.schemas.agents import TERMINAL_STATUSES, AgentReplyInput
+from schemas.agents import TERMINAL_STATUSES, AgentReplyInput
 
 # FOR SHARE: a claim in flight makes this wait and look again, so no stale delta lands
 # after the new attempt's agent.reset.

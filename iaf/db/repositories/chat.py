@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import Message, Room, RoomMember, User
 from iaf.db.repositories.ratelimit import WINDOW_INTERVAL_SQL, WINDOW_START_SQL, WindowUsage
-from iaf.schemas.chat import MessageCreate, MessageOut
+from schemas.chat import MessageCreate, MessageOut
 
 _INSERT_EVENT = text(
     "INSERT INTO room_events (room_id, type, data) VALUES (:room_id, :type, CAST(:data AS jsonb))"

@@ -20,7 +20,7 @@ from iaf.db.models import (
     ErasureAudit,
     ExportDownloadToken,
 )
-from iaf.gdpr.steps import OPEN_STATUSES, steps_for
+from schemas.gdpr import OPEN_STATUSES, steps_for
 
 PURPOSES = ("analytics", "marketing", "ai_training")
 LIVE_LINKS = 20

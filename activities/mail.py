@@ -1,0 +1,99 @@
+"""SMTP activities: the invitation e-mails. Addresses and tokens are read here, never passed in.
+
+Delivery is at-least-once: the "sent" marker is written after the SMTP server accepted the
+mail, so a crash in between can repeat one mail; its Message-ID is stable, so mail clients
+can fold the duplicate. Errors leave without addresses or server text (they go to history).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from email.message import EmailMessage
+
+import aiosmtplib
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from iaf.db.models import Invitation
+from iaf.db.repositories.invitations import InvitationRepository
+from iaf.mail.links import derive_token, invitation_url
+from iaf.mail.render import compose_invitation
+from iaf.settings import Settings
+from schemas.invitations import InvitationMail, MailOutcome
+
+log = logging.getLogger(__name__)
+SMTP_TIMEOUT_SECONDS = 30.0
+
+
+def already_sent(invitation: Invitation, mail: InvitationMail) -> bool:
+    if mail.kind == "invite":
+        return invitation.invite_sent_at is not None
+    if mail.kind == "reminder":
+        return invitation.reminder_sent_at is not None
+    return invitation.resends_sent >= mail.seq
+
+
+class MailActivities:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+
+    @activity.defn(name="send_invitation_mail")
+    async def send_invitation_mail(self, mail: InvitationMail) -> MailOutcome:
+        """Send one invitation, reminder or resend, unless it went out already or is moot."""
+        async with self.sessionmaker() as session:
+            view = await InvitationRepository(session).view(invitation_id=mail.invitation_id)
+        if view is None:
+            return MailOutcome(sent=False, reason="gone")
+        invitation = view.invitation
+        if invitation.status != "pending" or invitation.token_salt is None:
+            return MailOutcome(sent=False, reason="not_pending")
+        if already_sent(invitation, mail):
+            return MailOutcome(sent=False, reason="already_sent")
+        token = derive_token(self.settings.secret("invitation_secret"), invitation.token_salt)
+        message = compose_invitation(
+            kind=mail.kind,
+            to=invitation.email,
+            sender=self.settings.mail_from,
+            inviter_name=view.inviter_name,
+            room_name=view.room_name,
+            url=invitation_url(self.settings.public_base_url, token),
+            expires_at=invitation.expires_at,
+            message_key=f"invitation-{invitation.id}-{mail.kind}-{mail.seq}",
+        )
+        await self.deliver(message, invitation.id)
+        async with self.sessionmaker() as session:
+            await InvitationRepository(session).mark_sent(invitation.id, mail.kind, mail.seq)
+            await session.commit()
+        return MailOutcome(sent=True, reason="sent")
+
+    async def deliver(self, message: EmailMessage, invitation_id: uuid.UUID) -> None:
+        settings = self.settings
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value()
+                if settings.smtp_password
+                else None,
+                use_tls=settings.smtp_use_tls,
+                start_tls=False if settings.smtp_use_tls else settings.smtp_start_tls,
+                timeout=SMTP_TIMEOUT_SECONDS,
+            )
+        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused):
+            # The only error retrying cannot fix for this invitation; everything else
+            # (server down, bad credentials, 4xx) retries with backoff until the expiry.
+            raise ApplicationError(
+                "the SMTP server refused the recipient", type="RecipientRefused", non_retryable=True
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            log.warning("invitation %s: SMTP answered %s", invitation_id, exc.code)
+            raise ApplicationError(f"SMTP error {exc.code}", type="SmtpRejected") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise ApplicationError(
+                f"SMTP unavailable ({type(exc).__name__})", type="SmtpUnavailable"
+            ) from None

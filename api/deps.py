@@ -1,0 +1,180 @@
+"""Annotated dependencies: one place that says how a request gets its session, user and clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from api.broker import RoomEventBroker
+from api.errors import ApiError
+from api.ratelimit import RateLimiter
+from iaf.db.models import Room, User
+from iaf.db.repositories.chat import RoomRepository
+from iaf.db.repositories.identity import ApiKeyRepository, UserRepository
+from iaf.security import API_KEY_PREFIX, decode_access_token, hash_token
+from iaf.settings import Settings
+
+
+class BoundedSet:
+    """Remembers up to `size` recent keys; older ones are forgotten (a cache, never the truth)."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._keys: OrderedDict[object, None] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def add(self, key: object) -> None:
+        self._keys[key] = None
+        if len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+
+@dataclass
+class AppState:
+    """Clients built once in lifespan and shared by every request."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    # Same pool, no BEGIN/COMMIT: for single-statement reads such as authentication.
+    read_sessionmaker: async_sessionmaker[AsyncSession]
+    temporal: Client
+    broker: RoomEventBroker
+    limiter: RateLimiter
+    jwt_secret: str
+    # Users known to have no referral waiting for a first action: the post path skips a query.
+    past_first_action: BoundedSet = field(default_factory=BoundedSet)
+
+
+async def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.iaf
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_settings_dep(state: StateDep) -> Settings:
+    return state.settings
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.sessionmaker() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_temporal(state: StateDep) -> Client:
+    return state.temporal
+
+
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+async def authenticate(token: str, state: AppState, session: AsyncSession) -> User:
+    user: User | None
+    if token.startswith(API_KEY_PREFIX):
+        user = await ApiKeyRepository(session).user_for_key(hash_token(token))
+    else:
+        claims = decode_access_token(state.jwt_secret, token)
+        user = None
+        if claims is not None:
+            try:
+                user = await UserRepository(session).get(uuid.UUID(claims["sub"]))
+            except ValueError:
+                user = None
+            if user is not None and user.token_version != claims.get("ver"):
+                user = None
+    if user is None or user.status != "active":
+        raise unauthorized()
+    return user
+
+
+async def get_current_user(request: Request, state: StateDep) -> User:
+    """Authenticates on its own autocommit connection, returned before the route runs: one
+    round trip, and a route never waits for a second connection while holding this one."""
+    async with state.read_sessionmaker() as session:
+        return await authenticate(_bearer(request), state, session)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who a request says it is, with the token's signature and expiry checked but not yet the
+    account: a route that confirms the account in its own statement (posting a message) saves
+    the round trip get_current_user makes."""
+
+    user_id: uuid.UUID
+    # The token's version claim, to check against the account; None when the account was
+    # checked already (an API key is looked up in the database).
+    token_version: int | None
+
+
+async def get_claimant(request: Request, state: StateDep) -> Claimant:
+    token = _bearer(request)
+    if token.startswith(API_KEY_PREFIX):
+        user = await get_current_user(request, state)
+        return Claimant(user.id, None)
+    claims = decode_access_token(state.jwt_secret, token)
+    if claims is None:
+        raise unauthorized()
+    try:
+        return Claimant(uuid.UUID(str(claims["sub"])), int(claims["ver"]))
+    except (ValueError, TypeError):
+        raise unauthorized() from None
+
+
+def unauthorized() -> ApiError:
+    return ApiError(
+        401, "unauthorized", "invalid or expired credentials", {"WWW-Authenticate": "Bearer"}
+    )
+
+
+ClaimantDep = Annotated[Claimant, Depends(get_claimant)]
+
+
+def require_role(user: User, *roles: str) -> None:
+    if user.role not in roles:
+        raise ApiError(403, "forbidden", f"requires role {' or '.join(roles)}")
+
+
+async def room_for_member(
+    session: AsyncSession, room_id: uuid.UUID, user: User
+) -> tuple[Room, str]:
+    """The room and the caller's role; 404 for non-members so room IDs reveal nothing."""
+    found = await RoomRepository(session).get_for_member(room_id, user.id)
+    if found is None:
+        raise ApiError(404, "room_not_found", "room not found")
+    return found
+
+
+def ensure_writable(room: Room) -> None:
+    if room.archived_at is not None:
+        raise ApiError(409, "room_archived", "the room is archived and read-only")
+
+
+def ensure_room_admin(role: str) -> None:
+    if role not in ("owner", "admin"):
+        raise ApiError(403, "forbidden", "only room owners and admins may do this")

@@ -1,0 +1,141 @@
+"""The FastAPI application: clients built in lifespan, routers included, web client served at /."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.broker import LiveEvent, RoomEventBroker
+from api.deps import AppState
+from api.errors import error_response, install_error_handlers
+from api.ratelimit import RateLimiter
+from api.routes import (
+    agents,
+    auth,
+    compliance,
+    credits,
+    events,
+    gdpr_user,
+    health,
+    invitations,
+    knowledge,
+    memories,
+    messages,
+    openai_compat,
+    replies,
+    rooms,
+)
+from iaf.db.engine import autocommit_sessions, make_engine, make_sessionmaker, plain_url
+from iaf.db.repositories.chat import EventRepository
+from iaf.settings import Settings, get_settings
+from iaf.temporal_client import connect
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body over {limit} bytes")
+
+
+class BodySizeLimit:
+    """Refuse oversized bodies (413, JSON): by Content-Length before they are read, and, for a
+    chunked body without one, once the bytes read pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:  # the server reads no more than the declared length
+            if length.isdigit() and int(length) > self.limit:
+                response = error_response(413, "payload_too_large", f"body over {self.limit} bytes")
+                await response(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)  # FastAPI answers it as a JSON 413
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, settings.database_pool_size)
+        sessionmaker = make_sessionmaker(engine)
+
+        async def fetch_event(event_id: int) -> LiveEvent | None:
+            async with sessionmaker() as session:
+                row = await EventRepository(session).get(event_id)
+            return None if row is None else LiveEvent("", row[0], row[1], row[2])
+
+        broker = RoomEventBroker(plain_url(settings.database_url), fetch_event)
+        await broker.start()
+        app.state.iaf = AppState(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            read_sessionmaker=autocommit_sessions(sessionmaker),
+            temporal=await connect(settings, lazy=True),
+            broker=broker,
+            limiter=RateLimiter(engine),
+            jwt_secret=settings.secret("jwt_secret"),
+        )
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="IAFactory Agents", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    routers = (health, auth, rooms, messages, events, invitations, credits)
+    agent_routers = (agents, openai_compat, knowledge, memories, replies)
+    for module in (*routers, gdpr_user, compliance, *agent_routers):
+        app.include_router(module.router)
+    _mount_web(app)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    if not (WEB_DIR / "index.html").exists():
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")

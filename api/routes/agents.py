@@ -1,0 +1,59 @@
+"""The agent directory: `@` autocomplete and one agent's card, straight from the persona files."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from api.deps import CurrentUser, SettingsDep
+from api.errors import ApiError
+from iaf.agents.registry import AgentPersona, get_registry
+from iaf.settings import Settings
+
+router = APIRouter(prefix="/api/agents", tags=["agents"])
+
+
+class AgentOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    role: str
+    # The litellm model string the agent answers with (the persona's, or the default).
+    model: str
+
+
+class AgentList(BaseModel):
+    items: list[AgentOut]
+
+
+def agent_out(persona: AgentPersona, settings: Settings) -> AgentOut:
+    return AgentOut(
+        id=persona.id,
+        name=persona.name,
+        description=persona.description,
+        role=persona.role,
+        model=persona.resolved_model(settings.default_llm_model),
+    )
+
+
+@router.get("")
+async def search_agents(
+    user: CurrentUser,
+    settings: SettingsDep,
+    q: str = Query(default="", max_length=100, description="what was typed after @"),
+    limit: int = Query(default=10, ge=1, le=50),
+) -> AgentList:
+    """Best matches first (exact id, id prefix, name prefix, substring, description); an
+    empty `q` lists every agent by id. Any signed-in user may read the directory."""
+    personas = get_registry().search(q, limit)
+    return AgentList(items=[agent_out(p, settings) for p in personas])
+
+
+@router.get("/{agent_id}")
+async def get_agent(
+    user: CurrentUser, settings: SettingsDep, agent_id: str = Path(max_length=64)
+) -> AgentOut:
+    persona = get_registry().get(agent_id.lower())
+    if persona is None:
+        raise ApiError(404, "agent_not_found", f"no agent with id {agent_id!r}")
+    return agent_out(persona, settings)

@@ -1,0 +1,171 @@
+"""The live room stream (SSE), read markers and typing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from sse_starlette import EventSourceResponse
+
+from api.broker import LiveEvent, Subscription
+from api.deps import AppState, CurrentUser, SessionDep, StateDep, room_for_member
+from api.errors import ApiError
+from iaf.db.repositories.chat import EventRepository, MemberRepository, MessageRepository
+from schemas.chat import ReadMarker
+from schemas.common import MAX_BIGINT
+
+router = APIRouter(prefix="/api/chat", tags=["events"])
+
+
+def sse(event_id: int | None, type_: str, data: dict[str, Any]) -> dict[str, str]:
+    frame = {"event": type_, "data": json.dumps(data, separators=(",", ":"), default=str)}
+    if event_id is not None:
+        frame["id"] = str(event_id)
+    return frame
+
+
+def resume_point(last_event_id: str | None, after: int | None) -> int | None:
+    """The event id to resume after: refused (422) before the stream starts when it is not
+    an event id at all, because a database error inside the stream would break it instead."""
+    raw = last_event_id.strip() if last_event_id is not None else ""
+    if not raw:
+        return after
+    # Plain ASCII digits only: int() would also take "1_000", "+5" or other scripts' digits.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_BIGINT:
+        raise ApiError(
+            422,
+            "invalid_last_event_id",
+            f"Last-Event-ID must be an event id: an integer from 0 to {MAX_BIGINT}",
+        )
+    return int(raw)
+
+
+async def _stored_since(
+    state: AppState, room_id: uuid.UUID, after_id: int
+) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:
+    """Replay from the table in short sessions: a stream never holds a pooled connection."""
+    while True:
+        async with state.sessionmaker() as session:
+            batch = await EventRepository(session).after(room_id, after_id, 500)
+        for row in batch:
+            yield row
+        if len(batch) < 500:
+            return
+        after_id = batch[-1][0]
+
+
+async def announce_presence(
+    state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, status: str
+) -> None:
+    """Presence is ephemeral: a NOTIFY to every replica, never stored or replayed."""
+    async with state.sessionmaker() as session:
+        await EventRepository(session).notify_ephemeral(
+            room_id, "presence", {"user_id": str(user_id), "status": status}
+        )
+        await session.commit()
+
+
+async def room_stream(
+    state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, since: int | None
+) -> AsyncIterator[dict[str, str]]:
+    subscription: Subscription = state.broker.subscribe(str(room_id))
+    await announce_presence(state, room_id, user_id, "online")
+    try:
+        if since is None:
+            async with state.sessionmaker() as session:
+                since = await EventRepository(session).latest_id(room_id)
+        last = since
+        async for event_id, type_, data in _stored_since(state, room_id, last):
+            yield sse(event_id, type_, data)
+            last = event_id
+        while True:
+            await subscription.wakeup.wait()
+            subscription.wakeup.clear()
+            if subscription.lagged.is_set():
+                subscription.lagged.clear()
+                async for event_id, type_, data in _stored_since(state, room_id, last):
+                    yield sse(event_id, type_, data)
+                    last = event_id
+                    if _removes(type_, data, user_id):
+                        return
+            while not subscription.queue.empty():
+                live: LiveEvent = subscription.queue.get_nowait()
+                if live.id is not None and live.id <= last:
+                    continue
+                yield sse(live.id, live.type, live.data)
+                if live.id is not None:
+                    last = live.id
+                if _removes(live.type, live.data, user_id):
+                    return
+    finally:
+        state.broker.unsubscribe(subscription)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
+
+
+def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:
+    """A member who is removed, or everyone when the room is deleted, stops at once."""
+    if type_ == "room.delete":
+        return True
+    return type_ == "member.remove" and data.get("user_id") == str(user_id)
+
+
+@router.get("/rooms/{room_id}/events")
+async def stream_events(
+    room_id: uuid.UUID,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
+    last_event_id: str | None = Header(default=None),
+) -> EventSourceResponse:
+    since = resume_point(last_event_id, after)
+    await room_for_member(session, room_id, user)
+    await session.close()  # release the connection before the long-lived stream starts
+    return EventSourceResponse(
+        room_stream(state, room_id, user.id, since),
+        ping=int(state.settings.sse_heartbeat_seconds) or 15,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/rooms/{room_id}/read")
+async def mark_read(
+    room_id: uuid.UUID,
+    body: ReadMarker,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+) -> dict[str, Any]:
+    await room_for_member(session, room_id, user)
+    limit = state.settings.read_markers_per_minute
+    await state.limiter.hit(f"read:{user.id}", limit, 60, response, session)
+    if not await MessageRepository(session).in_room(body.message_id, room_id):
+        raise ApiError(422, "invalid_message", "message_id is not a message of this room")
+    stored = await MemberRepository(session).mark_read(room_id, user.id, body.message_id)
+    await EventRepository(session).notify_ephemeral(
+        room_id, "read", {"user_id": str(user.id), "message_id": stored}
+    )
+    await session.commit()
+    return {"room_id": str(room_id), "last_read_message_id": stored}
+
+
+@router.post("/rooms/{room_id}/typing", status_code=202)
+async def typing(
+    room_id: uuid.UUID, user: CurrentUser, session: SessionDep, state: StateDep, response: Response
+) -> dict[str, str]:
+    await room_for_member(session, room_id, user)
+    limit = state.settings.typing_per_minute
+    await state.limiter.hit(f"typing:{user.id}", limit, 60, response, session)
+    await EventRepository(session).notify_ephemeral(
+        room_id, "typing", {"user_id": str(user.id), "name": user.name}
+    )
+    await session.commit()
+    return {"status": "sent"}

@@ -1,0 +1,194 @@
+"""The subject's own GDPR rights: export (Art. 15/20), deletion (Art. 17), consents (Art. 7)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
+
+from api.deps import CurrentUser, SessionDep, StateDep
+from api.errors import ApiError
+from iaf.db.models import DataSubjectRequest, User
+from iaf.db.repositories.gdpr import PURPOSES, ConsentRepository, RequestRepository
+from iaf.gdpr import service
+from iaf.security import hash_token, verify_password
+from schemas.gdpr import (
+    ERASURE,
+    EXPORT,
+    OPEN_STATUSES,
+    ConsentChangeOut,
+    ConsentOut,
+    ConsentsOut,
+    ConsentsUpdate,
+    DeleteAccountRequest,
+    RequestOut,
+)
+
+router = APIRouter(prefix="/api/user", tags=["gdpr"])
+
+
+def _reusable(state: StateDep, request: DataSubjectRequest | None) -> bool:
+    """An export under way, or a finished one whose archive is still served, answers a new
+    ask; a failed one does not (it is started again)."""
+    if request is None:
+        return False
+    if request.status in OPEN_STATUSES and request.status != "error":
+        return True
+    return (
+        request.status == "complete" and service.archive_path(state.settings, request) is not None
+    )
+
+
+@router.get("/data-export")
+async def request_export(
+    user: CurrentUser, session: SessionDep, state: StateDep, response: Response
+) -> RequestOut:
+    """Start an export, or return the one already open or still downloadable (202 when new).
+    A failed export is run again (the open-request index counts it as open, so "a new one" is
+    the same request with a new workflow run: its step attempts keep counting)."""
+    requests = RequestRepository(session)
+    if await requests.erasure_underway(user.id):
+        raise ApiError(409, "erasure_in_progress", "the account is being erased; no export now")
+    latest = await requests.latest_for(EXPORT, user.id)
+    created = False
+    if _reusable(state, latest):
+        assert latest is not None
+        request = latest
+    elif latest is not None and latest.status == "error" and await requests.restart(latest.id):
+        await session.commit()
+        refreshed = await requests.get(latest.id)
+        assert refreshed is not None
+        request, created = refreshed, True
+    else:
+        request, created = await service.create_request(
+            session,
+            state.settings,
+            kind=EXPORT,
+            subject=user,
+            requester=user,
+            via="self",
+            reason="self-service",
+        )
+        await session.commit()
+    if request.status == "pending":
+        await service.start_quietly(state.temporal, state.settings, request)
+    response.status_code = 202 if created else 200
+    return await service.present(session, state.settings, request, with_link=True)
+
+
+@router.get("/data-export/status")
+async def export_status(user: CurrentUser, session: SessionDep, state: StateDep) -> RequestOut:
+    request = await RequestRepository(session).latest_for(EXPORT, user.id)
+    if request is None:
+        raise ApiError(
+            404, "no_export", "no export was requested; GET /api/user/data-export starts one"
+        )
+    if request.status == "pending":
+        await service.start_quietly(state.temporal, state.settings, request)
+    return await service.present(session, state.settings, request, with_link=True)
+
+
+@router.get("/data-export/download/{token}", response_model=None)
+async def download_export(token: str, session: SessionDep, state: StateDep) -> FileResponse:
+    """The link is the credential: random, single-purpose, stored hashed, expiring."""
+    found = await RequestRepository(session).download_token(hash_token(token))
+    if found is None:
+        raise ApiError(404, "link_not_found", "unknown download link")
+    link, request = found
+    path = service.archive_path(state.settings, request)
+    if link.expires_at <= datetime.now(UTC) or path is None:
+        raise ApiError(410, "link_expired", "this download link has expired; request a new export")
+    await session.commit()
+    filename = f"iafactory-export-{request.created_at:%Y%m%d}-{str(request.id)[:8]}.zip"
+    return FileResponse(
+        path, media_type="application/zip", filename=filename, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _open_erasure(session: SessionDep, user: User) -> DataSubjectRequest:
+    request = await RequestRepository(session).open_for(ERASURE, user.id)
+    if request is None:
+        raise ApiError(404, "no_deletion_pending", "no account deletion is pending")
+    return request
+
+
+@router.post("/delete-account", status_code=202)
+async def delete_account(
+    body: DeleteAccountRequest,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+) -> RequestOut:
+    """Schedule the erasure after a grace period the user can cancel; the password confirms it."""
+    if not verify_password(user.password_hash, body.password):
+        raise ApiError(403, "invalid_password", "the password does not match")
+    request, created = await service.create_request(
+        session,
+        state.settings,
+        kind=ERASURE,
+        subject=user,
+        requester=user,
+        via="self",
+        reason="self-service",
+    )
+    await session.commit()
+    if created:
+        await service.start_quietly(state.temporal, state.settings, request)
+    response.status_code = 202 if created else 200
+    return await service.present(session, state.settings, request, with_link=False)
+
+
+@router.get("/delete-account")
+async def deletion_status(user: CurrentUser, session: SessionDep, state: StateDep) -> RequestOut:
+    return await service.present(
+        session, state.settings, await _open_erasure(session, user), with_link=False
+    )
+
+
+@router.post("/delete-account/cancel")
+async def cancel_deletion(user: CurrentUser, session: SessionDep, state: StateDep) -> RequestOut:
+    request = await _open_erasure(session, user)
+    requests = RequestRepository(session)
+    if not await requests.set_status(request.id, "cancelled", only_from=("pending", "in_grace")):
+        raise ApiError(
+            409,
+            "erasure_started",
+            "the grace period is over; the erasure can no longer be cancelled",
+        )
+    await requests.step_finished(request.id, "grace", "skipped")
+    await session.commit()
+    await service.wake_cancelled(state.temporal, request)
+    refreshed = await requests.get(request.id)
+    assert refreshed is not None
+    return await service.present(session, state.settings, refreshed, with_link=False)
+
+
+async def _consents(session: SessionDep, user: User) -> ConsentsOut:
+    consents = ConsentRepository(session)
+    current = await consents.current(user.id)
+    items = [
+        ConsentOut(purpose=p, granted=current[p].granted, updated_at=current[p].updated_at)
+        if p in current
+        else ConsentOut(purpose=p, granted=False)
+        for p in PURPOSES
+    ]
+    history = [
+        ConsentChangeOut(purpose=c.purpose, granted=c.granted, changed_at=c.changed_at)
+        for c in await consents.history(user.id)
+    ]
+    return ConsentsOut(items=items, history=history)
+
+
+@router.get("/consents")
+async def get_consents(user: CurrentUser, session: SessionDep) -> ConsentsOut:
+    """Every optional purpose: not granted until the user says so (Art. 7, privacy by default)."""
+    return await _consents(session, user)
+
+
+@router.put("/consents")
+async def put_consents(body: ConsentsUpdate, user: CurrentUser, session: SessionDep) -> ConsentsOut:
+    await ConsentRepository(session).set(user.id, {str(k): v for k, v in body.consents.items()})
+    await session.commit()
+    return await _consents(session, user)

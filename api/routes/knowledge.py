@@ -1,0 +1,183 @@
+"""Knowledge documents agents retrieve from: organisation-wide or for one room.
+
+Any org member may add an org document; room documents need room membership. The API
+stores the document and starts IngestKnowledge (`ingest-{id}`); clients poll the status.
+Deleting marks the document "deleting" (agents stop using it at once) and starts
+RemoveVectors, which deletes its points and then the row.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import CurrentUser, SessionDep, StateDep, ensure_writable, room_for_member
+from api.errors import ApiError
+from iaf.db.models import KnowledgeDocument, User
+from iaf.db.repositories.chat import RoomRepository
+from iaf.db.repositories.knowledge import KnowledgeRepository
+from iaf.workflow_calls import best_effort, start_vector_job
+from schemas.knowledge import DocumentCreate, DocumentList, DocumentOut
+
+router = APIRouter(prefix="/api/knowledge", tags=["knowledge"])
+
+
+def document_out(document: KnowledgeDocument, with_content: bool = False) -> DocumentOut:
+    return DocumentOut(
+        id=document.id,
+        org_id=document.org_id,
+        room_id=document.room_id,
+        owner_id=document.owner_id,
+        scope=document.scope,
+        title=document.title,
+        size_bytes=document.size_bytes,
+        status=document.status,
+        chunk_count=document.chunk_count,
+        error=document.error,
+        created_at=document.created_at,
+        updated_at=document.updated_at,
+        indexed_at=document.indexed_at,
+        content=document.content if with_content else None,
+    )
+
+
+@router.post("/documents", status_code=202)
+async def create_document(
+    body: DocumentCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+) -> DocumentOut:
+    settings = state.settings
+    if not body.content.strip():
+        raise ApiError(422, "empty_content", "content must not be empty")
+    size = len(body.content.encode())
+    if size > settings.knowledge_max_bytes:
+        raise ApiError(
+            413,
+            "content_too_large",
+            f"content is {size} bytes; the limit is {settings.knowledge_max_bytes}",
+        )
+    org_id = user.org_id
+    if body.scope == "room":
+        assert body.room_id is not None
+        room, _ = await room_for_member(session, body.room_id, user)
+        ensure_writable(room)
+        org_id = room.org_id  # a room's documents belong to the organisation that owns it
+    await state.limiter.hit(
+        f"knowledge:{user.id}", settings.knowledge_uploads_per_hour, 3600, response, session
+    )
+    document = await KnowledgeRepository(session).create(
+        org_id, user.id, body.scope, body.room_id, body.title.strip(), body.content
+    )
+    await session.commit()
+    await _start_job(state, document, removal=False)
+    return document_out(document)
+
+
+@router.get("/documents")
+async def list_documents(
+    user: CurrentUser,
+    session: SessionDep,
+    room_id: uuid.UUID | None = Query(default=None),
+    limit: int = Query(default=50, ge=1, le=200),
+    offset: int = Query(default=0, ge=0, le=100_000),
+) -> DocumentList:
+    if room_id is not None:
+        await room_for_member(session, room_id, user)
+    items = await KnowledgeRepository(session).list_visible(
+        user.org_id, user.id, room_id, limit, offset
+    )
+    return DocumentList(
+        items=[document_out(d) for d in items],
+        next_offset=offset + limit if len(items) == limit else None,
+    )
+
+
+async def visible_document(
+    session: AsyncSession, document_id: uuid.UUID, user: User, *, for_update: bool = False
+) -> KnowledgeDocument:
+    """The document if the caller may read it; 404 otherwise (ids reveal nothing)."""
+    document = await KnowledgeRepository(session).get(document_id, for_update=for_update)
+    if document is not None:
+        if document.scope == "org" and document.org_id == user.org_id:
+            return document
+        if document.room_id is not None and await RoomRepository(session).get_for_member(
+            document.room_id, user.id
+        ):
+            return document
+    raise ApiError(404, "document_not_found", "document not found")
+
+
+@router.get("/documents/{document_id}")
+async def get_document(
+    document_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> DocumentOut:
+    return document_out(await visible_document(session, document_id, user), with_content=True)
+
+
+@router.delete("/documents/{document_id}", status_code=202)
+async def delete_document(
+    document_id: uuid.UUID, user: CurrentUser, session: SessionDep, state: StateDep
+) -> DocumentOut:
+    document = await visible_document(session, document_id, user, for_update=True)
+    await _ensure_may_manage(session, document, user)
+    if document.status != "deleting":
+        await KnowledgeRepository(session).set_status(document.id, "deleting")
+        await session.refresh(document)
+    await session.commit()
+    await _start_job(state, document, removal=True)
+    return document_out(document)
+
+
+@router.post("/documents/{document_id}/retry", status_code=202)
+async def retry_document(
+    document_id: uuid.UUID, user: CurrentUser, session: SessionDep, state: StateDep
+) -> DocumentOut:
+    """Ingest a document again after its ingestion failed (the owner or an admin)."""
+    document = await visible_document(session, document_id, user, for_update=True)
+    await _ensure_may_manage(session, document, user)
+    if document.status != "failed":
+        raise ApiError(
+            409, "not_failed", f"only a failed document is retried; it is {document.status}"
+        )
+    await KnowledgeRepository(session).set_status(document.id, "pending", error=None)
+    await session.refresh(document)
+    await session.commit()
+    await _start_job(state, document, removal=False)
+    return document_out(document)
+
+
+async def _start_job(state: StateDep, document: KnowledgeDocument, *, removal: bool) -> None:
+    """IngestKnowledge or RemoveVectors; when Temporal is away, the worker resumes it later."""
+    label = "RemoveVectors" if removal else "IngestKnowledge"
+    await best_effort(
+        f"{label} for {document.id}",
+        start_vector_job(
+            state.temporal,
+            state.settings,
+            "document",
+            document.id,
+            document.owner_id,
+            removal=removal,
+            room_id=document.room_id,
+        ),
+    )
+
+
+async def _ensure_may_manage(
+    session: AsyncSession, document: KnowledgeDocument, user: User
+) -> None:
+    """The owner, an org admin for org documents, a room owner or admin for room documents."""
+    if document.owner_id == user.id:
+        return
+    if document.scope == "org" and user.role == "org_admin" and document.org_id == user.org_id:
+        return
+    if document.room_id is not None:
+        found = await RoomRepository(session).get_for_member(document.room_id, user.id)
+        if found is not None and found[1] in ("owner", "admin"):
+            return
+    raise ApiError(403, "forbidden", "only the owner or an admin may manage this document")

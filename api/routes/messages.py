@@ -1,0 +1,197 @@
+"""Posting, listing, editing and deleting messages; posting hands mentions to Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.deps import (
+    ClaimantDep,
+    CurrentUser,
+    SessionDep,
+    StateDep,
+    ensure_writable,
+    room_for_member,
+    unauthorized,
+)
+from api.errors import ApiError
+from api.ratelimit import enforce
+from iaf.db.models import Message, User
+from iaf.db.repositories.chat import EventRepository, MessageRepository, message_out
+from iaf.db.repositories.referrals import ReferralRepository
+from iaf.settings import Settings
+from iaf.workflow_calls import signal_first_action, start_mentioned_replies, start_route_message
+from schemas.chat import MessageCreate, MessageEdit, MessageOut
+from schemas.common import MAX_BIGINT, Page, storable_text
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/chat", tags=["messages"])
+
+# Message ids are bigints: a larger one is a client's mistake (422), not a database error.
+MessageId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
+
+
+def checked_content(content: str, settings: Settings) -> str:
+    if not content.strip():
+        raise ApiError(422, "empty_content", "content must not be empty")
+    try:  # the schema checks this already; a caller passing other text gets a 422 too
+        storable_text(content)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_text", str(exc)) from None
+    size = len(content.encode())
+    if size > settings.message_max_bytes:
+        raise ApiError(
+            413,
+            "content_too_large",
+            f"content is {size} bytes; the limit is {settings.message_max_bytes}",
+        )
+    return content
+
+
+@router.post("/rooms/{room_id}/messages", status_code=201)
+async def post_message(
+    room_id: uuid.UUID,
+    body: MessageCreate,
+    claimant: ClaimantDep,
+    state: StateDep,
+    response: Response,
+) -> MessageOut:
+    """One statement confirms the account and the membership, checks the limit and stores the
+    message with its event. Once a user is known to have no referral waiting for a first
+    action, it commits on its own (no BEGIN/COMMIT round trips); before, the referral's
+    first action commits in the same transaction as the message."""
+    settings = state.settings
+    checked_content(body.content, settings)
+    user_id = claimant.user_id
+    autocommit = user_id in state.past_first_action
+    maker = state.read_sessionmaker if autocommit else state.sessionmaker
+    async with maker() as session:
+        outcome = await MessageRepository(session).post(
+            room_id, user_id, body, settings.posts_per_minute, token_version=claimant.token_version
+        )
+        if not outcome.authenticated:
+            raise unauthorized()
+        if not outcome.member:
+            raise ApiError(404, "room_not_found", "room not found")
+        enforce(outcome.usage, settings.posts_per_minute, 60, response)
+        if outcome.archived:
+            raise ApiError(409, "room_archived", "the room is archived and read-only")
+        if not outcome.reply_ok:
+            raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
+        out, created, route = outcome.message, outcome.created, outcome.needs_route
+        assert out is not None
+        referral_id = None
+        if created and not autocommit:
+            # Referral hook: first_action_at commits with the message.
+            referral_id = await ReferralRepository(session).note_first_action(user_id)
+        await session.commit()
+    if created and referral_id is None:
+        # Referrals are created with the account, so once none is waiting it never will be.
+        state.past_first_action.add(user_id)
+    if referral_id is not None:
+        await signal_first_action(state.temporal, settings, referral_id, user_id)
+    # Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal.
+    if created and route:
+        await hand_off(state, out.id, str(room_id), user_id, body.content)
+    response.status_code = 201 if created else 200
+    return out
+
+
+async def hand_off(
+    state: StateDep, message_id: int, room_id: str, sender_id: uuid.UUID, content: str
+) -> None:
+    """The message is stored already; if Temporal is away, the sweep starts it later (rule 5).
+
+    Mentioned agents start here too, concurrently with RouteMessage (no routing hop
+    before the first token); RouteMessage starts the same reply ids, refused as duplicates.
+    """
+    starts: list[Awaitable[object]] = [
+        start_route_message(state.temporal, state.settings, message_id, room_id, sender_id)
+    ]
+    if state.settings.api_starts_replies:
+        starts.append(
+            start_mentioned_replies(
+                state.temporal, state.settings, message_id, room_id, sender_id, content
+            )
+        )
+    for outcome in await asyncio.gather(*starts, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            log.warning(
+                "workflows for %s not started now (%s); the sweep will", message_id, outcome
+            )
+
+
+@router.get("/rooms/{room_id}/messages")
+async def list_messages(
+    room_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    before: int | None = Query(default=None, ge=1, le=MAX_BIGINT),
+    after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
+    limit: int = Query(default=50, ge=1, le=200),
+) -> Page[MessageOut]:
+    if before is not None and after is not None and after >= before:
+        raise ApiError(422, "invalid_request", "after must be smaller than before")
+    await room_for_member(session, room_id, user)
+    items = await MessageRepository(session).page(room_id, before, after, limit)
+    full = len(items) == limit
+    return Page[MessageOut](
+        items=items,
+        next_before=items[0].id if items and full and after is None else None,
+        next_after=items[-1].id if items and full and after is not None else None,
+    )
+
+
+async def _message_for(session: SessionDep, message_id: int, user: User) -> tuple[Message, str]:
+    found = await MessageRepository(session).get(message_id)
+    if found is None:
+        raise ApiError(404, "message_not_found", "message not found")
+    message = found[0]
+    room, role = await room_for_member(session, message.room_id, user)
+    ensure_writable(room)
+    if message.deleted_at is not None:
+        raise ApiError(410, "message_deleted", "the message was deleted")
+    return message, role
+
+
+@router.put("/messages/{message_id}")
+async def edit_message(
+    message_id: MessageId,
+    body: MessageEdit,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+) -> MessageOut:
+    content = checked_content(body.content, state.settings)
+    message, _ = await _message_for(session, message_id, user)
+    if message.sender_user_id != user.id:
+        raise ApiError(403, "forbidden", "only the author may edit a message")
+    window = timedelta(minutes=state.settings.message_edit_window_minutes)
+    if datetime.now(UTC) - message.created_at > window:
+        raise ApiError(409, "edit_window_closed", "messages can only be edited for a limited time")
+    await MessageRepository(session).edit(message, content)
+    out = message_out(message, user.name)
+    await EventRepository(session).append(
+        message.room_id, "message.edit", out.model_dump(mode="json")
+    )
+    await session.commit()
+    return out
+
+
+@router.delete("/messages/{message_id}", status_code=204)
+async def delete_message(message_id: MessageId, user: CurrentUser, session: SessionDep) -> Response:
+    message, role = await _message_for(session, message_id, user)
+    if message.sender_user_id != user.id and role not in ("owner", "admin"):
+        raise ApiError(403, "forbidden", "only the author or a room admin may delete a message")
+    await MessageRepository(session).tombstone(message)
+    await EventRepository(session).append(
+        message.room_id, "message.delete", {"id": message.id, "room_id": str(message.room_id)}
+    )
+    await session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,119 @@
+"""Rooms, members and messages over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.common import MAX_BIGINT, NameStr, SafeStr
+
+RoomKind = Literal["direct", "group", "project"]
+MemberRole = Literal["owner", "admin", "member"]
+
+
+class RoomCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: NameStr = Field(min_length=1, max_length=200)
+    kind: RoomKind = "group"
+    topic: SafeStr = Field(default="", max_length=2000)
+    auto_route: bool = False
+    member_ids: list[uuid.UUID] = Field(default_factory=list, max_length=500)
+
+
+class RoomUpdate(BaseModel):
+    """A partial update: an omitted field is left unchanged; null is not a value of any."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: NameStr | None = Field(default=None, min_length=1, max_length=200)
+    topic: SafeStr | None = Field(default=None, max_length=2000)
+    auto_route: bool | None = None
+    archived: bool | None = None
+
+    @field_validator("name", "topic", "auto_route", "archived", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields the client sent (defaults are not validated).
+        if value is None:
+            raise ValueError("must not be null; omit the field to leave it unchanged")
+        return value
+
+
+class RoomOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    kind: str
+    topic: str
+    auto_route: bool
+    archived: bool
+    created_at: datetime
+    my_role: str | None = None
+    unread_count: int | None = None
+    # Unread messages that mention the caller by name or with @all (RouteMessage records them).
+    unread_mentions: int | None = None
+
+
+class MemberAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: uuid.UUID
+    role: MemberRole = "member"
+
+
+class MemberRoleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: MemberRole
+
+
+class MemberOut(BaseModel):
+    user_id: uuid.UUID
+    name: str
+    handle: str
+    role: str
+    joined_at: datetime
+    last_read_message_id: int | None = None
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Length is checked in bytes by the route, which answers 413 with a clear code.
+    content: SafeStr
+    reply_to_id: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
+    client_msg_id: SafeStr | None = Field(default=None, min_length=1, max_length=100)
+
+
+class MessageEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: SafeStr
+
+
+class MessageOut(BaseModel):
+    id: int
+    room_id: uuid.UUID
+    sender_user_id: uuid.UUID | None
+    sender_agent_id: str | None
+    sender_name: str | None
+    content: str
+    type: str
+    reply_to_id: int | None
+    mentions: list[dict[str, Any]] = Field(default_factory=list)
+    client_msg_id: str | None = None
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+class ReadMarker(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: int = Field(ge=1, le=MAX_BIGINT)

@@ -1,0 +1,179 @@
+"""What each task queue runs. Add a workflow or activity class here to have workers serve it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qdrant_client import AsyncQdrantClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from activities.agents_db import AgentDbActivities, KnowledgeDbActivities
+from activities.database import ChatDatabaseActivities
+from activities.gdpr_database import GdprDatabaseActivities
+from activities.gdpr_qdrant import GdprQdrantActivities
+from activities.invitations import InvitationActivities
+from activities.ledger import LedgerActivities
+from activities.llm import LlmActivities
+from activities.mail import MailActivities
+from activities.retrieval import ContextElsewhere, RetrievalActivities
+from activities.temporal_admin import TemporalAdminActivities
+from iaf.retrieval.embedder import Embedder, make_embedder
+from iaf.retrieval.qdrant import make_qdrant
+from iaf.retrieval.store import VectorStore
+from iaf.settings import Settings
+from workflows.agent_reply import AgentReply
+from workflows.data_export import DataExport
+from workflows.erasure import Erasure
+from workflows.index_memory import IndexMemory
+from workflows.ingest_knowledge import IngestKnowledge
+from workflows.invitation import Invitation
+from workflows.referral import Referral
+from workflows.remove_vectors import RemoveVectors
+from workflows.route_message import RouteMessage
+
+
+@dataclass
+class WorkerClients:
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    temporal: Client
+    # Built on first use by whichever feature needs it: local mode admits one opener per path.
+    qdrant: AsyncQdrantClient | None = None
+    # The embedding model, loaded once per process by the worker that serves retrieval.
+    embedder: Embedder | None = None
+    retrieval: RetrievalActivities | None = None
+
+
+def main_workflows() -> Sequence[type]:
+    return [
+        RouteMessage,
+        Invitation,
+        Referral,
+        DataExport,
+        Erasure,
+        AgentReply,
+        IngestKnowledge,
+        IndexMemory,
+        RemoveVectors,
+    ]
+
+
+def main_activities(clients: WorkerClients, serves_retrieval: bool) -> Sequence[Callable[..., Any]]:
+    """The main queue's activities. A worker that also serves retrieval registers the context
+    step here too, so AgentReply runs it as a local activity (no task-queue hop before the
+    first token); one that does not registers a refusal that sends AgentReply to the queue."""
+    chat_db = ChatDatabaseActivities(clients.sessionmaker)
+    context = (
+        shared_retrieval(clients).build_reply_context
+        if serves_retrieval
+        else ContextElsewhere().build_reply_context
+    )
+    return [
+        chat_db.record_mentions,
+        context,
+        *agent_activities(clients, serves_retrieval),
+        *invitation_activities(clients),
+        *gdpr_activities(clients),
+    ]
+
+
+def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Callable[..., Any]]:
+    """Agent replies (local database steps, LLM streaming, intent) and knowledge bookkeeping."""
+    agents = AgentDbActivities(
+        clients.sessionmaker, clients.temporal, clients.settings, serves_retrieval=serves_retrieval
+    )
+    knowledge = KnowledgeDbActivities(clients.sessionmaker)
+    llm = LlmActivities(clients.sessionmaker, clients.settings)
+    return [
+        agents.start_replies,
+        agents.begin_reply,
+        agents.persist_reply,
+        agents.settle_reply,
+        agents.abort_reply,
+        knowledge.mark_document_failed,
+        knowledge.mark_memory_failed,
+        llm.stream_reply,
+        llm.classify_intent,
+    ]
+
+
+def invitation_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
+    """Invitations, referrals and their mail and ledger steps."""
+    invitations = InvitationActivities(clients.sessionmaker, clients.temporal, clients.settings)
+    mail = MailActivities(clients.sessionmaker, clients.settings)
+    ledger = LedgerActivities(clients.sessionmaker, clients.settings)
+    return [
+        invitations.load_invitation_schedule,
+        invitations.close_invitation,
+        invitations.start_referral,
+        invitations.load_referral,
+        invitations.expire_referral,
+        mail.send_invitation_mail,
+        ledger.grant_referral,
+    ]
+
+
+def gdpr_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
+    """GDPR export and erasure steps that need PostgreSQL or Temporal."""
+    db = GdprDatabaseActivities(clients.sessionmaker, clients.settings)
+    admin = TemporalAdminActivities(clients.sessionmaker, clients.temporal, clients.settings)
+    return [
+        db.erasure_plan,
+        db.erasure_begin,
+        db.mark_cancelled,
+        db.mark_failed,
+        db.freeze,
+        db.anonymise,
+        db.delete_private,
+        db.delete_account,
+        db.audit,
+        db.verify_postgres,
+        db.verify_exports,
+        db.finish_erasure,
+        db.export_plan,
+        db.export_archive,
+        db.export_expire,
+        admin.cancel_workflows,
+        admin.delete_workflows,
+        admin.verify_temporal,
+    ]
+
+
+def shared_qdrant(clients: WorkerClients) -> AsyncQdrantClient:
+    if clients.qdrant is None:
+        clients.qdrant = make_qdrant(clients.settings)
+    return clients.qdrant
+
+
+def retrieval_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]:
+    """Activities that touch Qdrant; in local mode exactly one process may run them (rule 6)."""
+    gdpr = GdprQdrantActivities(clients.sessionmaker, shared_qdrant(clients))
+    retrieval = shared_retrieval(clients)
+    return [
+        gdpr.delete_vectors,
+        gdpr.verify_qdrant,
+        retrieval.build_reply_context,
+        retrieval.ingest_document,
+        retrieval.index_memory,
+        retrieval.remove_vectors,
+    ]
+
+
+def shared_retrieval(clients: WorkerClients) -> RetrievalActivities:
+    if clients.retrieval is None:
+        clients.retrieval = RetrievalActivities(
+            clients.sessionmaker,
+            VectorStore(shared_qdrant(clients)),
+            shared_embedder(clients),
+            clients.settings,
+        )
+    return clients.retrieval
+
+
+def shared_embedder(clients: WorkerClients) -> Embedder:
+    if clients.embedder is None:
+        clients.embedder = make_embedder(clients.settings.embedding_model)
+    return clients.embedder

@@ -1,0 +1,98 @@
+"""RouteMessage: record a message's mentions, notify people, and start the agents it needs.
+
+Agents come from @mentions; in a room with auto-routing, a message that mentions no agent
+goes to the agent its keywords point to, or, when they are ambiguous, to the one an LLM
+classifier picks. Replies start from a local activity with the worker's own client and
+`request_eager_start`, so no child-workflow hop or matching round trip precedes the reply.
+RouteMessage stays the system of record for mentions (messages.metadata.mentions).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.agents_db import AgentDbActivities
+    from activities.database import ChatDatabaseActivities
+    from activities.llm import LlmActivities
+    from schemas.agents import ClassifyRequest, StartReplies
+    from schemas.workflows import (
+        MessageRef,
+        RecordedMentions,
+        RouteMessageInput,
+        RouteMessageResult,
+    )
+
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
+CLASSIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_attempts=3,
+    non_retryable_error_types=["LlmRejected"],
+)
+
+
+@workflow.defn
+class RouteMessage:
+    @workflow.run
+    async def run(self, input: RouteMessageInput) -> RouteMessageResult:
+        recorded = await workflow.execute_local_activity_method(
+            ChatDatabaseActivities.record_mentions,
+            MessageRef(message_id=input.message_id),
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=DB_RETRY,
+        )
+        result = RouteMessageResult(
+            message_id=input.message_id,
+            agent_ids=recorded.agent_ids,
+            mentioned_user_ids=recorded.user_ids,
+            routed_by="mention" if recorded.agent_ids else None,
+        )
+        if not recorded.routable or recorded.sender_user_id is None:
+            return result
+        if not recorded.agent_ids and recorded.auto_route:
+            await self._route_by_intent(recorded, result)
+        if result.agent_ids:
+            workflow.set_current_details(f"starting replies: {', '.join(result.agent_ids)}")
+            started = await workflow.execute_local_activity_method(
+                AgentDbActivities.start_replies,
+                StartReplies(
+                    message_id=input.message_id,
+                    room_id=recorded.room_id,
+                    requested_by=recorded.sender_user_id,
+                    agent_ids=result.agent_ids,
+                ),
+                start_to_close_timeout=timedelta(seconds=20),
+                retry_policy=DB_RETRY,
+            )
+            result.reply_ids = [*started.started, *started.already_started]
+        return result
+
+    async def _route_by_intent(
+        self, recorded: RecordedMentions, result: RouteMessageResult
+    ) -> None:
+        if recorded.intent_agent_id is not None:
+            result.agent_ids, result.routed_by = [recorded.intent_agent_id], "keywords"
+            return
+        if not recorded.intent_ambiguous:
+            return
+        workflow.set_current_details("classifying intent")
+        try:
+            classified = await workflow.execute_activity_method(
+                LlmActivities.classify_intent,
+                ClassifyRequest(
+                    message_id=recorded.message_id, candidates=recorded.intent_candidates
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=CLASSIFY_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("intent classifier failed; the message stays unrouted")
+            return
+        if classified.agent_id is not None:
+            result.agent_ids, result.routed_by = [classified.agent_id], "classifier"
