@@ -20,10 +20,12 @@ from iaf.agents.mentions import parse_mentions, unique_targets
 from iaf.agents.registry import get_registry
 from iaf.db.models import AgentRun
 from iaf.db.repositories.agents import AgentRunRepository
-from iaf.db.repositories.chat import EventRepository, message_out
-from iaf.db.repositories.identity import UserRepository
-from iaf.db.repositories.knowledge import KnowledgeRepository, MemoryRepository
+from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.ledger import LedgerRepository
+from iaf.db.repositories.memories import MemoryRepository
+from iaf.db.repositories.messages import MessageRepository, message_out
+from iaf.db.repositories.room_events import EventRepository
+from iaf.db.repositories.users import UserRepository
 from iaf.settings import Settings
 from iaf.workflow_calls import reply_workflow_id, start_agent_reply
 from schemas.agents import (
@@ -221,8 +223,6 @@ class AgentDbActivities:
         return PersistResult(reply_message_id=message_id, mentioned_agents=agents)
 
     async def _persisted(self, session: AsyncSession, message_id: int) -> PersistResult:
-        from iaf.db.repositories.chat import MessageRepository
-
         found = await MessageRepository(session).get(message_id)
         mentions = (found[0].meta or {}).get("mentions", []) if found else []
         agents = list(dict.fromkeys(m["id"] for m in mentions if m.get("kind") == "agent"))

@@ -11,8 +11,10 @@ from iaf.agents.intent import route_by_keywords
 from iaf.agents.mentions import Mention, parse_mentions, unique_targets
 from iaf.agents.registry import get_registry
 from iaf.db.models import Message, Room
-from iaf.db.repositories.chat import EventRepository, MemberRepository, MessageRepository
-from iaf.db.repositories.identity import UserRepository
+from iaf.db.repositories.members import MemberRepository
+from iaf.db.repositories.messages import MessageRepository
+from iaf.db.repositories.room_events import EventRepository
+from iaf.db.repositories.users import UserRepository
 from schemas.workflows import MessageRef, RecordedMentions
 
 

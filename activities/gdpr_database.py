@@ -13,9 +13,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from iaf.db.models import DataSubjectRequest, User
-from iaf.db.repositories.gdpr import AuditRepository, RequestRepository
-from iaf.db.repositories.gdpr_erasure import ErasureRepository, Targets
+from iaf.db.repositories.erasure import ErasureRepository
+from iaf.db.repositories.erasure_audit import AuditRepository
+from iaf.db.repositories.erasure_scan import ErasureScanRepository
+from iaf.db.repositories.erasure_targets import ErasureTargetRepository, Targets
 from iaf.db.repositories.gdpr_export import ExportRepository
+from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.gdpr import receipt
 from iaf.gdpr.archive import write_archive
 from iaf.gdpr.art15 import art15_information
@@ -57,7 +60,7 @@ async def _request(session: AsyncSession, request_id: str) -> DataSubjectRequest
 
 
 async def _targets(session: AsyncSession, request_id: str) -> Targets:
-    targets = await ErasureRepository(session).targets(uuid.UUID(request_id))
+    targets = await ErasureTargetRepository(session).get(uuid.UUID(request_id))
     if targets is None:
         raise ApplicationError(
             "erasure targets missing: run from the freeze step",
@@ -126,7 +129,7 @@ class GdprDatabaseActivities:
             await requests.set_status(request_id, "cancelled", only_from=("pending", "in_grace"))
             request = await _request(session, input.request_id)
             if request.status == "cancelled":
-                await ErasureRepository(session).forget_targets(request_id)
+                await ErasureTargetRepository(session).forget(request_id)
             await session.commit()
         return request.status
 
@@ -156,7 +159,7 @@ class GdprDatabaseActivities:
                 else None
             )
             if user is not None:
-                await erasure.capture_targets(request.id, user)
+                await ErasureTargetRepository(session).capture(request.id, user)
             targets = await _targets(session, input.request_id)
             uid = targets.user_id
             counts = {
@@ -233,7 +236,7 @@ class GdprDatabaseActivities:
                 "account": await erasure.delete_user(targets.user_id),
                 "org": await erasure.tidy_org(targets),
             }
-            scrubbed = await erasure.scrub_everywhere(targets)
+            scrubbed = await ErasureScanRepository(session).scrub_everywhere(targets)
             counts["scrubbed_rows"] = sum(
                 v for k, v in scrubbed.items() if not k.endswith(":failed")
             )
@@ -270,7 +273,7 @@ class GdprDatabaseActivities:
     async def verify_postgres(self, input: StepInput) -> VerificationPart:
         async def body(session: AsyncSession) -> VerificationPart:
             targets = await _targets(session, input.request_id)
-            checked, findings, review = await ErasureRepository(session).scan(targets)
+            checked, findings, review = await ErasureScanRepository(session).scan(targets)
             return VerificationPart(
                 store="postgres",
                 checked=checked,
@@ -338,8 +341,8 @@ class GdprDatabaseActivities:
             else:
                 await requests.step_finished(request_id, "verify", "done", detail=checked)
                 await requests.set_status(request_id, "complete", verification=verification)
-                await ErasureRepository(session).forget_targets(request_id)
-            await ErasureRepository(session).purge_stale_targets()
+                await ErasureTargetRepository(session).forget(request_id)
+            await ErasureTargetRepository(session).purge_stale()
             await audit.purge_expired()
             await session.commit()
         return ErasureResult(

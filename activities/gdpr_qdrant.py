@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from iaf.db.repositories.gdpr_erasure import ErasureRepository, Targets
+from iaf.db.repositories.erasure_targets import ErasureTargetRepository, Targets
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
 from schemas.gdpr import FindingOut, StepInput, StepResult, VerificationPart
@@ -38,7 +38,7 @@ class GdprQdrantActivities:
         self.qdrant = qdrant
 
     async def _targets(self, session: AsyncSession, request_id: str) -> Targets:
-        targets = await ErasureRepository(session).targets(uuid.UUID(request_id))
+        targets = await ErasureTargetRepository(session).get(uuid.UUID(request_id))
         if targets is None:
             raise ApplicationError("erasure targets missing", type="NoTargets", non_retryable=True)
         return targets

@@ -12,9 +12,9 @@ from temporalio import activity
 from temporalio.client import Client
 
 from iaf.db.models import Invitation
-from iaf.db.repositories.chat import EventRepository
 from iaf.db.repositories.invitations import InvitationRepository
 from iaf.db.repositories.referrals import ReferralRepository
+from iaf.db.repositories.room_events import EventRepository
 from iaf.settings import Settings
 from iaf.workflow_calls import start_referral
 from schemas.invitations import (

@@ -24,7 +24,7 @@ from iaf.agents.intent import build_classifier_prompt, parse_classifier_answer
 from iaf.agents.registry import get_registry
 from iaf.db.engine import autocommit_sessions
 from iaf.db.repositories.agents import AgentRunRepository
-from iaf.db.repositories.chat import MessageRepository
+from iaf.db.repositories.messages import MessageRepository
 from iaf.settings import Settings
 from schemas.agents import ClassifyRequest, ClassifyResult, StreamRequest, StreamResult
 

@@ -31,8 +31,9 @@ from iaf.agents.intent import route_by_keywords
 from iaf.agents.registry import AgentPersona, get_registry
 from iaf.db.models import AgentRun, Room, User
 from iaf.db.repositories.agents import AgentRunRepository
-from iaf.db.repositories.chat import MessageRepository
-from iaf.db.repositories.knowledge import KnowledgeRepository, MemoryRepository
+from iaf.db.repositories.knowledge import KnowledgeRepository
+from iaf.db.repositories.memories import MemoryRepository
+from iaf.db.repositories.messages import MessageRepository
 from iaf.retrieval.chunker import chunk_text
 from iaf.retrieval.embedder import Embedder
 from iaf.retrieval.store import KNOWLEDGE, MEMORIES, VectorStore, chunk_point_id

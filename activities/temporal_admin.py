@@ -29,8 +29,9 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from iaf.db.models import DataSubjectRequest
-from iaf.db.repositories.gdpr import RequestRepository
-from iaf.db.repositories.gdpr_erasure import ErasureRepository, Targets
+from iaf.db.repositories.erasure import ErasureRepository
+from iaf.db.repositories.erasure_targets import ErasureTargetRepository, Targets
+from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
 from iaf.settings import Settings
@@ -106,7 +107,7 @@ class TemporalAdminActivities:
         self, session: AsyncSession, request_id: str
     ) -> tuple[DataSubjectRequest | None, Targets | None]:
         request = await RequestRepository(session).get(uuid.UUID(request_id))
-        targets = await ErasureRepository(session).targets(uuid.UUID(request_id))
+        targets = await ErasureTargetRepository(session).get(uuid.UUID(request_id))
         return request, targets
 
     async def _executions(self, query: str) -> AsyncIterator[WorkflowExecution]:

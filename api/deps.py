@@ -16,8 +16,9 @@ from api.broker import RoomEventBroker
 from api.errors import ApiError
 from api.ratelimit import RateLimiter
 from iaf.db.models import Room, User
-from iaf.db.repositories.chat import RoomRepository
-from iaf.db.repositories.identity import ApiKeyRepository, UserRepository
+from iaf.db.repositories.api_keys import ApiKeyRepository
+from iaf.db.repositories.rooms import RoomRepository
+from iaf.db.repositories.users import UserRepository
 from iaf.security import API_KEY_PREFIX, decode_access_token, hash_token
 from iaf.settings import Settings
 

@@ -34,7 +34,7 @@ from api.routes import (
     rooms,
 )
 from iaf.db.engine import autocommit_sessions, make_engine, make_sessionmaker, plain_url
-from iaf.db.repositories.chat import EventRepository
+from iaf.db.repositories.room_events import EventRepository
 from iaf.settings import Settings, get_settings
 from iaf.temporal_client import connect
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from api.broker import Subscription
 from api.deps import AppState
-from iaf.db.repositories.chat import EventRepository
+from iaf.db.repositories.room_events import EventRepository
 
 TERMINAL = frozenset({"agent.done", "agent.error"})
 

@@ -38,7 +38,7 @@ from activities.gdpr_qdrant import OWNER_KEYS
 from bench.stack import bench_stack, free_port
 from bench.stats import write_results
 from iaf.db.models import User
-from iaf.db.repositories.gdpr_erasure import ErasureRepository
+from iaf.db.repositories.erasure import ErasureRepository
 from iaf.gdpr import service
 from iaf.settings import Settings
 from iaf.workflow_calls import route_workflow_id, start_route_message, subject_ref

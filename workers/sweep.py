@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from iaf.db.repositories.chat import MessageRepository
+from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.ratelimit import RateLimitRepository
 from iaf.db.repositories.sweep import UnroutedRepository
 from iaf.settings import Settings

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import CurrentUser, SessionDep, SettingsDep, StateDep, require_role
 from api.errors import ApiError
 from iaf.db.models import User
-from iaf.db.repositories.identity import ApiKeyRepository, UserRepository
+from iaf.db.repositories.api_keys import ApiKeyRepository
 from iaf.db.repositories.ledger import LedgerRepository
+from iaf.db.repositories.users import UserRepository
 from iaf.security import hashed_password, issue_access_token, new_api_key, password_matches
 from schemas.auth import (
     ApiKeyCreate,

@@ -10,7 +10,8 @@ from fastapi.responses import FileResponse
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import ApiError
 from iaf.db.models import DataSubjectRequest, User
-from iaf.db.repositories.gdpr import PURPOSES, ConsentRepository, RequestRepository
+from iaf.db.repositories.consents import PURPOSES, ConsentRepository
+from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.gdpr import service
 from iaf.security import hash_token, verify_password
 from schemas.gdpr import (

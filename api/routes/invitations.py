@@ -30,11 +30,13 @@ from api.errors import ApiError
 from api.routes.auth import client_ip, create_account, default_org_name, token_response
 from api.routes.rooms import DIRECT_ROOM_MEMBERS
 from iaf.db.models import Invitation, Room, User
-from iaf.db.repositories.chat import EventRepository, MemberRepository, RoomRepository
-from iaf.db.repositories.identity import UserRepository
 from iaf.db.repositories.invitations import InvitationRepository, InvitationView
 from iaf.db.repositories.ledger import LedgerRepository
+from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.referrals import ReferralRepository
+from iaf.db.repositories.room_events import EventRepository
+from iaf.db.repositories.rooms import RoomRepository
+from iaf.db.repositories.users import UserRepository
 from iaf.mail.links import derive_token, new_salt, token_hash
 from iaf.mail.render import landing_page
 from iaf.security import hashed_password, password_matches

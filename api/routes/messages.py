@@ -23,8 +23,9 @@ from api.deps import (
 from api.errors import ApiError
 from api.ratelimit import enforce
 from iaf.db.models import Message, User
-from iaf.db.repositories.chat import EventRepository, MessageRepository, message_out
+from iaf.db.repositories.messages import MessageRepository, message_out
 from iaf.db.repositories.referrals import ReferralRepository
+from iaf.db.repositories.room_events import EventRepository
 from iaf.settings import Settings
 from iaf.workflow_calls import signal_first_action, start_mentioned_replies, start_route_message
 from schemas.chat import MessageCreate, MessageEdit, MessageOut

@@ -44,13 +44,15 @@ from api.errors import ApiError
 from api.reply_events import AppendOnlyText, ReplyEvent, ReplyTimeout, follow_reply
 from iaf.agents.registry import AgentPersona, get_registry
 from iaf.db.models import User
-from iaf.db.repositories.chat import EventRepository, MessageRepository, RoomRepository, message_out
+from iaf.db.repositories.messages import MessageRepository, message_out
 from iaf.db.repositories.openai_sessions import (
     OpenAISessionRepository,
     ReplyOutcome,
     conversation_digests,
     extend_digest,
 )
+from iaf.db.repositories.room_events import EventRepository
+from iaf.db.repositories.rooms import RoomRepository
 from iaf.settings import Settings
 from iaf.workflow_calls import cancel_reply, reply_workflow_id, start_agent_reply
 from schemas.agents import AgentReplyInput

@@ -18,8 +18,10 @@ from api.deps import (
 )
 from api.errors import ApiError
 from iaf.db.models import Room, User
-from iaf.db.repositories.chat import EventRepository, MemberRepository, RoomRepository
-from iaf.db.repositories.identity import UserRepository
+from iaf.db.repositories.members import MemberRepository
+from iaf.db.repositories.room_events import EventRepository
+from iaf.db.repositories.rooms import RoomRepository
+from iaf.db.repositories.users import UserRepository
 from schemas.chat import (
     MemberAdd,
     MemberOut,

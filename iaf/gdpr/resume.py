@@ -18,8 +18,8 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from iaf.db.repositories.gdpr import RequestRepository
-from iaf.db.repositories.gdpr_erasure import ErasureRepository
+from iaf.db.repositories.erasure_targets import ErasureTargetRepository
+from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.gdpr import service
 from iaf.settings import Settings
 from iaf.workflow_calls import gdpr_request_is_running
@@ -47,7 +47,7 @@ async def resume_requests_once(
 ) -> ResumeResult:
     async with sessionmaker() as session:
         requests = await RequestRepository(session).resumable(min_age, limit)
-        purged = await ErasureRepository(session).purge_stale_targets()
+        purged = await ErasureTargetRepository(session).purge_stale()
         await session.commit()
     started = 0
     for request in requests:

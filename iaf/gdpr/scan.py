@@ -2,7 +2,7 @@
 
 E-mail addresses match only as whole addresses: erasing ann@x.com must not see joann@x.com or
 ann@x.com.au. Names match as whole words ("Ann" is not in "Annual"). Ids (UUIDs) match as
-they are. The same boundaries are used in SQL (iaf.db.repositories.gdpr_erasure).
+they are. The same boundaries are used in SQL (iaf.db.erasure_patterns).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from iaf import workflow_calls
 from iaf.db.models import DataSubjectRequest, DataSubjectRequestStep, User
-from iaf.db.repositories.gdpr import RequestRepository
+from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.security import hash_token
 from iaf.settings import Settings
 from iaf.workflow_calls import gdpr_workflow_id, subject_ref

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from iaf.db.repositories.gdpr import RequestRepository
+from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.gdpr import faults
 from schemas.gdpr import ERASURE_STEPS, StepInput, StepResult
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from iaf.db.repositories.knowledge import KnowledgeRepository, MemoryRepository
+from iaf.db.repositories.knowledge import KnowledgeRepository
+from iaf.db.repositories.memories import MemoryRepository
 from iaf.settings import Settings
 from iaf.workflow_calls import start_vector_job
 

@@ -15,9 +15,9 @@ from temporalio.testing import ActivityEnvironment
 from activities.mail import MailActivities
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.models import Invitation
-from iaf.db.repositories.chat import RoomRepository
-from iaf.db.repositories.identity import UserRepository
 from iaf.db.repositories.invitations import InvitationRepository
+from iaf.db.repositories.rooms import RoomRepository
+from iaf.db.repositories.users import UserRepository
 from iaf.mail.links import derive_token, new_salt, token_hash
 from iaf.settings import Settings
 from schemas.invitations import InvitationMail

@@ -7,7 +7,7 @@ import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from iaf.db.repositories.gdpr import LIVE_LINKS
+from iaf.db.repositories.gdpr_requests import LIVE_LINKS
 from iaf.gdpr import faults
 from iaf.gdpr.export_schema import validation_errors
 from schemas.gdpr import ErasureResult

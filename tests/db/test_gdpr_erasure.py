@@ -7,14 +7,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from iaf.db.repositories.chat import EventRepository
-from iaf.db.repositories.gdpr_erasure import (
-    ErasureRepository,
-    Targets,
-    email_regex,
-    handle_regex,
-    word_regex,
-)
+from iaf.db.erasure_patterns import email_regex, handle_regex, word_regex
+from iaf.db.repositories.erasure import ErasureRepository
+from iaf.db.repositories.erasure_scan import ErasureScanRepository
+from iaf.db.repositories.erasure_targets import Targets
+from iaf.db.repositories.room_events import EventRepository
 from tests.gdpr_helpers import db
 from tests.helpers import signup
 
@@ -97,12 +94,12 @@ async def test_a_name_split_across_deltas_is_compacted_once_settled_and_found_wh
             if settled:
                 await events.append(room, "agent.done", {**base, "message_id": None})
         await session.commit()
-        erasure = ErasureRepository(session)
-        _, findings, _ = await erasure.scan(targets)
+        erasure, scanner = ErasureRepository(session), ErasureScanRepository(session)
+        _, findings, _ = await scanner.scan(targets)
         streams = [f for f in findings if f.location == "postgres:room_events.agent_stream"]
         assert [(f.needle, f.rows) for f in streams] == [("name", 2)]
         assert await erasure.compact_agent_streams([room]) == 3
-        _, findings, _ = await erasure.scan(targets)
+        _, findings, _ = await scanner.scan(targets)
         streams = [f for f in findings if f.location == "postgres:room_events.agent_stream"]
         assert [(f.needle, f.rows) for f in streams] == [("name", 1)]  # still streaming
         await session.rollback()

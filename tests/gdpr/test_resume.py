@@ -10,8 +10,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from iaf.db.models import User
-from iaf.db.repositories.gdpr import RequestRepository
-from iaf.db.repositories.gdpr_erasure import ErasureRepository
+from iaf.db.repositories.erasure_targets import ErasureTargetRepository
+from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.gdpr import service
 from iaf.gdpr.resume import resume_requests_once
 from tests.gdpr_helpers import PASSWORD, compliance_officer, db, org_user, scalar, wait_request
@@ -99,7 +99,7 @@ async def test_erasure_targets_are_purged_when_over_or_too_old(client, settings,
             grace_days=0,
         )
         await RequestRepository(session).set_status(request.id, "error", failed_step="verify")
-        await ErasureRepository(session).capture_targets(request.id, user)
+        await ErasureTargetRepository(session).capture(request.id, user)
         await session.commit()
     count = "SELECT count(*) FROM erasure_targets WHERE request_id = :id"
     await resume_requests_once(worker.sessionmaker, worker.temporal, settings)

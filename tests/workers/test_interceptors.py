@@ -29,7 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from iaf.db.engine import make_engine, make_sessionmaker
-from iaf.db.repositories.chat import MessageRepository
+from iaf.db.repositories.messages import MessageRepository
 from iaf.workflow_calls import reply_workflow_id, route_workflow_id
 from tests.agent_helpers import reply_result, temporal
 from tests.helpers import signup

@@ -26,8 +26,9 @@ from temporalio.service import RPCError
 
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.migrate import upgrade
-from iaf.db.repositories.chat import MessageRepository, RoomRepository
-from iaf.db.repositories.identity import UserRepository
+from iaf.db.repositories.messages import MessageRepository
+from iaf.db.repositories.rooms import RoomRepository
+from iaf.db.repositories.users import UserRepository
 from iaf.devstack.postgres import EmbeddedPostgres
 from iaf.devstack.temporal import TemporalDevServer
 from iaf.settings import Settings

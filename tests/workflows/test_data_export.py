@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.gdpr_database import GdprDatabaseActivities
 from iaf.db.engine import make_engine, make_sessionmaker
-from iaf.db.repositories.identity import UserRepository
+from iaf.db.repositories.users import UserRepository
 from iaf.gdpr import service
 from iaf.gdpr.export_schema import EXPORT_SCHEMA, SECTIONS, validation_errors
 from schemas.gdpr import GdprWorkflowInput

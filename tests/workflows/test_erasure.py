@@ -22,8 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.gdpr_database import GdprDatabaseActivities
-from iaf.db.repositories.chat import EventRepository
-from iaf.db.repositories.gdpr_erasure import ErasureRepository, Targets
+from iaf.db.repositories.erasure_scan import ErasureScanRepository
+from iaf.db.repositories.erasure_targets import Targets
+from iaf.db.repositories.room_events import EventRepository
 from iaf.gdpr import faults, receipt
 from iaf.gdpr.export_schema import validation_errors
 from iaf.gdpr.scan import Needles
@@ -349,7 +350,7 @@ def targets_of(world: World) -> Targets:
 
 async def assert_no_traces(settings, worker, world: World) -> None:
     async with db(settings) as session:
-        checked, findings, _ = await ErasureRepository(session).scan(targets_of(world))
+        checked, findings, _ = await ErasureScanRepository(session).scan(targets_of(world))
     assert checked > 50 and findings == []
     assert await owned_points(worker.qdrant, world.subject.id) == {"knowledge": 0, "memories": 0}
     needles = Needles.of(world.email, world.name, world.subject.id)

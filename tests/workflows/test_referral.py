@@ -27,9 +27,9 @@ from activities.invitations import InvitationActivities
 from activities.ledger import LedgerActivities
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.models import LedgerEntry, User
-from iaf.db.repositories.identity import UserRepository
 from iaf.db.repositories.ledger import REFERRAL_SOURCE, LedgerRepository
 from iaf.db.repositories.referrals import ReferralRepository
+from iaf.db.repositories.users import UserRepository
 from iaf.settings import Settings
 from iaf.workflow_calls import referral_workflow_id, signal_first_action
 from schemas.invitations import ReferralInput, ReferralOutcome, ReferralRef

@@ -1,256 +1,21 @@
-"""Rooms, members, messages and the room event log."""
+"""Messages: the one-statement post of a person's message, agent and API inserts, pages."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, type_coerce, update
+from sqlalchemy import func, select, text, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iaf.db.models import Message, Room, RoomMember, User
+from iaf.db.models import Message, User
 from iaf.db.repositories.ratelimit import WINDOW_INTERVAL_SQL, WINDOW_START_SQL, WindowUsage
+from iaf.db.repositories.room_events import event_json
 from schemas.chat import MessageCreate, MessageOut
-
-_INSERT_EVENT = text(
-    "INSERT INTO room_events (room_id, type, data) VALUES (:room_id, :type, CAST(:data AS jsonb))"
-    " RETURNING id"
-)
-_NOTIFY = text("SELECT pg_notify('room_events', :payload)")
-
-
-def _jsonable(data: dict[str, Any]) -> str:
-    return json.dumps(data, default=str, separators=(",", ":"))
-
-
-class EventRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def append(self, room_id: uuid.UUID, type_: str, data: dict[str, Any]) -> int:
-        """Insert one event; the table's triggers order it and NOTIFY every API replica."""
-        result = await self.session.execute(
-            _INSERT_EVENT, {"room_id": room_id, "type": type_, "data": _jsonable(data)}
-        )
-        return int(result.scalar_one())
-
-    async def notify_ephemeral(self, room_id: uuid.UUID, type_: str, data: dict[str, Any]) -> None:
-        """Typing and presence: delivered live, never stored, never replayed."""
-        payload = {"room_id": str(room_id), "id": None, "type": type_, "data": data}
-        await self.session.execute(_NOTIFY, {"payload": _jsonable(payload)})
-
-    async def after(
-        self, room_id: uuid.UUID, after_id: int, limit: int = 500
-    ) -> list[tuple[int, str, dict[str, Any]]]:
-        rows = await self.session.execute(
-            text(
-                "SELECT id, type, data FROM room_events WHERE room_id = :room_id AND id > :after"
-                " ORDER BY id LIMIT :limit"
-            ),
-            {"room_id": room_id, "after": after_id, "limit": limit},
-        )
-        return [(int(r[0]), str(r[1]), dict(r[2])) for r in rows.all()]
-
-    async def get(self, event_id: int) -> tuple[int, str, dict[str, Any]] | None:
-        row = (
-            await self.session.execute(
-                text("SELECT id, type, data FROM room_events WHERE id = :id"), {"id": event_id}
-            )
-        ).first()
-        return (int(row[0]), str(row[1]), dict(row[2])) if row else None
-
-    async def latest_id(self, room_id: uuid.UUID) -> int:
-        value = await self.session.scalar(
-            text("SELECT coalesce(max(id), 0) FROM room_events WHERE room_id = :room_id"),
-            {"room_id": room_id},
-        )
-        return int(value or 0)
-
-
-class RoomRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def create(
-        self,
-        org_id: uuid.UUID,
-        creator_id: uuid.UUID,
-        name: str,
-        kind: str,
-        topic: str,
-        auto_route: bool,
-    ) -> Room:
-        room = Room(
-            org_id=org_id,
-            name=name,
-            kind=kind,
-            topic=topic,
-            auto_route=auto_route,
-            created_by=creator_id,
-        )
-        self.session.add(room)
-        await self.session.flush()
-        self.session.add(RoomMember(room_id=room.id, user_id=creator_id, role="owner"))
-        await self.session.flush()
-        return room
-
-    async def get_for_member(
-        self, room_id: uuid.UUID, user_id: uuid.UUID
-    ) -> tuple[Room, str] | None:
-        """The room and the caller's role, or None when the caller is not a member."""
-        row = (
-            await self.session.execute(
-                select(Room, RoomMember.role)
-                .join(RoomMember, RoomMember.room_id == Room.id)
-                .where(Room.id == room_id, RoomMember.user_id == user_id)
-            )
-        ).first()
-        return (row[0], str(row[1])) if row else None
-
-    async def list_for_user(
-        self, user_id: uuid.UUID, include_archived: bool, kind: str | None = None
-    ) -> list[tuple[Room, str, int, int]]:
-        """The caller's rooms with unread messages and unread mentions of the caller (by name
-        or @all); OpenAI-API conversations (kind "api") only when asked for."""
-        unread_where = (
-            Message.room_id == Room.id,
-            Message.id > func.coalesce(RoomMember.last_read_message_id, 0),
-            Message.deleted_at.is_(None),
-            func.coalesce(Message.sender_user_id != user_id, True),
-        )
-        mentions = Message.meta["mentions"]
-        unread = (
-            select(func.count(Message.id))
-            .where(*unread_where)
-            .correlate(Room, RoomMember)
-            .scalar_subquery()
-        )
-        unread_mentions = (
-            select(func.count(Message.id))
-            .where(
-                *unread_where,
-                mentions.contains([{"kind": "user", "id": str(user_id)}])
-                | mentions.contains([{"kind": "all"}]),
-            )
-            .correlate(Room, RoomMember)
-            .scalar_subquery()
-        )
-        query = (
-            select(Room, RoomMember.role, unread, unread_mentions)
-            .join(RoomMember, RoomMember.room_id == Room.id)
-            .where(RoomMember.user_id == user_id)
-            .where(Room.kind == kind if kind else Room.kind != "api")
-            .order_by(Room.created_at.desc())
-        )
-        if not include_archived:
-            query = query.where(Room.archived_at.is_(None))
-        rows = (await self.session.execute(query)).all()
-        return [(r[0], str(r[1]), int(r[2]), int(r[3])) for r in rows]
-
-    async def update(self, room: Room, changes: dict[str, Any]) -> Room:
-        for key, value in changes.items():
-            setattr(room, key, value)
-        await self.session.flush()
-        return room
-
-    async def delete(self, room_id: uuid.UUID) -> None:
-        await self.session.execute(delete(Room).where(Room.id == room_id))
-
-
-class MemberRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def list(self, room_id: uuid.UUID) -> list[tuple[RoomMember, User]]:
-        rows = await self.session.execute(
-            select(RoomMember, User)
-            .join(User, User.id == RoomMember.user_id)
-            .where(RoomMember.room_id == room_id)
-            .order_by(RoomMember.joined_at)
-        )
-        return [(r[0], r[1]) for r in rows.all()]
-
-    async def add(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str) -> bool:
-        """True when the user was not a member before (idempotent add)."""
-        result = await self.session.execute(
-            pg_insert(RoomMember)
-            .values(room_id=room_id, user_id=user_id, role=role)
-            .on_conflict_do_nothing()
-            .returning(RoomMember.user_id)
-        )
-        return result.first() is not None
-
-    async def lock_room(self, room_id: uuid.UUID) -> Room | None:
-        """Serialise the member changes of one room, and read the room fresh under the lock.
-
-        FOR NO KEY UPDATE: posting (whose foreign key takes FOR KEY SHARE) is not held up,
-        but two member changes of the same room run one after the other, so "the last
-        owner" and "a direct room's two members" are counted on committed data.
-        """
-        return await self.session.scalar(
-            select(Room)
-            .where(Room.id == room_id)
-            .with_for_update(key_share=True)
-            .execution_options(populate_existing=True)
-        )
-
-    async def role_of(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
-        role = await self.session.scalar(
-            select(RoomMember.role).where(
-                RoomMember.room_id == room_id, RoomMember.user_id == user_id
-            )
-        )
-        return str(role) if role is not None else None
-
-    async def set_role(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str) -> bool:
-        result = await self.session.execute(
-            update(RoomMember)
-            .where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
-            .values(role=role)
-            .returning(RoomMember.user_id)
-        )
-        return result.first() is not None
-
-    async def count(self, room_id: uuid.UUID) -> int:
-        return int(
-            await self.session.scalar(select(func.count()).where(RoomMember.room_id == room_id))
-            or 0
-        )
-
-    async def remove(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        result = await self.session.execute(
-            delete(RoomMember)
-            .where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
-            .returning(RoomMember.user_id)
-        )
-        return result.first() is not None
-
-    async def count_owners(self, room_id: uuid.UUID) -> int:
-        return int(
-            await self.session.scalar(
-                select(func.count()).where(
-                    RoomMember.room_id == room_id, RoomMember.role == "owner"
-                )
-            )
-            or 0
-        )
-
-    async def mark_read(self, room_id: uuid.UUID, user_id: uuid.UUID, message_id: int) -> int:
-        """Read markers only move forward; returns the marker now stored."""
-        new = func.greatest(func.coalesce(RoomMember.last_read_message_id, 0), message_id)
-        result = await self.session.execute(
-            update(RoomMember)
-            .where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
-            .values(last_read_message_id=new)
-            .returning(RoomMember.last_read_message_id)
-        )
-        return int(result.scalar_one() or 0)
-
 
 _MESSAGE_COLUMNS = (Message, User.name)
 
@@ -396,7 +161,7 @@ def _post_params(
         "limit": limit,
         # The event's data is the message as the API returns it; the database adds the id
         # and the sender's name.
-        "data": _jsonable(out.model_dump(mode="json", exclude={"id", "sender_name"})),
+        "data": event_json(out.model_dump(mode="json", exclude={"id", "sender_name"})),
     }
 
 

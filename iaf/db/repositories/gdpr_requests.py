@@ -1,4 +1,4 @@
-"""Data-subject requests and their steps, export download tokens, consents, erasure audit."""
+"""Data-subject requests (GDPR export and erasure), their steps and export download tokens."""
 
 from __future__ import annotations
 
@@ -8,21 +8,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iaf.db.models import (
-    Consent,
-    ConsentChange,
-    DataSubjectRequest,
-    DataSubjectRequestStep,
-    ErasureAudit,
-    ExportDownloadToken,
-)
+from iaf.db.models import DataSubjectRequest, DataSubjectRequestStep, ExportDownloadToken
 from schemas.gdpr import OPEN_STATUSES, steps_for
 
-PURPOSES = ("analytics", "marketing", "ai_training")
 LIVE_LINKS = 20
 _OPEN_WHERE = text("status IN ('pending', 'in_grace', 'in_progress', 'error')")
 
@@ -312,93 +304,3 @@ class RequestRepository:
             return None
         token.last_used_at = datetime.now(UTC)
         return token, request
-
-
-class ConsentRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def current(self, user_id: uuid.UUID) -> dict[str, Consent]:
-        rows = await self.session.scalars(select(Consent).where(Consent.user_id == user_id))
-        return {c.purpose: c for c in rows}
-
-    async def set(self, user_id: uuid.UUID, changes: dict[str, bool]) -> list[str]:
-        """Store the choices; each real change goes to the history. Returns the changed purposes."""
-        current = await self.current(user_id)
-        changed = [
-            p for p, granted in changes.items() if p not in current or current[p].granted != granted
-        ]
-        for purpose in changed:
-            granted = changes[purpose]
-            await self.session.execute(
-                pg_insert(Consent)
-                .values(user_id=user_id, purpose=purpose, granted=granted)
-                .on_conflict_do_update(
-                    index_elements=["user_id", "purpose"],
-                    set_={"granted": granted, "updated_at": func.now()},
-                )
-            )
-            self.session.add(ConsentChange(user_id=user_id, purpose=purpose, granted=granted))
-        await self.session.flush()
-        return changed
-
-    async def history(self, user_id: uuid.UUID, limit: int = 500) -> list[ConsentChange]:
-        rows = await self.session.scalars(
-            select(ConsentChange)
-            .where(ConsentChange.user_id == user_id)
-            .order_by(ConsentChange.id.desc())
-            .limit(limit)
-        )
-        return list(rows)
-
-
-class AuditRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def record(
-        self, request: DataSubjectRequest, steps: list[dict[str, Any]], retain_days: int
-    ) -> None:
-        """Idempotent: a retried audit step rewrites the same row."""
-        values = {
-            "request_id": request.id,
-            "subject_ref": request.subject_ref,
-            "org_id": request.org_id,
-            "requested_via": request.requested_via,
-            "requested_by_ref": request.requested_by_ref,
-            "requested_at": request.created_at,
-            "steps": steps,
-            "retain_until": func.now() + timedelta(days=retain_days),
-        }
-        await self.session.execute(
-            pg_insert(ErasureAudit)
-            .values(**values)
-            .on_conflict_do_update(index_elements=["request_id"], set_={"steps": steps})
-        )
-
-    async def seal(
-        self,
-        request_id: uuid.UUID,
-        verification: dict[str, Any],
-        receipt: dict[str, Any],
-        signature: str,
-    ) -> None:
-        await self.session.execute(
-            update(ErasureAudit)
-            .where(ErasureAudit.request_id == request_id)
-            .values(
-                verification=verification,
-                receipt=receipt,
-                receipt_signature=signature,
-                completed_at=func.now(),
-            )
-        )
-
-    async def get(self, request_id: uuid.UUID) -> ErasureAudit | None:
-        return await self.session.get(ErasureAudit, request_id, populate_existing=True)
-
-    async def purge_expired(self) -> int:
-        result = await self.session.execute(
-            delete(ErasureAudit).where(ErasureAudit.retain_until < func.now())
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
