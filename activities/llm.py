@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-import iaf.llm  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
 from iaf.agents.context import build_messages
 from iaf.agents.intent import build_classifier_prompt, parse_classifier_answer
 from iaf.agents.registry import get_registry

@@ -77,13 +77,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_temporal(state: StateDep) -> Client:
-    return state.temporal
-
-
-TemporalDep = Annotated[Client, Depends(get_temporal)]
-
-
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 BENCHMARKS = ["bench.chat", "bench.agents", "bench.gdpr_erasure"]
 

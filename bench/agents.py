@@ -1,4 +1,4 @@
-"""Issue 3 benchmark: agent replies through Temporal versus the same steps run directly.
+"""Benchmark: agent replies through Temporal versus the same steps run directly.
 
 Latency: from the POST of a message that mentions an agent to the first `agent.delta` an SSE
 client of the room receives (and to `agent.done`), with the offline model at zero latency
@@ -193,7 +193,7 @@ async def direct_runner_main() -> None:
     from temporalio.testing import ActivityEnvironment
 
     from activities.agents_db import AgentDbActivities
-    from activities.database import ChatDatabaseActivities
+    from activities.chat_db import ChatDbActivities
     from activities.llm import LlmActivities
     from activities.retrieval import RetrievalActivities
     from iaf.agents.context import plan_step
@@ -219,7 +219,7 @@ async def direct_runner_main() -> None:
     sessionmaker = make_sessionmaker(engine)
     embedder = make_embedder(settings.embedding_model)
     await embedder.embed(["warm up"])
-    chat = ChatDatabaseActivities(sessionmaker)
+    chat = ChatDbActivities(sessionmaker)
     agents = AgentDbActivities(sessionmaker, None, settings)  # type: ignore[arg-type]
     retrieval = RetrievalActivities(
         sessionmaker, VectorStore(make_qdrant(settings)), embedder, settings

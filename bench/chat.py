@@ -1,4 +1,4 @@
-"""Issue 2 benchmark: posting throughput/latency (1 and 2 API processes) and SSE fan-out latency.
+"""Benchmark: posting throughput/latency (1 and 2 API processes) and SSE fan-out latency.
 
 Baselines, measured in the same run: the same rows (message + its message.new event) written with
 raw psycopg inserts, and a raw INSERT → NOTIFY → LISTEN round trip.

@@ -1,4 +1,4 @@
-"""Issue 5 benchmark: GDPR erasure time for a subject with 1,000 / 10,000 / 50,000 messages and
+"""Benchmark: GDPR erasure time for a subject with 1,000 / 10,000 / 50,000 messages and
 as many Qdrant vectors (grace period 0), through the Erasure workflow on the Temporal dev server.
 
 The subject also has workflow executions, as a real one would: every message posted through

@@ -2,6 +2,8 @@
 
 import os
 
+# The one place that sets the process environment: every entry point (the `iaf` command, the
+# test suite, the benchmarks) imports this package before litellm or sentence-transformers load.
 # litellm downloads a price map at import unless told to use its bundled copy; we are offline.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

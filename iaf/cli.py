@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 import typer
 
 from iaf.gdpr.cli import app as gdpr_app
 from iaf.settings import get_settings
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(help="IAFactory Agents", no_args_is_help=True)
 # Data-team commands: iaf gdpr export|erase|status|retry|cancel.

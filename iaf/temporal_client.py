@@ -72,7 +72,6 @@ class StartGuard:
         self.backoff_seconds = backoff_seconds
         self.clock = clock
         self.open_until = 0.0
-        self.refused = 0
         self.slow_in_a_row = 0
 
     @property
@@ -81,7 +80,6 @@ class StartGuard:
 
     def check(self) -> None:
         if self.is_open:
-            self.refused += 1
             raise TemporalUnavailable("Temporal unreachable a moment ago; left to the sweep")
 
     def timed_out(self) -> None:

@@ -52,15 +52,6 @@ NameStr = Annotated[str, AfterValidator(storable_text), AfterValidator(non_blank
 UnicodeStr = Annotated[str, AfterValidator(valid_unicode)]
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_before: int | None = None

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 # Kinds, statuses and step names shared by the workflows, the repositories, the API and the CLI.
 EXPORT: Final = "export"
 ERASURE: Final = "erasure"
-KINDS: Final = (EXPORT, ERASURE)
 
 EXPORT_STEPS: Final = ("archive",)
 ERASURE_STEPS: Final = (

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from activities.agents_db import AgentDbActivities, KnowledgeDbActivities
-from activities.database import ChatDatabaseActivities
+from activities.chat_db import ChatDbActivities
 from activities.gdpr_database import GdprDatabaseActivities
 from activities.gdpr_qdrant import GdprQdrantActivities
 from activities.invitations import InvitationActivities
@@ -65,7 +65,7 @@ def main_activities(clients: WorkerClients, serves_retrieval: bool) -> Sequence[
     """The main queue's activities. A worker that also serves retrieval registers the context
     step here too, so AgentReply runs it as a local activity (no task-queue hop before the
     first token); one that does not registers a refusal that sends AgentReply to the queue."""
-    chat_db = ChatDatabaseActivities(clients.sessionmaker)
+    chat_db = ChatDbActivities(clients.sessionmaker)
     context = (
         shared_retrieval(clients).build_reply_context
         if serves_retrieval

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents_db import AgentDbActivities
-    from activities.database import ChatDatabaseActivities
+    from activities.chat_db import ChatDbActivities
     from activities.llm import LlmActivities
     from schemas.agents import ClassifyRequest, StartReplies
     from schemas.workflows import (
@@ -42,7 +42,7 @@ class RouteMessage:
     @workflow.run
     async def run(self, input: RouteMessageInput) -> RouteMessageResult:
         recorded = await workflow.execute_local_activity_method(
-            ChatDatabaseActivities.record_mentions,
+            ChatDbActivities.record_mentions,
             MessageRef(message_id=input.message_id),
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=DB_RETRY,

@@ -99,12 +99,12 @@ async def post_message(
         await signal_first_action(state.temporal, settings, referral_id, user_id)
     # Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal.
     if created and route:
-        await hand_off(state, out.id, str(room_id), user_id, body.content)
+        await start_routing(state, out.id, str(room_id), user_id, body.content)
     response.status_code = 201 if created else 200
     return out
 
 
-async def hand_off(
+async def start_routing(
     state: StateDep, message_id: int, room_id: str, sender_id: uuid.UUID, content: str
 ) -> None:
     """The message is stored already; if Temporal is away, the sweep starts it later (rule 5).

@@ -1,5 +1,5 @@
 """LLM access goes through litellm; this package adds the offline provider used by tests and the
-embedded stack. Importing it sets LITELLM_LOCAL_MODEL_COST_MAP so litellm stays off the network."""
+embedded stack (litellm stays off the network: see iaf/__init__.py)."""
 
 from iaf.llm.offline import (
     DEFAULT_MODEL,

@@ -44,11 +44,6 @@ messages, completion_tokens = words in the reply. `max_tokens` truncates the rep
 
 from __future__ import annotations
 
-import os
-
-# litellm fetches a model price map over the network at import time unless told not to.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 import asyncio
 import hashlib
 import math

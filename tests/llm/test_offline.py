@@ -8,16 +8,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-import iaf.llm  # sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is first imported
-import iaf.llm.offline as offline_module
-
-# isort: split
 import litellm
 import openai
+import pytest
 from litellm.exceptions import APIConnectionError
 
+import iaf.llm.offline as offline_module
 from iaf.agents.intent import build_classifier_prompt
 from iaf.agents.mentions import parse_mentions
 from iaf.agents.registry import get_registry
@@ -331,7 +327,7 @@ def test_register_is_idempotent(offline: OfflineLLM) -> None:
     again = register_offline_provider(tokens_per_second=7.0)
     assert again is offline
     assert again.tokens_per_second == 7.0
-    entries = [p for p in litellm.custom_provider_map if p["provider"] == iaf.llm.PROVIDER]
+    entries = [p for p in litellm.custom_provider_map if p["provider"] == offline_module.PROVIDER]
     assert len(entries) == 1
 
 

@@ -43,8 +43,6 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "REPLY_HEARTBEAT_SECONDS": settings.reply_heartbeat_seconds,
         "REPLY_RETRY_INITIAL_SECONDS": settings.reply_retry_initial_seconds,
         "SWEEP_INTERVAL_SECONDS": 1,
-        "HF_HUB_OFFLINE": 1,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }
     env.update({k: str(v) for k, v in values.items()})
     return env

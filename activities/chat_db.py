@@ -1,4 +1,4 @@
-"""Activities that only need PostgreSQL: reading messages by ID, recording what routing found."""
+"""Chat activities that only need PostgreSQL: recording the mentions of a message and routing it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from iaf.db.repositories.users import UserRepository
 from schemas.workflows import MessageRef, RecordedMentions
 
 
-class ChatDatabaseActivities:
+class ChatDbActivities:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
 
