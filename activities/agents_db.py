@@ -23,7 +23,7 @@ from iaf.db.repositories.agents import AgentRunRepository
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.ledger import LedgerRepository
 from iaf.db.repositories.memories import MemoryRepository
-from iaf.db.repositories.messages import MessageRepository, message_out
+from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.db.repositories.users import UserRepository
 from iaf.settings import Settings
@@ -39,6 +39,7 @@ from schemas.agents import (
     StartedReplies,
     StartReplies,
 )
+from schemas.chat import MessageOut
 from schemas.knowledge import IndexFailure
 
 RESERVE = "reply-reserve"
@@ -205,7 +206,7 @@ class AgentDbActivities:
                 message = await runs.insert_reply_message(run, answer, meta)
                 message_id = message.id
                 await events.append(
-                    run.room_id, "message.new", message_out(message, None).model_dump(mode="json")
+                    run.room_id, "message.new", MessageOut.of(message).model_dump(mode="json")
                 )
                 targets = unique_targets(mentions)
                 agents = [m.id for m in targets if m.kind == "agent"]
@@ -305,7 +306,7 @@ class AgentDbActivities:
                 run, f"{name} could not answer: {message}", "agent_error"
             )
             await events.append(
-                run.room_id, "message.new", message_out(notice, None).model_dump(mode="json")
+                run.room_id, "message.new", MessageOut.of(notice).model_dump(mode="json")
             )
         await AgentRunRepository(session).finish(
             run, status, error={"code": code, "message": message}, context=context_refs(run.context)

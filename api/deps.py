@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.broker import RoomEventBroker
-from api.errors import ApiError
 from api.ratelimit import RateLimiter
 from iaf.db.models import Room, User
 from iaf.db.repositories.api_keys import ApiKeyRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.db.repositories.users import UserRepository
+from iaf.errors import ApiError
 from iaf.security import API_KEY_PREFIX, decode_access_token, hash_token
 from iaf.settings import Settings
 
@@ -77,6 +77,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -102,6 +106,17 @@ async def authenticate(token: str, state: AppState, session: AsyncSession) -> Us
     if user is None or user.status != "active":
         raise unauthorized()
     return user
+
+
+async def optional_user(request: Request, state: AppState, session: AsyncSession) -> User | None:
+    """The caller when the request is signed, None when it carries no Authorization header."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "malformed Authorization header")
+    return await authenticate(token.strip(), state, session)
 
 
 async def get_current_user(request: Request, state: StateDep) -> User:

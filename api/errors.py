@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from iaf.errors import ApiError
+
 log = logging.getLogger(__name__)
 
 _STATUS_CODES = {
@@ -33,17 +35,6 @@ _STATUS_CODES = {
 # invalid text representation, numeric value out of range, untranslatable character,
 # string data right truncation, character not in repertoire (NUL in text), invalid escape.
 _CLIENT_DATA_SQLSTATES = frozenset({"22P02", "22003", "22P05", "22001", "22021", "22025"})
-
-
-class ApiError(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
 
 
 def error_response(

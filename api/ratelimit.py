@@ -9,8 +9,8 @@ from datetime import timedelta
 from fastapi import Response
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from api.errors import ApiError
 from iaf.db.repositories.ratelimit import RateLimitRepository, WindowUsage
+from iaf.errors import ApiError
 
 
 class RateLimiter:

@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    AliasPath,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from schemas.common import MAX_BIGINT, NameStr, SafeStr
 
@@ -98,19 +106,40 @@ class MessageEdit(BaseModel):
 
 
 class MessageOut(BaseModel):
+    """A message as clients see it, built from a stored row (see `of`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     room_id: uuid.UUID
     sender_user_id: uuid.UUID | None
     sender_agent_id: str | None
-    sender_name: str | None
+    # A person's name (joined from users, not on the row); an agent signs with its id.
+    sender_name: str | None = Field(validation_alias=AliasChoices("sender_name", "sender_agent_id"))
     content: str
     type: str
     reply_to_id: int | None
-    mentions: list[dict[str, Any]] = Field(default_factory=list)
+    # Recorded by RouteMessage in the row's metadata.
+    mentions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("mentions", AliasPath("meta", "mentions")),
+    )
     client_msg_id: str | None = None
     created_at: datetime
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _deleted_without_text(self) -> MessageOut:
+        if self.deleted_at is not None:
+            self.content = ""
+        return self
+
+    @classmethod
+    def of(cls, message: object, sender_name: str | None = None) -> MessageOut:
+        """`sender_name`: the author's name when a person wrote it (joined from users)."""
+        out = cls.model_validate(message, from_attributes=True)
+        return out.model_copy(update={"sender_name": sender_name}) if sender_name else out
 
 
 class ReadMarker(BaseModel):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, EmailStr, Field
 
 from schemas.auth import UserOut
 from schemas.common import NameStr, UnicodeStr
@@ -29,11 +29,14 @@ class InviteRequest(BaseModel):
 class InvitationOut(BaseModel):
     """What the room's owners and admins see; the token is never shown, only mailed."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     room_id: uuid.UUID
     email: str
     invited_by: uuid.UUID
-    status: InvitationStatus
+    # Read from the row's current_status: past its expiry a pending invitation is expired.
+    status: InvitationStatus = Field(validation_alias=AliasChoices("current_status", "status"))
     expires_at: datetime
     created_at: datetime
     closed_at: datetime | None = None

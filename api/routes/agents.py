@@ -6,8 +6,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.deps import CurrentUser, SettingsDep
-from api.errors import ApiError
 from iaf.agents.registry import AgentPersona, get_registry
+from iaf.errors import ApiError
 from iaf.settings import Settings
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])

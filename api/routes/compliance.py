@@ -11,11 +11,11 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 
 from api.deps import CurrentUser, SessionDep, StateDep, require_role
-from api.errors import ApiError
 from iaf.db.models import DataSubjectRequest, User
 from iaf.db.repositories.erasure_audit import AuditRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.db.repositories.users import UserRepository
+from iaf.errors import ApiError
 from iaf.gdpr import receipt, service
 from schemas.gdpr import (
     ERASURE,

@@ -14,10 +14,10 @@ from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, SessionDep, StateDep, room_for_member
-from api.errors import ApiError
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
+from iaf.errors import ApiError
 from schemas.chat import ReadMarker
 from schemas.common import MAX_BIGINT
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 
 from api.deps import CurrentUser, SessionDep, StateDep
-from api.errors import ApiError
 from iaf.db.models import DataSubjectRequest, User
 from iaf.db.repositories.consents import PURPOSES, ConsentRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
+from iaf.errors import ApiError
 from iaf.gdpr import service
 from iaf.security import hash_token, verify_password
 from schemas.gdpr import (

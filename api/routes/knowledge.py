@@ -14,10 +14,10 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import CurrentUser, SessionDep, StateDep, ensure_writable, room_for_member
-from api.errors import ApiError
 from iaf.db.models import KnowledgeDocument, User
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.rooms import RoomRepository
+from iaf.errors import ApiError
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import DocumentCreate, DocumentList, DocumentOut
 

@@ -12,9 +12,9 @@ import uuid
 from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, SessionDep, StateDep
-from api.errors import ApiError
 from iaf.db.models import Memory
 from iaf.db.repositories.memories import MemoryRepository
+from iaf.errors import ApiError
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import MemoryCreate, MemoryList, MemoryOut
 

@@ -20,12 +20,12 @@ from api.deps import (
     room_for_member,
     unauthorized,
 )
-from api.errors import ApiError
 from api.ratelimit import enforce
 from iaf.db.models import Message, User
-from iaf.db.repositories.messages import MessageRepository, message_out
+from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.referrals import ReferralRepository
 from iaf.db.repositories.room_events import EventRepository
+from iaf.errors import ApiError
 from iaf.settings import Settings
 from iaf.workflow_calls import signal_first_action, start_mentioned_replies, start_route_message
 from schemas.chat import MessageCreate, MessageEdit, MessageOut
@@ -177,7 +177,7 @@ async def edit_message(
     if datetime.now(UTC) - message.created_at > window:
         raise ApiError(409, "edit_window_closed", "messages can only be edited for a limited time")
     await MessageRepository(session).edit(message, content)
-    out = message_out(message, user.name)
+    out = MessageOut.of(message, user.name)
     await EventRepository(session).append(
         message.room_id, "message.edit", out.model_dump(mode="json")
     )

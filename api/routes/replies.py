@@ -15,10 +15,10 @@ from fastapi import APIRouter, Path
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CurrentUser, SessionDep, StateDep, room_for_member
-from api.errors import ApiError
 from iaf import workflow_calls
 from iaf.db.models import AgentRun
 from iaf.db.repositories.agents import AgentRunRepository
+from iaf.errors import ApiError
 from schemas.agents import TERMINAL_STATUSES, CancelOut, ReplyOut
 
 log = logging.getLogger(__name__)

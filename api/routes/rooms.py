@@ -16,12 +16,12 @@ from api.deps import (
     ensure_writable,
     room_for_member,
 )
-from api.errors import ApiError
 from iaf.db.models import Room, User
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.db.repositories.users import UserRepository
+from iaf.errors import ApiError
 from schemas.chat import (
     MemberAdd,
     MemberOut,

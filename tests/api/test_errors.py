@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.errors import ApiError, install_error_handlers
+from api.errors import install_error_handlers
 from iaf.db.engine import make_engine
+from iaf.errors import ApiError
 
 # Each query reaches the real PostgreSQL (or asyncpg's argument encoding) with a bad value.
 CLIENT_MISTAKES: dict[str, tuple[str, dict[str, Any]]] = {

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.errors import ApiError
 from api.ratelimit import RateLimiter, seconds_until_allowed
 from iaf.db.engine import make_engine
 from iaf.db.repositories.ratelimit import WindowUsage
+from iaf.errors import ApiError
 
 WINDOW = 60
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import UUID
@@ -40,6 +40,13 @@ class Invitation(Base):
     reminder_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resends_requested: Mapped[int] = mapped_column(Integer, default=0)
     resends_sent: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def current_status(self) -> str:
+        """A pending invitation past its expiry is expired, even before its timer has fired."""
+        if self.status == "pending" and self.expires_at <= datetime.now(UTC):
+            return "expired"
+        return self.status
 
 
 # Inviting the same address to the same room again finds this one pending invitation.

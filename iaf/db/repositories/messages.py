@@ -20,24 +20,6 @@ from schemas.chat import MessageCreate, MessageOut
 _MESSAGE_COLUMNS = (Message, User.name)
 
 
-def message_out(message: Message, sender_name: str | None) -> MessageOut:
-    return MessageOut(
-        id=message.id,
-        room_id=message.room_id,
-        sender_user_id=message.sender_user_id,
-        sender_agent_id=message.sender_agent_id,
-        sender_name=sender_name if message.sender_user_id else message.sender_agent_id,
-        content="" if message.deleted_at else message.content,
-        type=message.type,
-        reply_to_id=message.reply_to_id,
-        mentions=list((message.meta or {}).get("mentions", [])),
-        client_msg_id=message.client_msg_id,
-        created_at=message.created_at,
-        edited_at=message.edited_at,
-        deleted_at=message.deleted_at,
-    )
-
-
 # The hot path in one statement, committed on its own: the poster's account (active, token
 # version), membership, the reply_to check, a retried client_msg_id, the rate limit, the
 # message and its message.new event. Every check is a row condition, so a refused post writes
@@ -234,7 +216,7 @@ class MessageRepository:
                 )
             )
         ).first()
-        return message_out(row[0], row[1]) if row else None
+        return MessageOut.of(row[0], row[1]) if row else None
 
     async def insert(
         self,
@@ -311,7 +293,7 @@ class MessageRepository:
         if after is None:
             query = query.order_by(Message.id.desc())
         rows = (await self.session.execute(query.limit(limit))).all()
-        items = [message_out(r[0], r[1]) for r in rows]
+        items = [MessageOut.of(r[0], r[1]) for r in rows]
         return sorted(items, key=lambda m: m.id)
 
     async def edit(self, message: Message, content: str) -> None:

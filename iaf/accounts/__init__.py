@@ -1,0 +1,1 @@
+"""People and their organisations: sign-up, colleagues, password login, access tokens."""

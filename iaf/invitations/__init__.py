@@ -1,0 +1,1 @@
+"""Room invitations by e-mail: invite, resend, revoke, and accept (signed in or signing up)."""

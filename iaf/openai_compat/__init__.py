@@ -1,0 +1,1 @@
+"""Conversations held through the OpenAI-compatible API, stored as private rooms."""

@@ -1,0 +1,1 @@
+"""Rooms and their members: the rules every way of joining a room shares."""
