@@ -14,22 +14,17 @@ from api.deps import CurrentUser, SessionDep, StateDep, require_role
 from iaf.db.models import DataSubjectRequest, User
 from iaf.db.repositories.erasure_audit import AuditRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
-from iaf.db.repositories.users import UserRepository
 from iaf.errors import ApiError
 from iaf.gdpr import receipt, service
 from schemas.gdpr import (
     ERASURE,
-    EXPORT,
     BatchCreate,
-    BatchItem,
     BatchOut,
     Kind,
     ReceiptOut,
     RequestOut,
     RetryRequest,
     Status,
-    SubjectIn,
-    steps_for,
 )
 
 log = logging.getLogger(__name__)
@@ -39,19 +34,6 @@ router = APIRouter(prefix="/api/compliance", tags=["compliance"])
 def _compliance(user: User) -> User:
     require_role(user, "compliance")
     return user
-
-
-async def _subject(session: SessionDep, officer: User, subject: SubjectIn) -> User | None:
-    """Only people of the officer's organisation; anyone else is indistinguishable from unknown."""
-    users = UserRepository(session)
-    found = (
-        await users.get(subject.user_id)
-        if subject.user_id
-        else await users.get_by_email(str(subject.email))
-    )
-    if found is None or found.org_id != officer.org_id:
-        return None
-    return found
 
 
 async def _request(session: SessionDep, officer: User, request_id: uuid.UUID) -> DataSubjectRequest:
@@ -67,41 +49,10 @@ async def submit(
 ) -> BatchOut:
     """One request per subject; an open request of the same kind is returned, not doubled."""
     officer = _compliance(user)
-    if body.grace_days is not None and body.kind != ERASURE:
-        raise ApiError(422, "invalid_request", "grace_days applies to erasure requests only")
-    outcomes: list[tuple[int, str, DataSubjectRequest | None]] = []
-    for index, subject_in in enumerate(body.subjects):
-        subject = await _subject(session, officer, subject_in)
-        if subject is None:
-            outcomes.append((index, "not_found", None))
-            continue
-        if body.kind == EXPORT and await RequestRepository(session).erasure_underway(subject.id):
-            # Frozen or being erased: an archive now would copy what the erasure removes.
-            outcomes.append((index, "erasure_in_progress", None))
-            continue
-        created_request, created = await service.create_request(
-            session,
-            state.settings,
-            kind=body.kind,
-            subject=subject,
-            requester=officer,
-            via="compliance",
-            reason=body.reason,
-            grace_days=body.grace_days,
-        )
-        outcomes.append((index, "created" if created else "existing", created_request))
-    await session.commit()
-    items = []
-    for index, outcome, request in outcomes:
-        if request is not None and outcome == "created":
-            await service.start_quietly(state.temporal, state.settings, request)
-        out = (
-            await service.present(session, state.settings, request, with_link=False)
-            if request
-            else None
-        )
-        items.append(BatchItem(index=index, outcome=outcome, request=out))
-    if not any(outcome == "created" for _, outcome, _ in outcomes):
+    items, created = await service.submit_batch(
+        session, state.settings, state.temporal, officer, body
+    )
+    if not created:
         response.status_code = 200
     return BatchOut(items=items)
 
@@ -141,21 +92,6 @@ async def get_request(
     return await service.present(session, state.settings, request, with_link=False)
 
 
-def _retry_position(request: DataSubjectRequest, from_step: str | None, done: list[str]) -> int:
-    steps = steps_for(request.kind)
-    failed = request.failed_step or next((s for s in steps if s not in done), steps[-1])
-    target = from_step or failed
-    if target not in steps or target == "grace":
-        raise ApiError(
-            422,
-            "invalid_step",
-            f"from_step must be one of {', '.join(s for s in steps if s != 'grace')}",
-        )
-    if steps.index(target) > steps.index(failed):
-        raise ApiError(422, "invalid_step", f"cannot skip the failed step {failed}")
-    return steps.index(target)
-
-
 @router.post("/requests/{request_id}/retry", status_code=202)
 async def retry(
     request_id: uuid.UUID,
@@ -166,39 +102,8 @@ async def retry(
 ) -> RequestOut:
     """Resume a failed request from its failed step (or an earlier one): done steps are skipped."""
     request = await _request(session, _compliance(user), request_id)
-    if request.status != "error":
-        raise ApiError(
-            409, "not_failed", f"only failed requests can be retried (status: {request.status})"
-        )
-    requests = RequestRepository(session)
-    position = _retry_position(request, body.from_step, await requests.done_steps(request.id))
-    failed_step = request.failed_step
-    await requests.reset_steps_from(request.id, position)
-    await requests.set_status(request.id, "in_progress", only_from=("error",), failed_step=None)
-    await session.commit()
-    try:
-        started = await service.start_retry(state.temporal, state.settings, request)
-    except Exception as exc:  # Temporal unreachable: nothing started, so nothing changes
-        log.warning("retry of %s not started (%s)", request.id, type(exc).__name__)
-        started = None
-    if not started:
-        await requests.set_status(
-            request.id, "error", only_from=("in_progress",), failed_step=failed_step
-        )
-        await session.commit()
-        if started is None:
-            raise ApiError(
-                503,
-                "temporal_unavailable",
-                "the workflow service is unreachable; the request is unchanged, retry later",
-                headers={"Retry-After": "30"},
-            )
-        raise ApiError(
-            409, "still_running", "the previous run has not finished yet; try again shortly"
-        )
-    refreshed = await requests.get(request.id)
-    assert refreshed is not None
-    return await service.present(session, state.settings, refreshed, with_link=False)
+    resumed = await service.retry(session, state.settings, state.temporal, request, body.from_step)
+    return await service.present(session, state.settings, resumed, with_link=False)
 
 
 @router.post("/requests/{request_id}/cancel")
@@ -210,18 +115,12 @@ async def cancel(
     cancellable = (
         ("pending", "in_grace") if request.kind == ERASURE else ("pending", "in_progress", "error")
     )
-    requests = RequestRepository(session)
-    if not await requests.set_status(request.id, "cancelled", only_from=cancellable):
+    cancelled = await service.cancel(session, state.temporal, request, cancellable)
+    if cancelled is None:
         raise ApiError(
             409, "not_cancellable", f"a request in status {request.status} cannot be cancelled"
         )
-    if request.kind == ERASURE:
-        await requests.step_finished(request.id, "grace", "skipped")
-    await session.commit()
-    await service.wake_cancelled(state.temporal, request)
-    refreshed = await requests.get(request.id)
-    assert refreshed is not None
-    return await service.present(session, state.settings, refreshed, with_link=False)
+    return await service.present(session, state.settings, cancelled, with_link=False)
 
 
 @router.get("/requests/{request_id}/receipt")

@@ -17,7 +17,6 @@ from iaf.security import hash_token, verify_password
 from schemas.gdpr import (
     ERASURE,
     EXPORT,
-    OPEN_STATUSES,
     ConsentChangeOut,
     ConsentOut,
     ConsentsOut,
@@ -29,51 +28,12 @@ from schemas.gdpr import (
 router = APIRouter(prefix="/api/user", tags=["gdpr"])
 
 
-def _reusable(state: StateDep, request: DataSubjectRequest | None) -> bool:
-    """An export under way, or a finished one whose archive is still served, answers a new
-    ask; a failed one does not (it is started again)."""
-    if request is None:
-        return False
-    if request.status in OPEN_STATUSES and request.status != "error":
-        return True
-    return (
-        request.status == "complete" and service.archive_path(state.settings, request) is not None
-    )
-
-
 @router.get("/data-export")
 async def request_export(
     user: CurrentUser, session: SessionDep, state: StateDep, response: Response
 ) -> RequestOut:
-    """Start an export, or return the one already open or still downloadable (202 when new).
-    A failed export is run again (the open-request index counts it as open, so "a new one" is
-    the same request with a new workflow run: its step attempts keep counting)."""
-    requests = RequestRepository(session)
-    if await requests.erasure_underway(user.id):
-        raise ApiError(409, "erasure_in_progress", "the account is being erased; no export now")
-    latest = await requests.latest_for(EXPORT, user.id)
-    created = False
-    if _reusable(state, latest):
-        assert latest is not None
-        request = latest
-    elif latest is not None and latest.status == "error" and await requests.restart(latest.id):
-        await session.commit()
-        refreshed = await requests.get(latest.id)
-        assert refreshed is not None
-        request, created = refreshed, True
-    else:
-        request, created = await service.create_request(
-            session,
-            state.settings,
-            kind=EXPORT,
-            subject=user,
-            requester=user,
-            via="self",
-            reason="self-service",
-        )
-        await session.commit()
-    if request.status == "pending":
-        await service.start_quietly(state.temporal, state.settings, request)
+    """Start an export, or return the one already open or still downloadable (202 when new)."""
+    request, created = await service.request_export(session, state.settings, state.temporal, user)
     response.status_code = 202 if created else 200
     return await service.present(session, state.settings, request, with_link=True)
 
@@ -151,19 +111,14 @@ async def deletion_status(user: CurrentUser, session: SessionDep, state: StateDe
 @router.post("/delete-account/cancel")
 async def cancel_deletion(user: CurrentUser, session: SessionDep, state: StateDep) -> RequestOut:
     request = await _open_erasure(session, user)
-    requests = RequestRepository(session)
-    if not await requests.set_status(request.id, "cancelled", only_from=("pending", "in_grace")):
+    cancelled = await service.cancel(session, state.temporal, request, ("pending", "in_grace"))
+    if cancelled is None:
         raise ApiError(
             409,
             "erasure_started",
             "the grace period is over; the erasure can no longer be cancelled",
         )
-    await requests.step_finished(request.id, "grace", "skipped")
-    await session.commit()
-    await service.wake_cancelled(state.temporal, request)
-    refreshed = await requests.get(request.id)
-    assert refreshed is not None
-    return await service.present(session, state.settings, refreshed, with_link=False)
+    return await service.present(session, state.settings, cancelled, with_link=False)
 
 
 async def _consents(session: SessionDep, user: User) -> ConsentsOut:

@@ -1,5 +1,6 @@
-"""What the user and compliance routes share: creating requests, starting and waking their
-workflows, and presenting a request (with a fresh download link when its archive is ready)."""
+"""What the user and compliance routes do with GDPR requests: create them (alone or in a
+batch), start, retry and cancel their workflows, and present a request (with a fresh download
+link when its archive is ready). The routes check who may ask; this module does the asking."""
 
 from __future__ import annotations
 
@@ -12,12 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from iaf import workflow_calls
-from iaf.db.models import DataSubjectRequest, DataSubjectRequestStep, User
+from iaf.db.models import DataSubjectRequest, User
 from iaf.db.repositories.gdpr_requests import RequestRepository
+from iaf.db.repositories.users import UserRepository
+from iaf.errors import ApiError
 from iaf.security import hash_token
 from iaf.settings import Settings
 from iaf.workflow_calls import gdpr_workflow_id, subject_ref
-from schemas.gdpr import ERASURE, RequestOut, StepOut
+from schemas.gdpr import (
+    ERASURE,
+    EXPORT,
+    OPEN_STATUSES,
+    BatchCreate,
+    BatchItem,
+    RequestOut,
+    StepOut,
+    SubjectIn,
+    steps_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +101,174 @@ async def wake_cancelled(client: Client, request: DataSubjectRequest) -> None:
     await workflow_calls.wake_cancelled_gdpr_request(client, request.kind, request.id)
 
 
-def step_out(step: DataSubjectRequestStep) -> StepOut:
-    return StepOut(
-        step=step.step,
-        status=step.status,
-        attempts=step.attempts,
-        last_error=step.last_error,
-        detail=step.detail or {},
-        started_at=step.started_at,
-        finished_at=step.finished_at,
+def _export_reusable(settings: Settings, request: DataSubjectRequest | None) -> bool:
+    """An export under way, or a finished one whose archive is still served, answers a new
+    ask; a failed one does not (it is started again)."""
+    if request is None:
+        return False
+    if request.status in OPEN_STATUSES and request.status != "error":
+        return True
+    return request.status == "complete" and archive_path(settings, request) is not None
+
+
+async def request_export(
+    session: AsyncSession, settings: Settings, client: Client, user: User
+) -> tuple[DataSubjectRequest, bool]:
+    """The subject's own export: the one open or still downloadable, else a new one (True).
+    A failed export is run again (the open-request index counts it as open, so "a new one" is
+    the same request with a new workflow run: its step attempts keep counting)."""
+    requests = RequestRepository(session)
+    if await requests.erasure_underway(user.id):
+        raise ApiError(409, "erasure_in_progress", "the account is being erased; no export now")
+    latest = await requests.latest_for(EXPORT, user.id)
+    created = False
+    if _export_reusable(settings, latest):
+        assert latest is not None
+        request = latest
+    elif latest is not None and latest.status == "error" and await requests.restart(latest.id):
+        await session.commit()
+        refreshed = await requests.get(latest.id)
+        assert refreshed is not None
+        request, created = refreshed, True
+    else:
+        request, created = await create_request(
+            session,
+            settings,
+            kind=EXPORT,
+            subject=user,
+            requester=user,
+            via="self",
+            reason="self-service",
+        )
+        await session.commit()
+    if request.status == "pending":
+        await start_quietly(client, settings, request)
+    return request, created
+
+
+async def submit_batch(
+    session: AsyncSession, settings: Settings, client: Client, officer: User, batch: BatchCreate
+) -> tuple[list[BatchItem], bool]:
+    """A compliance officer's batch, one request per subject of the officer's organisation (an
+    open request of the same kind is returned, not doubled); True when any was created."""
+    if batch.grace_days is not None and batch.kind != ERASURE:
+        raise ApiError(422, "invalid_request", "grace_days applies to erasure requests only")
+    outcomes: list[tuple[int, str, DataSubjectRequest | None]] = []
+    for index, subject_in in enumerate(batch.subjects):
+        subject = await _subject_in_org(session, officer, subject_in)
+        if subject is None:
+            outcomes.append((index, "not_found", None))
+            continue
+        if batch.kind == EXPORT and await RequestRepository(session).erasure_underway(subject.id):
+            # Frozen or being erased: an archive now would copy what the erasure removes.
+            outcomes.append((index, "erasure_in_progress", None))
+            continue
+        stored, created = await create_request(
+            session,
+            settings,
+            kind=batch.kind,
+            subject=subject,
+            requester=officer,
+            via="compliance",
+            reason=batch.reason,
+            grace_days=batch.grace_days,
+        )
+        outcomes.append((index, "created" if created else "existing", stored))
+    await session.commit()
+    items = []
+    for index, outcome, found in outcomes:
+        if found is not None and outcome == "created":
+            await start_quietly(client, settings, found)
+        out = await present(session, settings, found, with_link=False) if found else None
+        items.append(BatchItem(index=index, outcome=outcome, request=out))
+    return items, any(outcome == "created" for _, outcome, _ in outcomes)
+
+
+async def _subject_in_org(session: AsyncSession, officer: User, subject: SubjectIn) -> User | None:
+    """Only people of the officer's organisation; anyone else is indistinguishable from unknown."""
+    users = UserRepository(session)
+    found = (
+        await users.get(subject.user_id)
+        if subject.user_id
+        else await users.get_by_email(str(subject.email))
     )
+    if found is None or found.org_id != officer.org_id:
+        return None
+    return found
+
+
+def _retry_position(request: DataSubjectRequest, from_step: str | None, done: list[str]) -> int:
+    steps = steps_for(request.kind)
+    failed = request.failed_step or next((s for s in steps if s not in done), steps[-1])
+    target = from_step or failed
+    if target not in steps or target == "grace":
+        raise ApiError(
+            422,
+            "invalid_step",
+            f"from_step must be one of {', '.join(s for s in steps if s != 'grace')}",
+        )
+    if steps.index(target) > steps.index(failed):
+        raise ApiError(422, "invalid_step", f"cannot skip the failed step {failed}")
+    return steps.index(target)
+
+
+async def retry(
+    session: AsyncSession,
+    settings: Settings,
+    client: Client,
+    request: DataSubjectRequest,
+    from_step: str | None,
+) -> DataSubjectRequest:
+    """Resume a failed request from its failed step (or an earlier one): done steps are skipped.
+    When no new run starts, the request is put back as it was."""
+    if request.status != "error":
+        raise ApiError(
+            409, "not_failed", f"only failed requests can be retried (status: {request.status})"
+        )
+    requests = RequestRepository(session)
+    position = _retry_position(request, from_step, await requests.done_steps(request.id))
+    failed_step = request.failed_step
+    await requests.reset_steps_from(request.id, position)
+    await requests.set_status(request.id, "in_progress", only_from=("error",), failed_step=None)
+    await session.commit()
+    try:
+        started: bool | None = await start_retry(client, settings, request)
+    except Exception as exc:  # Temporal unreachable: nothing started, so nothing changes
+        log.warning("retry of %s not started (%s)", request.id, type(exc).__name__)
+        started = None
+    if not started:
+        await requests.set_status(
+            request.id, "error", only_from=("in_progress",), failed_step=failed_step
+        )
+        await session.commit()
+        if started is None:
+            raise ApiError(
+                503,
+                "temporal_unavailable",
+                "the workflow service is unreachable; the request is unchanged, retry later",
+                headers={"Retry-After": "30"},
+            )
+        raise ApiError(
+            409, "still_running", "the previous run has not finished yet; try again shortly"
+        )
+    refreshed = await requests.get(request.id)
+    assert refreshed is not None
+    return refreshed
+
+
+async def cancel(
+    session: AsyncSession, client: Client, request: DataSubjectRequest, only_from: tuple[str, ...]
+) -> DataSubjectRequest | None:
+    """Cancel the request if its status is one of `only_from` (else None) and wake its
+    workflow; a cancelled erasure's grace step is marked skipped."""
+    requests = RequestRepository(session)
+    if not await requests.set_status(request.id, "cancelled", only_from=only_from):
+        return None
+    if request.kind == ERASURE:
+        await requests.step_finished(request.id, "grace", "skipped")
+    await session.commit()
+    await wake_cancelled(client, request)
+    return await requests.get(request.id)
 
 
 async def present(
@@ -128,7 +299,7 @@ async def present(
         grace_until=request.grace_until,
         completed_at=request.completed_at,
         workflow_id=gdpr_workflow_id(request.kind, request.id),
-        steps=[step_out(s) for s in steps],
+        steps=[StepOut.model_validate(s, from_attributes=True) for s in steps],
         archive_bytes=request.archive_bytes,
         archive_expires_at=request.archive_expires_at,
         archive_available=path is not None,
