@@ -14,9 +14,8 @@ from temporalio.client import Client
 
 from api.broker import RoomEventBroker
 from api.ratelimit import RateLimiter
-from iaf.db.models import Room, User
+from iaf.db.models import User
 from iaf.db.repositories.api_keys import ApiKeyRepository
-from iaf.db.repositories.rooms import RoomRepository
 from iaf.db.repositories.users import UserRepository
 from iaf.errors import ApiError
 from iaf.security import API_KEY_PREFIX, decode_access_token, hash_token
@@ -167,23 +166,3 @@ ClaimantDep = Annotated[Claimant, Depends(get_claimant)]
 def require_role(user: User, *roles: str) -> None:
     if user.role not in roles:
         raise ApiError(403, "forbidden", f"requires role {' or '.join(roles)}")
-
-
-async def room_for_member(
-    session: AsyncSession, room_id: uuid.UUID, user: User
-) -> tuple[Room, str]:
-    """The room and the caller's role; 404 for non-members so room IDs reveal nothing."""
-    found = await RoomRepository(session).get_for_member(room_id, user.id)
-    if found is None:
-        raise ApiError(404, "room_not_found", "room not found")
-    return found
-
-
-def ensure_writable(room: Room) -> None:
-    if room.archived_at is not None:
-        raise ApiError(409, "room_archived", "the room is archived and read-only")
-
-
-def ensure_room_admin(role: str) -> None:
-    if role not in ("owner", "admin"):
-        raise ApiError(403, "forbidden", "only room owners and admins may do this")

@@ -176,3 +176,23 @@ class ReplyOut(BaseModel):
 class CancelOut(BaseModel):
     reply_id: str
     status: Literal["cancelling"]
+
+
+class AgentOut(BaseModel):
+    """An agent's card in the directory, built from its persona."""
+
+    id: str
+    name: str
+    description: str
+    role: str
+    # The litellm model string the agent answers with (the persona's, or the default).
+    model: str
+
+    @classmethod
+    def of(cls, persona: object, model: str) -> AgentOut:
+        """`model`: the persona's model resolved against the default."""
+        return cls.model_validate(persona, from_attributes=True).model_copy(update={"model": model})
+
+
+class AgentList(BaseModel):
+    items: list[AgentOut]

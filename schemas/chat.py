@@ -67,6 +67,16 @@ class RoomOut(BaseModel):
     # Unread messages that mention the caller by name or with @all (RouteMessage records them).
     unread_mentions: int | None = None
 
+    @classmethod
+    def of(
+        cls, room: object, role: str, unread: int | None = None, mentions: int | None = None
+    ) -> RoomOut:
+        """The stored room as one of its members sees it."""
+        out = cls.model_validate(room, from_attributes=True)
+        return out.model_copy(
+            update={"my_role": role, "unread_count": unread, "unread_mentions": mentions}
+        )
+
 
 class MemberAdd(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.common import NameStr, SafeStr
 
@@ -45,7 +45,13 @@ class DocumentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     indexed_at: datetime | None = None
+    # The text only where asked for: model_validate(..., context={"with_content": True}).
     content: str | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_when_asked(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if (info.context or {}).get("with_content") else None
 
 
 class DocumentList(BaseModel):

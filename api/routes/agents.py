@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
 
 from api.deps import CurrentUser, SettingsDep
-from iaf.agents.registry import AgentPersona, get_registry
+from iaf.agents.registry import get_registry
 from iaf.errors import ApiError
-from iaf.settings import Settings
+from schemas.agents import AgentList, AgentOut
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
-
-
-class AgentOut(BaseModel):
-    id: str
-    name: str
-    description: str
-    role: str
-    # The litellm model string the agent answers with (the persona's, or the default).
-    model: str
-
-
-class AgentList(BaseModel):
-    items: list[AgentOut]
-
-
-def agent_out(persona: AgentPersona, settings: Settings) -> AgentOut:
-    return AgentOut(
-        id=persona.id,
-        name=persona.name,
-        description=persona.description,
-        role=persona.role,
-        model=persona.resolved_model(settings.default_llm_model),
-    )
 
 
 @router.get("")
@@ -46,7 +22,9 @@ async def search_agents(
     """Best matches first (exact id, id prefix, name prefix, substring, description); an
     empty `q` lists every agent by id. Any signed-in user may read the directory."""
     personas = get_registry().search(q, limit)
-    return AgentList(items=[agent_out(p, settings) for p in personas])
+    return AgentList(
+        items=[AgentOut.of(p, p.resolved_model(settings.default_llm_model)) for p in personas]
+    )
 
 
 @router.get("/{agent_id}")
@@ -56,4 +34,4 @@ async def get_agent(
     persona = get_registry().get(agent_id.lower())
     if persona is None:
         raise ApiError(404, "agent_not_found", f"no agent with id {agent_id!r}")
-    return agent_out(persona, settings)
+    return AgentOut.of(persona, persona.resolved_model(settings.default_llm_model))

@@ -13,11 +13,12 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
-from api.deps import AppState, CurrentUser, SessionDep, StateDep, room_for_member
+from api.deps import AppState, CurrentUser, SessionDep, StateDep
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
+from iaf.rooms.service import room_for_member
 from schemas.chat import ReadMarker
 from schemas.common import MAX_BIGINT
 

@@ -12,22 +12,13 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from api.deps import (
-    AppState,
-    CurrentUser,
-    SessionDep,
-    StateDep,
-    client_ip,
-    ensure_room_admin,
-    ensure_writable,
-    optional_user,
-    room_for_member,
-)
+from api.deps import AppState, CurrentUser, SessionDep, StateDep, client_ip, optional_user
 from iaf.accounts.service import token_response
 from iaf.db.models import Invitation, User
 from iaf.db.repositories.invitations import InvitationView
 from iaf.invitations.service import Accepted, InvitationService, not_found
 from iaf.mail.render import landing_page
+from iaf.rooms.service import ensure_room_admin, ensure_writable, room_for_member
 from schemas.auth import UserOut
 from schemas.invitations import (
     AcceptRequest,

@@ -13,34 +13,16 @@ import uuid
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import CurrentUser, SessionDep, StateDep, ensure_writable, room_for_member
+from api.deps import CurrentUser, SessionDep, StateDep
 from iaf.db.models import KnowledgeDocument, User
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.errors import ApiError
+from iaf.rooms.service import ensure_writable, room_for_member
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import DocumentCreate, DocumentList, DocumentOut
 
 router = APIRouter(prefix="/api/knowledge", tags=["knowledge"])
-
-
-def document_out(document: KnowledgeDocument, with_content: bool = False) -> DocumentOut:
-    return DocumentOut(
-        id=document.id,
-        org_id=document.org_id,
-        room_id=document.room_id,
-        owner_id=document.owner_id,
-        scope=document.scope,
-        title=document.title,
-        size_bytes=document.size_bytes,
-        status=document.status,
-        chunk_count=document.chunk_count,
-        error=document.error,
-        created_at=document.created_at,
-        updated_at=document.updated_at,
-        indexed_at=document.indexed_at,
-        content=document.content if with_content else None,
-    )
 
 
 @router.post("/documents", status_code=202)
@@ -75,7 +57,7 @@ async def create_document(
     )
     await session.commit()
     await _start_job(state, document, removal=False)
-    return document_out(document)
+    return DocumentOut.model_validate(document, from_attributes=True)
 
 
 @router.get("/documents")
@@ -92,7 +74,7 @@ async def list_documents(
         user.org_id, user.id, room_id, limit, offset
     )
     return DocumentList(
-        items=[document_out(d) for d in items],
+        items=[DocumentOut.model_validate(d, from_attributes=True) for d in items],
         next_offset=offset + limit if len(items) == limit else None,
     )
 
@@ -116,7 +98,11 @@ async def visible_document(
 async def get_document(
     document_id: uuid.UUID, user: CurrentUser, session: SessionDep
 ) -> DocumentOut:
-    return document_out(await visible_document(session, document_id, user), with_content=True)
+    return DocumentOut.model_validate(
+        await visible_document(session, document_id, user),
+        from_attributes=True,
+        context={"with_content": True},
+    )
 
 
 @router.delete("/documents/{document_id}", status_code=202)
@@ -130,7 +116,7 @@ async def delete_document(
         await session.refresh(document)
     await session.commit()
     await _start_job(state, document, removal=True)
-    return document_out(document)
+    return DocumentOut.model_validate(document, from_attributes=True)
 
 
 @router.post("/documents/{document_id}/retry", status_code=202)
@@ -148,7 +134,7 @@ async def retry_document(
     await session.refresh(document)
     await session.commit()
     await _start_job(state, document, removal=False)
-    return document_out(document)
+    return DocumentOut.model_validate(document, from_attributes=True)
 
 
 async def _start_job(state: StateDep, document: KnowledgeDocument, *, removal: bool) -> None:

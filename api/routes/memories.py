@@ -12,23 +12,12 @@ import uuid
 from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, SessionDep, StateDep
-from iaf.db.models import Memory
 from iaf.db.repositories.memories import MemoryRepository
 from iaf.errors import ApiError
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import MemoryCreate, MemoryList, MemoryOut
 
 router = APIRouter(prefix="/api/memories", tags=["memories"])
-
-
-def memory_out(memory: Memory) -> MemoryOut:
-    return MemoryOut(
-        id=memory.id,
-        content=memory.content,
-        status=memory.status,
-        created_at=memory.created_at,
-        indexed_at=memory.indexed_at,
-    )
 
 
 @router.post("", status_code=201)
@@ -55,7 +44,7 @@ async def create_memory(
         f"IndexMemory for {memory.id}",
         start_vector_job(state.temporal, settings, "memory", memory.id, user.id),
     )
-    return memory_out(memory)
+    return MemoryOut.model_validate(memory, from_attributes=True)
 
 
 @router.get("")
@@ -67,7 +56,7 @@ async def list_memories(
 ) -> MemoryList:
     items = await MemoryRepository(session).list_for(user.id, limit, offset)
     return MemoryList(
-        items=[memory_out(m) for m in items],
+        items=[MemoryOut.model_validate(m, from_attributes=True) for m in items],
         next_offset=offset + limit if len(items) == limit else None,
     )
 

@@ -11,21 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import (
-    ClaimantDep,
-    CurrentUser,
-    SessionDep,
-    StateDep,
-    ensure_writable,
-    room_for_member,
-    unauthorized,
-)
+from api.deps import ClaimantDep, CurrentUser, SessionDep, StateDep, unauthorized
 from api.ratelimit import enforce
 from iaf.db.models import Message, User
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.referrals import ReferralRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
+from iaf.rooms.service import ensure_writable, room_for_member
 from iaf.settings import Settings
 from iaf.workflow_calls import signal_first_action, start_mentioned_replies, start_route_message
 from schemas.chat import MessageCreate, MessageEdit, MessageOut

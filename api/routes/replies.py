@@ -14,11 +14,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CurrentUser, SessionDep, StateDep, room_for_member
+from api.deps import CurrentUser, SessionDep, StateDep
 from iaf import workflow_calls
 from iaf.db.models import AgentRun
 from iaf.db.repositories.agents import AgentRunRepository
 from iaf.errors import ApiError
+from iaf.rooms.service import room_for_member
 from schemas.agents import TERMINAL_STATUSES, CancelOut, ReplyOut
 
 log = logging.getLogger(__name__)
@@ -26,23 +27,6 @@ router = APIRouter(prefix="/api/chat", tags=["replies"])
 
 # reply-{message_id}-{agent id}: anything else names no reply (422, not a database lookup).
 ReplyId = Annotated[str, Path(pattern=r"^reply-[0-9]{1,19}-[a-z0-9][a-z0-9_-]{0,39}$")]
-
-
-def reply_out(run: AgentRun) -> ReplyOut:
-    return ReplyOut(
-        reply_id=run.reply_id,
-        message_id=run.message_id,
-        room_id=run.room_id,
-        agent_id=run.agent_id,
-        status=run.status,
-        reply_message_id=run.reply_message_id,
-        depth=run.depth,
-        parent_reply_id=run.parent_reply_id,
-        usage=run.usage or {},
-        error=run.error,
-        created_at=run.created_at,
-        updated_at=run.updated_at,
-    )
 
 
 async def _run_in_room(
@@ -61,7 +45,7 @@ async def get_reply(
     room_id: uuid.UUID, reply_id: ReplyId, user: CurrentUser, session: SessionDep
 ) -> ReplyOut:
     run, _ = await _run_in_room(session, room_id, reply_id, user)
-    return reply_out(run)
+    return ReplyOut.model_validate(run, from_attributes=True)
 
 
 @router.post("/rooms/{room_id}/replies/{reply_id}/cancel", status_code=202)

@@ -41,6 +41,10 @@ class Room(Base):
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
 
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
 
 class RoomMember(Base):
     __tablename__ = "room_members"
