@@ -13,6 +13,7 @@ from iaf.devstack.postgres import EmbeddedPostgres
 from iaf.devstack.temporal import TemporalDevServer
 from iaf.settings import Settings
 from tests.helpers import free_port, serve_api
+from tests.smtp_capture import SmtpCapture
 from workers.main import running_worker
 
 FAST_PG = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -83,6 +84,15 @@ async def worker(settings: Settings) -> AsyncIterator[object]:
 async def api_url(settings: Settings, worker: object) -> AsyncIterator[str]:
     async with serve_api(settings) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def smtp(settings: Settings) -> Iterator[SmtpCapture]:
+    """A real SMTP server (aiosmtpd) on the settings' port, keeping what it receives."""
+    capture = SmtpCapture(settings.smtp_port)
+    capture.start()
+    yield capture
+    capture.stop()
 
 
 @pytest.fixture

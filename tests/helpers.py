@@ -25,11 +25,10 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[str]:
+async def serve_app(app: Any) -> AsyncIterator[str]:
+    """An ASGI app served by uvicorn in this event loop, on a free port; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -41,6 +40,10 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
+
+
+def serve_api(settings: Settings) -> contextlib.AbstractAsyncContextManager[str]:
+    return serve_app(create_app(settings))
 
 
 @dataclass

@@ -21,7 +21,7 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 
 import pytest
 from temporalio.api.history.v1 import History
@@ -63,14 +63,6 @@ CONTENT_SQL = (
     "SELECT email FROM erasure_targets",
     "SELECT name FROM erasure_targets",
 )
-
-
-@pytest.fixture(scope="module")
-def smtp(settings: Settings) -> Iterator[SmtpCapture]:
-    capture = SmtpCapture(settings.smtp_port)
-    capture.start()
-    yield capture
-    capture.stop()
 
 
 async def run_agent_scenarios(

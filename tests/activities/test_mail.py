@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,14 +24,6 @@ from schemas.invitations import InvitationMail
 from tests.conftest import make_settings
 from tests.helpers import free_port, unique_email
 from tests.smtp_capture import SmtpCapture, html_of, link_in, text_of
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpCapture]:
-    capture = SmtpCapture(free_port())
-    capture.start()
-    yield capture
-    capture.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -13,19 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.repositories.ledger import LedgerRepository
-from iaf.settings import Settings
 from tests.helpers import Person, colleague, signup, unique_email
-from tests.smtp_capture import SmtpCapture, link_in
+from tests.smtp_capture import link_in
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def smtp(settings: Settings) -> Iterator[SmtpCapture]:
-    capture = SmtpCapture(settings.smtp_port)
-    capture.start()
-    yield capture
-    capture.stop()
 
 
 @pytest.fixture(scope="module")

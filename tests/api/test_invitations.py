@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from sqlalchemy import event
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -23,18 +20,19 @@ from iaf.settings import Settings
 from iaf.workflow_calls import invitation_workflow_id, referral_workflow_id
 from schemas.invitations import InvitationResult
 from tests.conftest import make_settings
-from tests.helpers import Person, colleague, free_port, open_stream, serve_api, signup, unique_email
+from tests.helpers import (
+    Person,
+    colleague,
+    free_port,
+    open_stream,
+    serve_api,
+    serve_app,
+    signup,
+    unique_email,
+)
 from tests.smtp_capture import SmtpCapture, link_in
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def smtp(settings: Settings) -> Iterator[SmtpCapture]:
-    capture = SmtpCapture(settings.smtp_port)
-    capture.start()
-    yield capture
-    capture.stop()
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +282,7 @@ async def test_unknown_tokens_are_404_and_cost_the_same_queries_as_real_ones(
     settings, smtp, client
 ):
     app = create_app(settings)
-    async with _served(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         alice = await signup(http)
         room = await alice.new_room()
         _, token = await invited(alice, smtp, room["id"], unique_email("timing"))
@@ -400,22 +398,6 @@ async def test_smtp_down_at_invite_time_the_api_answers_201_and_mail_follows(
         "the first send failed while SMTP was down, then was retried"
     )
     assert len(smtp.to(email)) == 1
-
-
-@contextlib.asynccontextmanager
-async def _served(app: Any) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
 
 
 async def test_with_temporal_away_an_invite_is_refused_and_leaves_nothing_behind(
