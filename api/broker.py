@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from iaf.observability.metrics import EVENTS_FANNED_OUT
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "room_events"
@@ -134,6 +136,7 @@ class RoomEventBroker:
             return
         for subscription in list(subscribers):
             subscription.offer(event)
+        EVENTS_FANNED_OUT.labels(event.type).inc(len(subscribers))
 
     def _resync_all(self) -> None:
         for subscribers in self.rooms.values():

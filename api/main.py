@@ -33,6 +33,8 @@ from api.routes import (
     replies,
     rooms,
 )
+from api.telemetry import HttpTelemetry
+from api.telemetry import router as metrics_router
 from iaf.db.engine import autocommit_sessions, make_engine, make_sessionmaker, plain_url
 from iaf.db.repositories.room_events import EventRepository
 from iaf.settings import Settings, get_settings
@@ -122,10 +124,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, rooms, messages, events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
     for module in (*routers, gdpr_user, compliance, *agent_routers):
         app.include_router(module.router)
+    app.include_router(metrics_router)
     _mount_web(app)
     return app
 

@@ -138,6 +138,28 @@ class Settings(BaseSettings):
     # (the reply is then cancelled).
     openai_reply_timeout_seconds: float = 300.0
 
+    # Operations: logs, metrics, traces, shutdown.
+    # The project's own loggers; everything else (libraries) logs from third_party_log_level.
+    log_level: str = "INFO"
+    third_party_log_level: str = "WARNING"
+    # auto: JSON lines when stderr is not a terminal, short text when it is; dev: short text
+    # without the line per HTTP request (the console of `iaf dev`).
+    log_format: Literal["auto", "json", "text", "dev"] = "auto"
+    # Also write every line as JSON here (`iaf dev` keeps its processes' logs in data_dir/logs).
+    log_file: Path | None = None
+    # A Prometheus listener for this process on metrics_host:metrics_port (off when unset);
+    # loopback by default, so only the machine itself (or a sidecar) can scrape it.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    # When set, the API also serves /metrics to `Authorization: Bearer <token>`; 404 otherwise.
+    metrics_token: SecretStr | None = None
+    # OTLP/HTTP traces (e.g. http://otel-collector:4318) when set; no tracing otherwise.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "iaf"
+    # On SIGINT/SIGTERM a worker lets running activities finish for this long, then cancels
+    # them; Temporal retries what did not finish on another worker (or after a restart).
+    worker_shutdown_grace_seconds: float = 2.0
+
     @property
     def resolved_qdrant_path(self) -> Path:
         return self.qdrant_path or self.data_dir / "qdrant"
