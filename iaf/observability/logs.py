@@ -128,6 +128,9 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             **getattr(record, "iaf_ids", {}),
         }
+        core = getattr(record, "temporal_log", None)  # a line forwarded from the Temporal SDK
+        if core is not None and getattr(core, "fields", None):
+            line["fields"] = core.fields
         if record.exc_info and record.exc_info[1] is not None:
             line["error"] = content_free_traceback(record.exc_info[1])
         return json.dumps(line, ensure_ascii=False, default=str)
@@ -140,7 +143,8 @@ class TextFormatter(logging.Formatter):
         clock = time.strftime("%H:%M:%S", time.localtime(record.created))
         level = "" if record.levelno == logging.INFO else f"{record.levelname} "
         process = getattr(record, "iaf_process", "") or ""
-        text = f"{clock} {process:<7} {level}{record.getMessage()}"
+        first_line = record.getMessage().strip().split("\n", 1)[0]
+        text = f"{clock} {process:<7} {level}{first_line}"
         ids: dict[str, Any] = getattr(record, "iaf_ids", {})
         shown = [f"{k}={ids[k]}" for k in ("request_id", "workflow_id") if k in ids]
         if "activity" in ids:

@@ -125,7 +125,12 @@ def install_temporal_runtime(settings: Settings) -> Runtime:
         telemetry=TelemetryConfig(
             logging=LoggingConfig(
                 filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+                forwarding=LogForwardingConfig(
+                    logger=logging.getLogger("temporalio.core"),
+                    append_target_to_name=False,
+                    prepend_target_on_message=False,
+                    append_log_fields_to_message=False,  # they become JSON fields instead
+                ),
             ),
             metrics=metrics,
         )

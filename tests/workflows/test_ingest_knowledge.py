@@ -5,12 +5,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from qdrant_client import models
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
+from activities.agents_db import KnowledgeDbActivities
+from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.retrieval.store import KNOWLEDGE, MEMORIES, VectorStore, chunk_point_id
-from schemas.knowledge import IngestResult
+from iaf.workflow_calls import start_vector_job
+from schemas.knowledge import DocumentRef, IngestResult
 from tests.agent_helpers import ingest, rows, temporal
+from tests.gdpr_helpers import execute
 from tests.helpers import signup
+from workflows.ingest_knowledge import IngestKnowledge
 
 LONG_DOC = "\n\n".join(
     f"Section {i}. The orders service stores state {i} in PostgreSQL and publishes event {i}."
@@ -171,3 +181,60 @@ async def test_a_deleted_document_is_never_indexed(client, settings, worker, dat
     result = await activities.ingest_document(DocumentRef(document_id=uuid.UUID(document_id)))
     assert result.status == "deleting"
     assert await points(worker, KNOWLEDGE, "document_id", document_id) == []
+
+
+class _EmbeddingDown:
+    """Stands in for the retrieval activity: the embedding service refuses, for good."""
+
+    @activity.defn(name="ingest_knowledge_document")
+    async def ingest_document(self, ref: DocumentRef) -> IngestResult:
+        raise ApplicationError(
+            "embedding service refused", type="EmbeddingDown", non_retryable=True
+        )
+
+
+async def test_a_failed_ingestion_is_a_failed_run_operators_can_query(
+    client, settings, worker, database_url
+):
+    """The README's query for failed ingestions: Kind = "ingest" AND ExecutionStatus = "Failed"."""
+    alice = await signup(client)
+    document = await ingest(alice, "Doomed", "Text to embed. " * 50, "org")
+    queue = f"ingest-fails-{uuid.uuid4().hex[:8]}"
+    failing = settings.model_copy(
+        update={"temporal_task_queue": queue, "temporal_retrieval_task_queue": queue}
+    )
+    # As if its owner had asked for it again (POST .../retry): it waits for the workflow.
+    await execute(
+        settings,
+        "UPDATE knowledge_documents SET status = 'pending' WHERE id = :id",
+        id=document["id"],
+    )
+    tc = await temporal(settings)
+    knowledge_db = KnowledgeDbActivities(make_sessionmaker(make_engine(database_url)))
+    async with Worker(
+        tc,
+        task_queue=queue,
+        workflows=[IngestKnowledge],
+        activities=[_EmbeddingDown().ingest_document, knowledge_db.mark_document_failed],
+    ):
+        started = await start_vector_job(
+            tc, failing, "document", uuid.UUID(document["id"]), uuid.UUID(alice.id)
+        )
+        assert started
+        handle = tc.get_workflow_handle(f"ingest-{document['id']}")
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == "IngestionFailed"
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+    status = rows(
+        database_url, "SELECT status FROM knowledge_documents WHERE id = %s", document["id"]
+    )
+    assert status == [("failed",)]
+    query = f'Kind = "ingest" AND ExecutionStatus = "Failed" AND WorkflowId = "{handle.id}"'
+    for _ in range(50):  # visibility is eventually consistent
+        if [w.id async for w in tc.list_workflows(query)] == [handle.id]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"not found by {query}")
