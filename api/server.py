@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -17,6 +20,18 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 class ApiServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, except that it does not raise the signal again once stopped: a stop
+        that was asked for ends with status 0, after our own clean-up."""
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         busy = len(self.server_state.tasks)
         if busy:

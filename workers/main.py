@@ -94,11 +94,11 @@ async def _stop(
     grace = settings.worker_shutdown_grace_seconds
     if in_flight.running:
         log.warning(
-            "stopping: waiting up to %.1f s for %d activities in flight: %s; what does not"
-            " finish is cancelled, and Temporal retries it on another worker (or here after a"
-            " restart)",
+            "stopping: waiting up to %.1f s for %d %s in flight: %s; what does not finish is"
+            " cancelled, and Temporal retries it on another worker (or here after a restart)",
             grace,
             len(in_flight.running),
+            "activity" if len(in_flight.running) == 1 else "activities",
             in_flight.describe(),
         )
     else:
