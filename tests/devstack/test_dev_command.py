@@ -119,7 +119,8 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
         _stop(process)
 
 
-def _ask_the_architect(base: str, token: str, words: str) -> None:
+def _ask_the_architect(base: str, token: str, words: str) -> dict:
+    """Mention @architect in a new room and wait for the answer; the room."""
     headers = {"Authorization": f"Bearer {token}"}
     room = httpx.post(f"{base}/api/chat/rooms", json={"name": "r"}, headers=headers).json()
     messages = f"{base}/api/chat/rooms/{room['id']}/messages"
@@ -128,7 +129,7 @@ def _ask_the_architect(base: str, token: str, words: str) -> None:
     for _ in range(240):
         items = httpx.get(messages, headers=headers).json()["items"]
         if any(m["sender_agent_id"] == "architect" for m in items):
-            return
+            return dict(room)
         time.sleep(0.5)
     raise AssertionError("no agent reply")
 
@@ -190,17 +191,7 @@ def test_services_only_then_api_and_worker_in_other_terminals_with_no_flags(tmp_
             json={"email": unique_email("sep"), "password": "long enough pw", "name": "Sep"},
         ).json()
         headers = {"Authorization": f"Bearer {alice['access_token']}"}
-        room = httpx.post(f"{base}/api/chat/rooms", json={"name": "r"}, headers=headers).json()
-        messages = f"{base}/api/chat/rooms/{room['id']}/messages"
-        posted = httpx.post(messages, json={"content": "@architect hello"}, headers=headers)
-        assert posted.status_code == 201
-        for _ in range(240):
-            items = httpx.get(messages, headers=headers).json()["items"]
-            if any(m["sender_agent_id"] == "architect" for m in items):
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError("no agent reply through the separately started worker")
+        room = _ask_the_architect(base, alice["access_token"], "hello")
         assert (tmp_path / ".iaf" / "secrets").is_dir(), "secrets shared through ./.iaf"
         with _open_event_stream(f"{base}/api/chat/rooms/{room['id']}/events", headers):
             stopped = _stop_each(processes[1:], ports["api"])

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +21,15 @@ import httpx
 
 from iaf.settings import Settings
 from iaf.workflow_calls import reply_workflow_id
-from tests.agent_helpers import reply_events, reply_result, rows, streamed_text, temporal
-from tests.conftest import make_settings
+from tests.agent_helpers import (
+    isolated_settings,
+    reply_events,
+    reply_result,
+    rows,
+    streamed_text,
+    streaming,
+    temporal,
+)
 from tests.helpers import open_stream, serve_api, signup
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,14 +86,11 @@ def worker_process(
 async def test_a_reply_survives_a_killed_worker(
     database_url: str, temporal_server, tmp_path: Path
 ) -> None:
-    queue = f"crash-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(
+    settings = isolated_settings(
         tmp_path,
         database_url,
         temporal_server.address,
-        temporal_task_queue=queue,
-        temporal_retrieval_task_queue=f"{queue}-retrieval",
-        qdrant_path=tmp_path / "qdrant",
+        "crash",
         reply_heartbeat_seconds=2.0,
         reply_retry_initial_seconds=0.2,
     )
@@ -102,14 +105,7 @@ async def test_a_reply_survives_a_killed_worker(
                     room["id"], "@architect how should we structure the API? [offline: slow=20]"
                 )
                 reply_id = reply_workflow_id(message["id"], "architect")
-                await stream.wait_for(
-                    lambda e: (
-                        e.event == "agent.delta"
-                        and e.data["reply_id"] == reply_id
-                        and e.data["seq"] >= 3
-                    ),
-                    180,
-                )
+                await streaming(stream, reply_id)
                 os.killpg(first.pid, signal.SIGKILL)
                 first.wait()
             before_kill = len(reply_events(stream, reply_id))

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import signal
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 from iaf.workflow_calls import reply_workflow_id
-from tests.agent_helpers import reply_events, reply_result, rows, streamed_text, temporal
-from tests.conftest import make_settings
+from tests.agent_helpers import (
+    isolated_settings,
+    reply_events,
+    reply_result,
+    rows,
+    streamed_text,
+    temporal,
+)
 from tests.helpers import open_stream, serve_api, signup
 from tests.workers.test_crash_recovery import worker_process
 
@@ -24,15 +29,8 @@ async def test_a_stopped_worker_hands_its_streaming_reply_to_the_next(
     database_url: str, temporal_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WORKER_SHUTDOWN_GRACE_SECONDS", str(GRACE_SECONDS))
-    queue = f"stop-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(
-        tmp_path,
-        database_url,
-        temporal_server.address,
-        temporal_task_queue=queue,
-        temporal_retrieval_task_queue=f"{queue}-retrieval",
-        qdrant_path=tmp_path / "qdrant",
-        reply_retry_initial_seconds=0.2,
+    settings = isolated_settings(
+        tmp_path, database_url, temporal_server.address, "stop", reply_retry_initial_seconds=0.2
     )
     tc = await temporal(settings)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
