@@ -24,7 +24,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import StateDep
-from api.errors import ApiError
+from iaf.errors import ApiError
 from iaf.observability.logs import ACCESS_LOGGER, REQUEST_ID
 from iaf.observability.metrics import HTTP_DURATION, HTTP_REQUESTS, SSE_STREAMS_OPEN
 from iaf.observability.tracing import tracer
