@@ -107,7 +107,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning(
             "%s %s: the database refused a value (%s: %s); validation should have",
             request.method,
-            request.url.path,
+            getattr(request.scope.get("route"), "path", "unmatched"),  # a path may hold a token
             sqlstate,
             type(exc.orig).__name__,
         )

@@ -20,6 +20,11 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 class ApiServer(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            log.info("API on http://%s:%d", self.config.host, self.config.port)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         """uvicorn's, except that it does not raise the signal again once stopped: a stop

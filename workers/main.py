@@ -174,7 +174,9 @@ async def _warm_embedder(clients: WorkerClients) -> None:
         try:
             await warm()
         except Exception as exc:
-            log.warning("embedding model not loaded yet (%s); the first use retries", exc)
+            log.warning(
+                "embedding model not loaded yet (%s); the first use retries", type(exc).__name__
+            )
 
 
 async def _resume_vector_jobs_forever(clients: WorkerClients) -> None:
@@ -184,7 +186,9 @@ async def _resume_vector_jobs_forever(clients: WorkerClients) -> None:
         try:
             await resume_vector_jobs(clients.sessionmaker, clients.temporal, clients.settings)
         except Exception as exc:
-            log.warning("resuming knowledge jobs failed (%s); retrying next round", exc)
+            log.warning(
+                "resuming knowledge jobs failed (%s); retrying next round", type(exc).__name__
+            )
 
 
 async def _connect_with_retry(settings: Settings, attempts: int = 120) -> Client:
