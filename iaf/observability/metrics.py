@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
@@ -164,11 +164,3 @@ def start_metrics_listener(settings: Settings) -> MetricsListener | None:
     server, thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
     log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     return MetricsListener(server, thread)
-
-
-def label_values(name: str) -> Iterator[dict[str, str]]:
-    """The label sets a metric has samples for (tests and the dashboard check use it)."""
-    for family in REGISTRY.collect():
-        for sample in family.samples:
-            if sample.name == name:
-                yield dict(sample.labels)
