@@ -97,6 +97,9 @@ class TemporalSdkMetrics(Collector):
     def __init__(self, url: str) -> None:
         self.url = url
 
+    def describe(self) -> Iterable[Metric]:
+        return []  # names vary with what the SDK has seen; nothing to fetch at registration
+
     def collect(self) -> Iterable[Metric]:
         try:
             with urllib.request.urlopen(self.url, timeout=2) as response:
