@@ -48,8 +48,9 @@ class IngestKnowledge:
             )
             workflow.set_current_details(f"{headline}: failed ({reason}); the owner can retry it")
             # A failed run, not a completed one: `ExecutionStatus = "Failed"` finds it.
+            # Its cause (the activity's failure) names what went wrong.
             raise ApplicationError(
-                f"ingestion failed ({reason})", type="IngestionFailed", non_retryable=True
+                "ingestion failed", type="IngestionFailed", non_retryable=True
             ) from err
         workflow.set_current_details(f"{headline}: {result.status}, {result.chunks} chunks")
         return result
