@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,12 +32,12 @@ from api.routes import (
 )
 from api.telemetry import HttpTelemetry
 from api.telemetry import router as metrics_router
+from api.web_client import install_web_client
 from iaf.db.engine import autocommit_sessions, make_engine, make_sessionmaker, plain_url
 from iaf.db.repositories.room_events import EventRepository
 from iaf.settings import Settings, get_settings
 from iaf.temporal_client import connect
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -114,7 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await broker.stop()
             await engine.dispose()
 
-    app = FastAPI(title="IAFactory Agents", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc are served by install_web_client, from vendored assets (no CDN).
+    app = FastAPI(
+        title="IAFactory Agents",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     if settings.cors_origins:
@@ -130,16 +134,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (*routers, gdpr_user, compliance, *agent_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)
-    _mount_web(app)
+    install_web_client(app)
     return app
-
-
-def _mount_web(app: FastAPI) -> None:
-    if not (WEB_DIR / "index.html").exists():
-        return
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(WEB_DIR / "index.html")
-
-    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")

@@ -326,6 +326,7 @@
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(USER_KEY);
     sessionStorage.removeItem(ROOM_KEY);
+    if (window.location.pathname !== "/") window.history.replaceState(null, "", "/");
     $("app-view").hidden = true;
     $("auth-view").hidden = false;
     setAuthMode("login");
@@ -347,9 +348,9 @@
     $("app-view").hidden = false;
     renderMe();
     await loadRooms();
-    const remembered = sessionStorage.getItem(ROOM_KEY);
-    const first = state.rooms.find((room) => String(room.id) === remembered) || state.rooms[0];
-    if (first) openRoom(first.id);
+    const wanted = roomInPath() || sessionStorage.getItem(ROOM_KEY);
+    const first = state.rooms.find((room) => String(room.id) === wanted) || state.rooms[0];
+    if (first) openRoom(first.id, { history: "replace" });
   }
 
   function renderMe() {
@@ -423,7 +424,18 @@
     return state.rooms.find((room) => String(room.id) === String(state.roomId)) || null;
   }
 
-  async function openRoom(roomId) {
+  /** The room named by the address bar (/rooms/{id}), or null. */
+  function roomInPath() {
+    const match = /^\/rooms\/([^/]+)/.exec(window.location.pathname);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
+  async function openRoom(roomId, options = {}) {
+    const path = `/rooms/${encodeURIComponent(roomId)}`;
+    if (options.history !== false && window.location.pathname !== path) {
+      const replace = options.history === "replace";
+      window.history[replace ? "replaceState" : "pushState"]({ roomId: String(roomId) }, "", path);
+    }
     if (String(roomId) === String(state.roomId) && state.stream) return;
     stopStream();
     state.roomId = roomId;
@@ -1259,6 +1271,12 @@
 
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) scheduleRead();
+    });
+    window.addEventListener("popstate", () => {
+      const roomId = roomInPath();
+      if (state.token && roomId && state.rooms.some((room) => String(room.id) === roomId)) {
+        openRoom(roomId, { history: false });
+      }
     });
     window.addEventListener("focus", () => {
       if (state.token && !$("app-view").hidden) loadRooms();
