@@ -45,7 +45,7 @@ async def test_deep_links_the_back_button_and_a_reload_keep_the_place_and_the_se
     await expect(title).to_have_text("Roadmap")
     await expect(page).to_have_url(re.compile(f"/rooms/{first['id']}$"))
 
-    await page.get_by_role("button", name=re.compile("Design review")).click()
+    await page.get_by_role("link", name=re.compile("Design review")).click()
     await expect(title).to_have_text("Design review")
     await expect(page).to_have_url(re.compile(f"/rooms/{second['id']}$"))
 
