@@ -16,12 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from iaf.db.models import Invitation
+from iaf.db.models import Invitation, User
+from iaf.db.repositories.email_changes import EmailChangeRepository
 from iaf.db.repositories.invitations import InvitationRepository
+from iaf.mail.email_change import compose_email_change, email_change_url
 from iaf.mail.links import derive_token, invitation_url
 from iaf.mail.render import compose_invitation
 from iaf.settings import Settings
 from schemas.invitations import InvitationMail, MailOutcome
+from schemas.profile import EmailChangeMail
 
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT_SECONDS = 30.0
@@ -66,6 +69,34 @@ class MailActivities:
         await self.deliver(message, invitation.id)
         async with self.sessionmaker() as session:
             await InvitationRepository(session).mark_sent(invitation.id, mail.kind, mail.seq)
+            await session.commit()
+        return MailOutcome(sent=True, reason="sent")
+
+    @activity.defn(name="send_email_change_mail")
+    async def send_email_change_mail(self, mail: EmailChangeMail) -> MailOutcome:
+        """The confirmation link for a new address, sent to that address, once."""
+        async with self.sessionmaker() as session:
+            change = await EmailChangeRepository(session).get(mail.email_change_id)
+            if change is None:
+                return MailOutcome(sent=False, reason="gone")
+            if change.status != "pending" or change.token_salt is None:
+                return MailOutcome(sent=False, reason="not_pending")
+            if change.mail_sent_at is not None:
+                return MailOutcome(sent=False, reason="already_sent")
+            user = await session.get(User, change.user_id)
+            name = user.name if user is not None else ""
+        token = derive_token(self.settings.secret("invitation_secret"), change.token_salt)
+        message = compose_email_change(
+            to=change.new_email,
+            sender=self.settings.mail_from,
+            name=name,
+            url=email_change_url(self.settings.public_base_url, token),
+            expires_at=change.expires_at,
+            message_key=f"email-change-{change.id}",
+        )
+        await self.deliver(message, change.id)
+        async with self.sessionmaker() as session:
+            await EmailChangeRepository(session).mark_sent(change.id)
             await session.commit()
         return MailOutcome(sent=True, reason="sent")
 

@@ -16,7 +16,7 @@ from api.broker import RoomEventBroker
 from api.ratelimit import RateLimiter
 from iaf.db.models import User
 from iaf.db.repositories.api_keys import ApiKeyRepository
-from iaf.db.repositories.users import UserRepository
+from iaf.db.repositories.revoked_tokens import RevokedTokenRepository
 from iaf.errors import ApiError
 from iaf.security import API_KEY_PREFIX, decode_access_token, hash_token
 from iaf.settings import Settings
@@ -53,6 +53,8 @@ class AppState:
     jwt_secret: str
     # Users known to have no referral waiting for a first action: the post path skips a query.
     past_first_action: BoundedSet = field(default_factory=BoundedSet)
+    # Each person's own events (user_events channel), for GET /api/events.
+    user_broker: RoomEventBroker | None = None
 
 
 async def get_state(request: Request) -> AppState:
@@ -97,7 +99,10 @@ async def authenticate(token: str, state: AppState, session: AsyncSession) -> Us
         user = None
         if claims is not None:
             try:
-                user = await UserRepository(session).get(uuid.UUID(claims["sub"]))
+                # One round trip: the user, unless this token was signed out.
+                user = await RevokedTokenRepository(session).user_unless_revoked(
+                    uuid.UUID(claims["sub"]), claims.get("jti")
+                )
             except ValueError:
                 user = None
             if user is not None and user.token_version != claims.get("ver"):
@@ -138,6 +143,8 @@ class Claimant:
     # The token's version claim, to check against the account; None when the account was
     # checked already (an API key is looked up in the database).
     token_version: int | None
+    # The token's id, refused once signed out (POST /api/auth/logout).
+    token_id: str | None = None
 
 
 async def get_claimant(request: Request, state: StateDep) -> Claimant:
@@ -149,7 +156,9 @@ async def get_claimant(request: Request, state: StateDep) -> Claimant:
     if claims is None:
         raise unauthorized()
     try:
-        return Claimant(uuid.UUID(str(claims["sub"])), int(claims["ver"]))
+        jti = claims.get("jti")
+        token_id = str(jti) if jti is not None else None
+        return Claimant(uuid.UUID(str(claims["sub"])), int(claims["ver"]), token_id)
     except (ValueError, TypeError):
         raise unauthorized() from None
 

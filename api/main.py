@@ -24,11 +24,14 @@ from api.routes import (
     health,
     invitations,
     knowledge,
+    knowledge_upload,
+    me,
     memories,
     messages,
     openai_compat,
     replies,
     rooms,
+    user_events,
 )
 from api.telemetry import HttpTelemetry
 from api.telemetry import router as metrics_router
@@ -80,6 +83,11 @@ class BodySizeLimit:
         await self.app(scope, counted, send)
 
 
+async def no_fetch(_event_id: int) -> LiveEvent | None:
+    """user_events notices always carry their (small, id-only) data."""
+    return None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -95,6 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         broker = RoomEventBroker(plain_url(settings.database_url), fetch_event)
         await broker.start()
+        user_broker = RoomEventBroker(
+            plain_url(settings.database_url), no_fetch, channel="user_events", key="user_id"
+        )
+        await user_broker.start()
         app.state.iaf = AppState(
             settings=settings,
             engine=engine,
@@ -104,10 +116,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broker=broker,
             limiter=RateLimiter(engine),
             jwt_secret=settings.secret("jwt_secret"),
+            user_broker=user_broker,
         )
         try:
             yield
         finally:
+            await user_broker.stop()
             await broker.stop()
             await engine.dispose()
 
@@ -129,8 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
-    routers = (health, auth, rooms, messages, events, invitations, credits)
-    agent_routers = (agents, openai_compat, knowledge, memories, replies)
+    routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
+    agent_routers = (agents, openai_compat, knowledge, knowledge_upload, memories, replies)
     for module in (*routers, gdpr_user, compliance, *agent_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Empty: default_llm_model classifies ambiguous messages in auto-routing rooms.
     classifier_model: str = ""
     knowledge_max_bytes: int = 256 * 1024
+    # An uploaded .md/.txt/.pdf file (its extracted text must also fit knowledge_max_bytes);
+    # below the API's 1 MiB body limit, multipart framing included.
+    knowledge_file_max_bytes: int = 900 * 1024
     knowledge_chunk_chars: int = 800
     knowledge_chunk_overlap_chars: int = 120
     knowledge_uploads_per_hour: int = 120

@@ -28,6 +28,7 @@ from schemas.agents import AgentReplyInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
 from schemas.knowledge import VectorJob
+from schemas.profile import EmailChangeMail
 from schemas.workflows import RouteMessageInput
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ INVITATION = "Invitation"
 REFERRAL = "Referral"
 DATA_EXPORT = "DataExport"
 ERASURE = "Erasure"
+EMAIL_CHANGE_MAIL = "EmailChangeMail"
 WORKFLOW_TYPES = frozenset(
     {
         ROUTE_MESSAGE,
@@ -54,6 +56,7 @@ WORKFLOW_TYPES = frozenset(
         REFERRAL,
         DATA_EXPORT,
         ERASURE,
+        EMAIL_CHANGE_MAIL,
     }
 )
 
@@ -517,3 +520,29 @@ async def start_gdpr_retry(
             return True
         await asyncio.sleep(0.25)
     return False
+
+
+# --- account ------------------------------------------------------------------------------
+
+
+def email_change_workflow_id(change_id: uuid.UUID | str) -> str:
+    return f"email-change-{change_id}"
+
+
+async def start_email_change_mail(
+    client: Client, settings: Settings, change_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """Mail the confirmation link of a new address (once per change)."""
+    try:
+        await client.start_workflow(
+            EMAIL_CHANGE_MAIL,
+            EmailChangeMail(email_change_id=change_id),
+            id=email_change_workflow_id(change_id),
+            task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes("email_change", subject_ref(settings, user_id)),
+            static_summary=f"e-mail change {change_id}",
+            rpc_timeout=RPC_TIMEOUT,
+        )
+    except WorkflowAlreadyStartedError:
+        return

@@ -26,6 +26,7 @@ from iaf.retrieval.store import VectorStore
 from iaf.settings import Settings
 from workflows.agent_reply import AgentReply
 from workflows.data_export import DataExport
+from workflows.email_change_mail import EmailChangeMail
 from workflows.erasure import Erasure
 from workflows.index_memory import IndexMemory
 from workflows.ingest_knowledge import IngestKnowledge
@@ -58,6 +59,7 @@ def main_workflows() -> Sequence[type]:
         IngestKnowledge,
         IndexMemory,
         RemoveVectors,
+        EmailChangeMail,
     ]
 
 
@@ -112,6 +114,7 @@ def invitation_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
         invitations.load_referral,
         invitations.expire_referral,
         mail.send_invitation_mail,
+        mail.send_email_change_mail,
         ledger.grant_referral,
     ]
 

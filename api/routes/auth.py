@@ -61,11 +61,6 @@ async def login(
     return accounts.token_response(state.jwt_secret, settings, user)
 
 
-@router.get("/api/me")
-async def me(user: CurrentUser) -> UserOut:
-    return UserOut.model_validate(user)
-
-
 @router.post("/api/org/users", status_code=201)
 async def add_org_user(
     body: OrgUserCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep

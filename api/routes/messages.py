@@ -67,7 +67,12 @@ async def post_message(
     maker = state.read_sessionmaker if autocommit else state.sessionmaker
     async with maker() as session:
         outcome = await MessageRepository(session).post(
-            room_id, user_id, body, settings.posts_per_minute, token_version=claimant.token_version
+            room_id,
+            user_id,
+            body,
+            settings.posts_per_minute,
+            token_version=claimant.token_version,
+            token_id=claimant.token_id,
         )
         if not outcome.authenticated:
             raise unauthorized()

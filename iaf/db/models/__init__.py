@@ -17,6 +17,8 @@ from iaf.db.models.invitations import Invitation, Referral
 from iaf.db.models.ledger import LedgerEntry
 from iaf.db.models.openai_sessions import OpenAISession
 from iaf.db.models.ops import RateLimitCounter
+from iaf.db.models.sessions import EmailChange, RevokedToken
+from iaf.db.models.user_events import UserEvent
 
 __all__ = [
     "AgentRun",
@@ -26,6 +28,7 @@ __all__ = [
     "ConsentChange",
     "DataSubjectRequest",
     "DataSubjectRequestStep",
+    "EmailChange",
     "ErasureAudit",
     "ErasureTarget",
     "ExportDownloadToken",
@@ -38,8 +41,10 @@ __all__ = [
     "Org",
     "RateLimitCounter",
     "Referral",
+    "RevokedToken",
     "Room",
     "RoomEvent",
     "RoomMember",
     "User",
+    "UserEvent",
 ]
