@@ -244,3 +244,17 @@ async def axe_violations(page: Page) -> list[str]:
 
 async def new_person(http: httpx.AsyncClient, name: str) -> Person:
     return await signup(http, name)
+
+
+async def room_page(open_page: OpenPage, person: Person, room: dict[str, Any], **kw: Any) -> Page:
+    """A signed-in page showing `room`, once its live stream is up."""
+    page = await open_page(person, path=f"/rooms/{room['id']}", **kw)
+    await expect(page.locator("#room-title")).to_have_text(room["name"])
+    await expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
+    return page
+
+
+async def send(page: Page, text: str) -> None:
+    box = page.locator("#composer-input")
+    await box.fill(text)
+    await box.press("Enter")

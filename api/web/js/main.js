@@ -116,6 +116,7 @@ function leaveApp(reason) {
   leaveSettings();
   state.rooms = [];
   renderRooms();
+  renderMe();
   if (window.location.pathname !== "/") window.history.replaceState(null, "", "/");
   showAuth();
   if (reason) toast(reason, "info");

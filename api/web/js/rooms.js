@@ -19,7 +19,7 @@ export function wireRooms({ roomsChanged, roomLost }) {
 
 export async function loadRooms() {
   try {
-    const fresh = listOf(await api("/api/chat/rooms"));
+    const fresh = listOf(await api("/api/chat/rooms?include_archived=true"));
     for (const room of fresh) {
       if (String(room.id) === String(state.roomId)) {
         room.unread_count = 0;
