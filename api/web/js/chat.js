@@ -47,7 +47,10 @@ export function renderRoomHeader() {
 }
 
 export async function openRoom(roomId) {
-  if (String(roomId) === String(state.roomId) && state.room) return;
+  if (String(roomId) === String(state.roomId) && state.room) {
+    $("composer-input").focus();
+    return;
+  }
   closeRoom();
   state.roomId = roomId;
   sessionStorage.setItem("iaf.room", String(roomId));
