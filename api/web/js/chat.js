@@ -6,15 +6,17 @@ import { t } from "./i18n.js";
 import { clearTyping, closeMentions, onTyping, setReplyTo } from "./composer.js";
 import { appendNotice, clearMessages, loadMessages, markDeleted, upsertMessage } from "./messages.js";
 import { clearReplies, replyHandlers } from "./replies.js";
-import { renderRooms } from "./rooms.js";
+import { loadRooms, renderRooms } from "./rooms.js";
 import { LiveStream } from "./sse.js";
 import { currentRoom, state } from "./state.js";
 
 let onMembersChanged = () => {};
+let onInvitationsChanged = () => {};
 let onRoomGone = () => {};
 
-export function wireChat({ membersChanged, roomGone }) {
+export function wireChat({ membersChanged, invitationsChanged, roomGone }) {
   onMembersChanged = membersChanged;
+  onInvitationsChanged = invitationsChanged;
   onRoomGone = roomGone;
 }
 
@@ -125,6 +127,13 @@ function handleEvent(type, data) {
         const member = state.members.find((m) => String(m.user_id) === String(data.user_id));
         appendNotice(t("room.joined", { name: member ? member.name : t("message.someone") }));
       });
+      onInvitationsChanged();
+      break;
+    case "invitation.expired":
+      onInvitationsChanged();
+      break;
+    case "room.update":
+      loadRooms();
       break;
     case "room.delete":
       onRoomGone(state.roomId);

@@ -27,6 +27,11 @@ function pick() {
   return "en";
 }
 
+/** Whether the English dictionary knows `key` (for values from the server, like ledger kinds). */
+export function known(key) {
+  return en[key] !== undefined;
+}
+
 export function t(key, vars = {}) {
   let text = DICTIONARIES[language][key];
   if (text === undefined) {

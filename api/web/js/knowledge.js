@@ -6,7 +6,7 @@ import { $, formError, h, listOf } from "./dom.js";
 import { t } from "./i18n.js";
 import { state } from "./state.js";
 
-const BUSY = new Set(["pending", "indexing", "deleting"]);
+const BUSY = new Set(["pending", "processing", "indexing", "deleting"]);
 let pollTimer = null;
 let pollDelay = 1000;
 

@@ -165,7 +165,11 @@ function wire() {
   wireKnowledge();
   wireSettings({ profileChanged: renderMe });
   wireMessages({ replyTo: setReplyTo, storedReply });
-  wireChat({ membersChanged: () => !$("room-panel").hidden && renderMembers(), roomGone: onRoomGone });
+  wireChat({
+    membersChanged: () => !$("settings-panel").hidden && renderMembers(),
+    invitationsChanged: () => !$("settings-panel").hidden && loadInvitations(),
+    roomGone: onRoomGone,
+  });
   wireRooms({ roomsChanged: () => renderRoomHeader(), roomLost: onRoomGone });
   whenSessionExpires(() => {
     clearSession();

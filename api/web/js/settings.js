@@ -3,7 +3,7 @@
 
 import { api, refusal, saveSession, session } from "./api.js";
 import { $, formError, h, listOf, toast } from "./dom.js";
-import { formatDate, t } from "./i18n.js";
+import { formatDate, known, t } from "./i18n.js";
 
 const SECTIONS = ["profile", "credits", "privacy"];
 const PURPOSES = ["analytics", "marketing", "ai_training"];
@@ -95,7 +95,8 @@ export async function confirmEmail() {
 function entryLabel(entry) {
   const meta = entry.meta || {};
   if (entry.source === "reply-settle") return t("credits.reply", { agent: meta.agent_id || "", cost: meta.charged ?? 0 });
-  return t(`credits.kind.${entry.kind}`);
+  const key = `credits.kind.${entry.kind}`;
+  return known(key) ? t(key) : t("credits.kind.other", { kind: entry.kind });
 }
 
 async function loadCredits() {
