@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench lint install clean screenshots
 
 run: $(STAMP)
 	$(VENV)/bin/iaf dev
@@ -14,6 +14,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The README's picture of the web client, taken by the browser tests (Debian's chromium).
+screenshots: $(STAMP)
+	IAF_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/web/test_agents.py -q -k markdown
 
 SOURCES := api workflows activities workers schemas iaf
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.chat", "bench.agents", "bench.gdpr_erasure"]
+BENCHMARKS = ["bench.chat", "bench.agents", "bench.gdpr_erasure", "bench.web"]
 
 
 def main() -> None:

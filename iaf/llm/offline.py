@@ -275,14 +275,16 @@ def compose_answer(messages: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
-_FRENCH_WORDS = frozenset(
+_FRENCH_TEXT = (
     "le la les des du de un une et ou est sont pour dans sur avec que qui quoi comment pourquoi"
-    " nous vous je il elle ce cette ces mon ton son notre votre leur pas plus très aussi".split()
+    " nous vous je il elle ce cette ces mon ton son notre votre leur pas plus très aussi"
 )
-_ENGLISH_WORDS = frozenset(
+_ENGLISH_TEXT = (
     "the a an and or is are for in on with what who how why we you i it this that these not"
-    " please can could should would of to".split()
+    " please can could should would of to"
 )
+_FRENCH_WORDS = frozenset(_FRENCH_TEXT.split())
+_ENGLISH_WORDS = frozenset(_ENGLISH_TEXT.split())
 _ARABIC = re.compile(r"[\u0600-\u06ff\u0750-\u077f]")
 _FRENCH_LETTERS = re.compile(r"[àâçéèêëîïôûùüÿœ]")
 

@@ -48,7 +48,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 PASSWORD = "correct horse battery"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 
 # The machine is shared and slow: assertions wait for their condition up to this long.

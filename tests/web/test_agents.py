@@ -11,7 +11,7 @@ import httpx
 from playwright.async_api import expect
 
 from tests.helpers import signup
-from tests.web.conftest import SCREENSHOTS, OpenPage, room_page, send
+from tests.web.conftest import OpenPage, room_page, send
 
 
 async def test_mention_an_agent_and_read_its_markdown_reply(
@@ -46,12 +46,11 @@ async def test_mention_an_agent_and_read_its_markdown_reply(
     copied = await page.evaluate("navigator.clipboard.readText()")
     assert copied.strip() == 'print("hello from the offline model")'
 
-    folder = Path(os.environ.get("IAF_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    # `make screenshots` writes the README's picture; a plain test run keeps it in tmp_path.
+    picture = Path(os.environ.get("IAF_SCREENSHOT_DIR") or tmp_path) / "client.png"
     await page.mouse.move(0, 0)
-    await page.screenshot(path=str(folder / "client.png"))
-    assert (folder / "client.png").stat().st_size > 10_000
-    assert folder == tmp_path or folder.resolve() == SCREENSHOTS.resolve() or folder.exists()
+    await page.screenshot(path=str(picture))  # Playwright creates the folder
+    assert len(await page.screenshot()) > 10_000
 
 
 async def test_a_running_reply_is_stopped_from_the_page(

@@ -18,7 +18,7 @@ async def test_upload_paste_retry_delete_and_an_answer_citing_the_pdf(
     open_page: OpenPage, http: httpx.AsyncClient, tmp_path: Path, database_url: str
 ):
     files = {
-        "release-notes.md": "# Release notes\n\nThe launch codename is BLUEFIN.".encode(),
+        "release-notes.md": b"# Release notes\n\nThe launch codename is BLUEFIN.",
         "opening-hours.txt": b"The support desk opens at 9 and closes at 17.",
         "moon-handbook.pdf": pdf_with_text("The moon base access code is ZEPHYR-42."),
     }
