@@ -2,13 +2,13 @@
 
 import { api, clearSession, saveSession, session, whenSessionExpires } from "./api.js";
 import { showAuth, signOut, wireAuth } from "./auth.js";
-import { closeRoom, loadMembers, openRoom, renderRoomHeader, wireChat } from "./chat.js";
+import { closeRoom, openRoom, renderRoomHeader, wireChat } from "./chat.js";
 import { wireComposer, setReplyTo } from "./composer.js";
 import { $, paintAvatar, toast } from "./dom.js";
 import { applyLanguage, currentLanguage, initLanguage, LANGUAGES, t } from "./i18n.js";
 import { loadDocuments, stopKnowledge, wireKnowledge } from "./knowledge.js";
 import { loadEarlier, rerenderMessages, wireMessages } from "./messages.js";
-import { removeReply, storedReply } from "./replies.js";
+import { storedReply } from "./replies.js";
 import { fillColleagues, loadInvitations, renderDetails, renderMembers, wireRoomPanel } from "./room-panel.js";
 import { loadRooms, renderRooms, startUserStream, stopUserStream, wireRoomList, wireRooms } from "./rooms.js";
 import { navigate, parse, roomPath, startRouting } from "./router.js";
@@ -207,8 +207,5 @@ async function start() {
     leaveApp(err.message);
   }
 }
-
-// Exposed for tests and debugging only.
-window.IAF = { version: 1 };
 
 start();
