@@ -86,8 +86,10 @@ class Watch:
     def request_failed(self, request: Request) -> None:
         failure = request.failure or ""
         # A read cancelled by the page itself (a live stream closed when the room changes, a
-        # page load cut short by a reload) is not a failure; any other failed request is.
-        if "ERR_ABORTED" in failure and (self.closing or request.method == "GET"):
+        # page load cut short by a reload), or a best-effort notice (read marker, typing) cut
+        # short by leaving the page, is not a failure; any other failed request is.
+        best_effort = request.url.endswith(("/read", "/typing"))
+        if "ERR_ABORTED" in failure and (self.closing or request.method == "GET" or best_effort):
             return
         self.problems.append(f"request failed: {request.method} {request.url} {failure}")
 

@@ -49,7 +49,7 @@ export function authHeaders() {
 
 /** fetch() a JSON endpoint; `body` is JSON unless it is FormData (a file upload). */
 export async function api(path, options = {}) {
-  const { method = "GET", body, signal } = options;
+  const { method = "GET", body, signal, keepalive = false } = options;
   const headers = { Accept: "application/json", ...authHeaders() };
   const isForm = body instanceof FormData;
   if (body !== undefined && !isForm) headers["Content-Type"] = "application/json";
@@ -60,6 +60,7 @@ export async function api(path, options = {}) {
       headers,
       body: body === undefined ? undefined : isForm ? body : JSON.stringify(body),
       signal,
+      keepalive,
       cache: "no-store",
     });
   } catch (err) {

@@ -89,7 +89,7 @@ function notifyTyping() {
   const now = Date.now();
   if (!state.roomId || now - lastTypingSent < TYPING_SEND_EVERY_MS) return;
   lastTypingSent = now;
-  api(`/api/chat/rooms/${enc(state.roomId)}/typing`, { method: "POST", body: {} }).catch(() => {});
+  api(`/api/chat/rooms/${enc(state.roomId)}/typing`, { method: "POST", body: {}, keepalive: true }).catch(() => {});
 }
 
 // ---------------------------------------------------------------- who is typing
@@ -276,5 +276,7 @@ export function wireComposer() {
     if (input.value.trim()) notifyTyping();
   });
   input.addEventListener("click", updateMentions);
-  input.addEventListener("blur", () => setTimeout(closeMentions, 150));
+  // Closed once the focus has really left (a click in the menu, or the focus coming back
+  // before the timer, keeps it open).
+  input.addEventListener("blur", () => setTimeout(() => document.activeElement !== input && closeMentions(), 150));
 }

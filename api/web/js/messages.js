@@ -249,7 +249,7 @@ export function scheduleRead() {
     const newest = Math.max(...state.messages.keys());
     if (newest <= state.lastReadSent) return;
     state.lastReadSent = newest;
-    api(`/api/chat/rooms/${enc(state.roomId)}/read`, { method: "POST", body: { message_id: newest } }).catch(() => {});
+    api(`/api/chat/rooms/${enc(state.roomId)}/read`, { method: "POST", body: { message_id: newest }, keepalive: true }).catch(() => {});
   }, 1000);
 }
 
