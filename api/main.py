@@ -24,7 +24,6 @@ from api.routes import (
     health,
     invitations,
     knowledge,
-    knowledge_upload,
     me,
     memories,
     messages,
@@ -144,7 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
-    agent_routers = (agents, openai_compat, knowledge, knowledge_upload, memories, replies)
+    agent_routers = (agents, openai_compat, knowledge, memories, replies)
     for module in (*routers, gdpr_user, compliance, *agent_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)

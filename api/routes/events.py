@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +13,7 @@ from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, SessionDep, StateDep
+from api.sse import resume_point, sse
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
@@ -23,29 +23,6 @@ from schemas.chat import ReadMarker
 from schemas.common import MAX_BIGINT
 
 router = APIRouter(prefix="/api/chat", tags=["events"])
-
-
-def sse(event_id: int | None, type_: str, data: dict[str, Any]) -> dict[str, str]:
-    frame = {"event": type_, "data": json.dumps(data, separators=(",", ":"), default=str)}
-    if event_id is not None:
-        frame["id"] = str(event_id)
-    return frame
-
-
-def resume_point(last_event_id: str | None, after: int | None) -> int | None:
-    """The event id to resume after: refused (422) before the stream starts when it is not
-    an event id at all, because a database error inside the stream would break it instead."""
-    raw = last_event_id.strip() if last_event_id is not None else ""
-    if not raw:
-        return after
-    # Plain ASCII digits only: int() would also take "1_000", "+5" or other scripts' digits.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_BIGINT:
-        raise ApiError(
-            422,
-            "invalid_last_event_id",
-            f"Last-Event-ID must be an event id: an integer from 0 to {MAX_BIGINT}",
-        )
-    return int(raw)
 
 
 async def _stored_since(

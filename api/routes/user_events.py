@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, StateDep
-from api.routes.events import resume_point, sse
+from api.sse import resume_point, sse
 from iaf.db.repositories.user_events import UserEventRepository
 from schemas.common import MAX_BIGINT
 
