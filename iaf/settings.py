@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     temporal_start_timeout_seconds: float = 1.0
     temporal_start_backoff_seconds: float = 5.0
 
-    # Qdrant server when set; otherwise qdrant-client local mode under data_dir.
+    # Qdrant server when set; otherwise Qdrant Edge (the engine in-process) under data_dir.
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
     qdrant_path: Path | None = None
@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     reply_history_token_budget: int = 2000
     reply_history_max_messages: int = 50
     retrieval_top_k: int = 5
+    # hybrid: MiniLM and BM25 ranks fused (RRF); dense or sparse alone for comparison.
+    retrieval_mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    # How many of each side's best chunks the fusion ranks.
+    retrieval_candidates: int = 20
     memory_top_k: int = 3
     # Below this best similarity the planner refines the query and retrieves again.
     retrieval_min_score: float = 0.3

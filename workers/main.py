@@ -74,6 +74,8 @@ async def running_worker(
         executor.shutdown(wait=False, cancel_futures=True)
         if clients.embedder is not None:
             clients.embedder.close()
+        if clients.vectors is not None:
+            await clients.vectors.close()
         await engine.dispose()
 
 

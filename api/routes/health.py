@@ -70,12 +70,12 @@ async def _temporal(state: StateDep) -> CheckResult:
 
 
 def local_qdrant_state(path: Path, proc_locks: Path = _PROC_LOCKS) -> tuple[str, str]:
-    """What can be told about a local-mode Qdrant storage without opening it.
+    """What can be told about the embedded Qdrant (Edge) storage without opening it.
 
     Only one process may open it (rule 6), and the retrieval worker does: opening it here,
-    even to try its lock, could keep the worker from starting. qdrant-client holds an
-    exclusive flock on `<path>/.lock` while a process has the storage open, and Linux lists
-    the flocks it holds in /proc/locks (device and inode), so reading that is a real check.
+    even to try its lock, could keep the worker from starting. The worker holds an exclusive
+    flock on `<path>/.lock` while it has the storage open, and Linux lists the flocks it
+    holds in /proc/locks (device and inode), so reading that is a real check.
     """
     lock_file = path / ".lock"
     if not path.is_dir():
@@ -89,12 +89,12 @@ def local_qdrant_state(path: Path, proc_locks: Path = _PROC_LOCKS) -> tuple[str,
         stat = lock_file.stat()
         held = proc_locks.read_text()
     except OSError:  # not Linux, or /proc not mounted: nothing more can be told
-        return "unverified", "local mode (served by the retrieval worker)"
+        return "unverified", "embedded (served by the retrieval worker)"
     key = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
     for line in held.splitlines():
         fields = line.split()
         if "FLOCK" in fields and key in fields and "->" not in fields:  # not a waiter
-            return "ok", "local mode, storage held by the retrieval worker"
+            return "ok", "embedded, storage held by the retrieval worker"
     return "down", "local_storage_not_served"
 
 

@@ -1,6 +1,6 @@
 """All tables; import this package so Alembic and the app see every model."""
 
-from iaf.db.models.agents import AgentRun, KnowledgeDocument, Memory
+from iaf.db.models.agents import AgentRun, KnowledgeChunk, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
 from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember
 from iaf.db.models.gdpr import (
@@ -33,6 +33,7 @@ __all__ = [
     "ErasureTarget",
     "ExportDownloadToken",
     "Invitation",
+    "KnowledgeChunk",
     "KnowledgeDocument",
     "LedgerEntry",
     "Memory",
