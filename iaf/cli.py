@@ -1,4 +1,4 @@
-"""`iaf`: dev, api, worker, migrate (and the data-team commands under `iaf gdpr`)."""
+"""`iaf`: dev, api, worker, migrate, reindex (and the data-team commands under `iaf gdpr`)."""
 
 from __future__ import annotations
 
@@ -106,6 +106,22 @@ def migrate() -> None:
     configure_logging(settings, "migrate")
     asyncio.run(migrate_all(settings))
     typer.echo("migrations applied")
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the vector store from PostgreSQL (stop the worker that serves retrieval first)."""
+    from iaf.observability.logs import configure_logging
+    from iaf.retrieval.rebuild import rebuild_vectors
+
+    settings = get_settings()
+    configure_logging(settings, "reindex")
+    report = asyncio.run(rebuild_vectors(settings, typer.echo))
+    typer.echo(
+        f"reindexed {report.documents} documents ({report.chunks} chunks) and"
+        f" {report.memories} memories in {report.seconds:.1f} s"
+        + ("; old local-mode data removed" if report.removed_local_mode_data else "")
+    )
 
 
 if __name__ == "__main__":

@@ -95,7 +95,26 @@ class DevStack:
                 )
             )
 
+    def rebuild_old_vectors(self) -> None:
+        """A data dir from before Qdrant Edge holds qdrant-client local-mode files: rebuild
+        the vectors from PostgreSQL once, before the worker opens the store."""
+        from iaf.retrieval.rebuild import local_mode_data
+
+        if self.settings.qdrant_url or not local_mode_data(self.settings.resolved_qdrant_path):
+            return
+        console.print("[yellow]…[/] Vectors      rebuilding from PostgreSQL (old local-mode data)")
+        with (self.data_dir / "logs" / "reindex.log").open("ab") as log:
+            subprocess.run(
+                [sys.executable, "-m", "iaf.cli", "reindex"],
+                env=os.environ.copy(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+        console.print("[green]✓[/] Vectors      rebuilt (see logs/reindex.log)")
+
     def start_app(self) -> None:
+        self.rebuild_old_vectors()
         # With METRICS_PORT set, the API serves it and the worker the next port.
         port = self.settings.metrics_port
         self.spawn("worker", metrics_port=None if port is None else port + 1)

@@ -7,8 +7,10 @@ machine with other test suites running).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +20,11 @@ import time
 from pathlib import Path
 
 import httpx
+from qdrant_client import QdrantClient, models
 
+from iaf.retrieval.edge import EdgeBackend
+from iaf.retrieval.rebuild import local_mode_data
+from iaf.retrieval.vectors import where
 from tests.helpers import free_port, unique_email
 
 
@@ -73,7 +79,41 @@ def _json_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _old_local_mode_data(data: Path) -> None:
+    """What a data dir made before Qdrant Edge holds: qdrant-client local-mode files only."""
+    shutil.rmtree(data / "qdrant" / "edge")
+    client = QdrantClient(path=str(data / "qdrant"))
+    client.create_collection(
+        "knowledge", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE)
+    )
+    client.close()
+
+
+def _wait_ready(base: str, token: str, document_id: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        document = httpx.get(f"{base}/api/knowledge/documents/{document_id}", headers=headers)
+        if document.json()["status"] == "ready":
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"document never ready: {document.json()}")
+
+
+def _points_of(data: Path, document_id: str) -> int:
+    async def count() -> int:
+        backend = EdgeBackend(data / "qdrant")
+        try:
+            return await backend.count("knowledge", where(document_id=document_id))
+        finally:
+            await backend.close()
+
+    return asyncio.run(count())
+
+
 def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path):
+    """...and, finding vectors in qdrant-client's old local-mode layout, rebuilds them once
+    from PostgreSQL before the worker starts."""
     ports = {name: free_port() for name in ("api", "pg", "temporal", "ui", "smtp")}
     base = f"http://127.0.0.1:{ports['api']}"
     env = {
@@ -100,7 +140,16 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
             json={"email": email, "password": "long enough pw", "name": "Dev Person"},
         )
         assert signup.status_code == 201
-        _ask_the_architect(base, signup.json()["access_token"], "dev-secret-words")
+        token = signup.json()["access_token"]
+        _ask_the_architect(base, token, "dev-secret-words")
+        uploaded = httpx.post(
+            f"{base}/api/knowledge/documents",
+            json={"title": "Rota", "content": "On-call changes on Mondays.", "scope": "org"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert uploaded.status_code == 202, uploaded.text
+        document_id = uploaded.json()["id"]
+        _wait_ready(base, token, document_id)
     finally:
         output, stopped_after = _stop(process, list(ports.values()))
     assert process.returncode == 0, output
@@ -108,6 +157,8 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
     assert stopped_after < IDLE_STOP_SECONDS, f"idle stack stopped in {stopped_after:.1f} s"
     _check_console_and_logs(output, tmp_path / "data" / "logs", email)
 
+    data = tmp_path / "data"
+    _old_local_mode_data(data)
     process = _start(env)
     try:
         _wait_healthy(base)
@@ -116,7 +167,10 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
         )
         assert login.status_code == 200, "a second run keeps the data"
     finally:
-        _stop(process)
+        output, _ = _stop(process, list(ports.values()))
+    assert "rebuilding from PostgreSQL" in output, output
+    assert not local_mode_data(data / "qdrant")
+    assert _points_of(data, document_id) == 1, "the document's vectors were rebuilt"
 
 
 def _ask_the_architect(base: str, token: str, words: str) -> dict:
