@@ -3,9 +3,10 @@
 The tokenizer and term weights are Qdrant's own BM25 (`qdrant_edge.Bm25`, Rust, no model
 file), computed in this process for either back end; the engine applies IDF at query time
 (the collection's sparse vector has the IDF modifier). Documents here are English and French,
-so tokens are lower-cased and accent-folded, with English and French stop words and no
-stemmer: a stemmer for one language mangles the other's words, and identifiers must stay
-whole (measured on the evaluation set in bench/retrieval_quality.py).
+so tokens are lower-cased and accent-folded, with both languages' stop words and the English
+stemmer. On the evaluation set (bench/retrieval_quality.py, 72 questions) the variants tried
+(no stemmer, English, French; with or without stop words) differ by one question at most:
+hybrid recall@5 0.972-0.986, MRR 0.91-0.94; this one was among the best on both.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class SparseEncoder:
                 stopwords=edge.StopwordsSet(
                     languages={edge.Language.English, edge.Language.French}
                 ),
-                stemmer=edge.DisabledStemmer(),
+                stemmer=edge.SnowballParams(edge.SnowballLanguage.English),
             )
         )
 
