@@ -11,7 +11,7 @@ the same rows and events, after the same HTTP POST (whose text carries no "@", s
 does not start RouteMessage for it; record_mentions still runs on it).
 
 Throughput: agent replies per second with 1 and then 2 worker processes (the second runs
-`iaf worker --no-retrieval`: Qdrant local mode admits one process), closed loop, each client
+`iaf worker --no-retrieval`: the embedded Qdrant admits one process), closed loop, each client
 its own user and room, waiting for `agent.done` before posting again. CPU time per process
 (psutil, user + system, PostgreSQL backends included through the postmaster's children)
 says which process is the bottleneck; the whole machine's busy time says how much of the
@@ -201,7 +201,7 @@ async def direct_runner_main() -> None:
     from iaf.db.repositories.agents import AgentRunRepository
     from iaf.llm.offline import register_offline_provider
     from iaf.retrieval.embedder import make_embedder
-    from iaf.retrieval.qdrant import make_qdrant
+    from iaf.retrieval.qdrant import make_vector_backend
     from iaf.retrieval.store import VectorStore
     from iaf.settings import Settings
     from schemas.agents import (
@@ -222,7 +222,7 @@ async def direct_runner_main() -> None:
     chat = ChatDbActivities(sessionmaker)
     agents = AgentDbActivities(sessionmaker, None, settings)  # type: ignore[arg-type]
     retrieval = RetrievalActivities(
-        sessionmaker, VectorStore(make_qdrant(settings)), embedder, settings
+        sessionmaker, VectorStore(make_vector_backend(settings)), embedder, settings
     )
     llm = LlmActivities(sessionmaker, settings)
     env = ActivityEnvironment()
