@@ -205,13 +205,8 @@ async def direct_runner_main() -> None:
     from iaf.retrieval.qdrant import make_vector_backend
     from iaf.retrieval.store import VectorStore
     from iaf.settings import Settings
-    from schemas.agents import (
-        AgentReplyInput,
-        ContextRequest,
-        ReplyRef,
-        StreamRequest,
-        reply_workflow_id,
-    )
+    from iaf.workflow_calls import reply_workflow_id
+    from schemas.agents import AgentReplyInput, ContextRequest, ReplyRef, StreamRequest
     from schemas.workflows import MessageRef
 
     settings = Settings()
