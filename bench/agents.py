@@ -386,7 +386,7 @@ async def measure_throughput(
         before = {name: _cpu_seconds(p) for name, p in groups.items()}
         threads_before = {pid: _thread_seconds(pid) for pid in workers}
         machine_before = _machine_busy_seconds()
-        profile_file = stack.data_dir / "worker-1.pyspy"
+        profile_file = stack.data_dir / "worker-1.pyspy.txt"
         sampler = record(workers[0], THROUGHPUT_SECONDS - 2, profile_file) if profile else None
         began = time.perf_counter()
         await asyncio.gather(*(loop(c) for c in clients))

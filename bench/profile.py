@@ -1,7 +1,10 @@
 """Sampling profiles of a running process with py-spy: where its CPU goes, by function.
 
-`record` samples a process (without stopping it) for some seconds into py-spy's collapsed
-stack format; `summarise` turns those stacks into the functions that hold the most samples,
+`record` samples a process for some seconds into py-spy's collapsed stack format, keeping only
+samples of the thread that holds the GIL: py-spy's idle detection does not work on these VMs
+(threads blocked in epoll or on a queue showed as a third of the samples), and Python work
+needs the GIL. Native work that releases it (torch's matrix products in the embedder) is
+then missed: the embedder's thread CPU is measured apart, by psutil. `summarise` turns those stacks into the functions that hold the most samples,
 inclusive (anywhere on the stack) and by own time (top of the stack), and into buckets named
 after what the issue asks about (the litellm stream wrapper, token counting, JSON, the query
 embedding, the Temporal SDK, the database driver).
@@ -17,9 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# Bucket -> a pattern over one frame ("function (file:line)"). A sample goes to the first
-# bucket in this order that matches any frame of its stack: JSON inside litellm counts as
-# litellm, JSON inside the Temporal SDK as JSON.
+# Bucket -> a pattern over one frame ("function (file:line)"). A sample goes to the bucket of
+# the frame nearest the top of its stack that matches one (where the CPU was spent: JSON
+# inside litellm counts as JSON); a frame matching several takes the first listed.
 BUCKETS: list[tuple[str, re.Pattern[str]]] = [
     ("query embedding (torch)", re.compile(r"torch|sentence_transformers|transformers/")),
     ("token counting", re.compile(r"token_counter|tiktoken|count_tokens")),
@@ -30,7 +33,9 @@ BUCKETS: list[tuple[str, re.Pattern[str]]] = [
     ("database (SQLAlchemy, asyncpg)", re.compile(r"sqlalchemy|asyncpg|psycopg")),
     ("pydantic / JSON", re.compile(r"pydantic|json/|orjson")),
     ("Temporal SDK", re.compile(r"temporalio")),
-    ("asyncio event loop", re.compile(r"asyncio/|uvloop")),
+    ("asyncio (socket I/O, wake-ups, scheduling)", re.compile(r"asyncio/|selectors\.py|uvloop")),
+    ("threads (executor hand-offs)", re.compile(r"concurrent/futures|threading\.py|queue\.py")),
+    ("our code (activities, iaf)", re.compile(r"/(activities|iaf|workflows|workers)/\w+\.py")),
 ]
 
 
@@ -42,7 +47,8 @@ def py_spy() -> str:
 def record(pid: int, seconds: float, out: Path, rate: int = 200) -> subprocess.Popen[bytes]:
     """Start sampling `pid` for `seconds`; wait on the returned process for the file."""
     command = [py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds))]
-    command += ["--rate", str(rate), "--format", "raw", "--nonblocking", "--output", str(out)]
+    command += ["--rate", str(rate), "--format", "raw", "--gil", "--nonblocking"]
+    command += ["--output", str(out)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -79,10 +85,11 @@ def summarise(path: Path, top: int = 15) -> dict[str, Any]:
 
 
 def _bucket(frames: list[str]) -> str:
-    for name, pattern in BUCKETS:
-        if any(pattern.search(frame) for frame in frames):
-            return name
-    return "other (application code)"
+    for frame in reversed(frames):
+        for name, pattern in BUCKETS:
+            if pattern.search(frame):
+                return name
+    return "other"
 
 
 def _short(frame: str) -> str:
