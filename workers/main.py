@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -66,6 +67,7 @@ async def running_worker(
         background.append(asyncio.create_task(_warm_embedder(clients), name="embedder-warm-up"))
     if sweep:
         background += _background_jobs(engine, clients)
+    gc.freeze()  # see _warm_embedder
     log.info("worker ready: task queues %s", ", ".join(w.task_queue for w in workers))
     try:
         yield clients
@@ -170,7 +172,13 @@ def _background_jobs(engine: AsyncEngine, clients: WorkerClients) -> list[asynci
 
 
 async def _warm_embedder(clients: WorkerClients) -> None:
-    """Load the embedding model now rather than in the first reply's context step."""
+    """Load the embedding model now rather than in the first reply's context step.
+
+    Then move everything loaded so far out of the garbage collector's reach (`gc.freeze`):
+    the SDK, litellm, pydantic models and the model are ~900,000 long-lived objects, and
+    every full collection walked them all (600-700 ms of CPU each, measured), as did the
+    interpreter's last collection at exit (seconds on a loaded machine: `iaf dev` had to kill
+    the worker)."""
     warm = getattr(clients.embedder, "warm", None)
     if warm is not None:
         try:
@@ -179,6 +187,7 @@ async def _warm_embedder(clients: WorkerClients) -> None:
             log.warning(
                 "embedding model not loaded yet (%s); the first use retries", type(exc).__name__
             )
+    gc.freeze()
 
 
 async def _resume_vector_jobs_forever(clients: WorkerClients) -> None:

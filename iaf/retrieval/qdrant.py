@@ -195,7 +195,8 @@ class ClientBackend:
             query_filter=found,
             limit=limit,
             with_payload=True,
-            with_vectors=[""],
+            # Every vector: asking a server for the unnamed one by name ("") is not portable.
+            with_vectors=True,
         )
         return [
             Hit(str(p.id), float(p.score), dict(p.payload or {}), cosine_of(dense or [], p.vector))
