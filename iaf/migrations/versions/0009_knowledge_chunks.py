@@ -3,8 +3,8 @@
 Chunk text used to ride in Qdrant payloads, where a deleted point's bytes stay in segment
 files until they are compacted; here deleting the document deletes its chunks (cascade).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009_knowledge_chunks
+Revises: 0008
 Create Date: 2026-12-08 09:00:00.000000
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0007"
+revision: str = "0009_knowledge_chunks"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
