@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from iaf.db.repositories.ratelimit import RateLimitRepository, WindowUsage
 from iaf.errors import ApiError
 
+DAY_SECONDS = 24 * 3600
+
 
 class RateLimiter:
     """Counts requests per bucket; raises 429 once the sliding window holds more than `limit`."""

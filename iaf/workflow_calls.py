@@ -33,6 +33,8 @@ from schemas.workflows import RouteMessageInput
 
 log = logging.getLogger(__name__)
 RPC_TIMEOUT = timedelta(seconds=5)
+# How much longer than the start timeout a request waits for all its starts together.
+START_DEADLINE_MARGIN_SECONDS = 0.25
 
 # Workflow type names, as registered by the worker (the class names in workflows/).
 ROUTE_MESSAGE = "RouteMessage"
@@ -239,18 +241,43 @@ async def start_mentioned_replies(
     from iaf.agents.mentions import mentioned_agents, parse_mentions
     from iaf.agents.registry import get_registry
 
-    started = []
-    for agent_id in mentioned_agents(parse_mentions(content, get_registry().ids())):
-        input = AgentReplyInput(
+    inputs = [
+        AgentReplyInput(
             reply_id=reply_workflow_id(message_id, agent_id),
             message_id=message_id,
             room_id=room_id,
             agent_id=agent_id,
             requested_by=str(sender_id),
         )
-        if await start_agent_reply(client, settings, input, eager=False):
-            started.append(input.reply_id)
-    return started
+        for agent_id in mentioned_agents(parse_mentions(content, get_registry().ids()))
+    ]
+    # In parallel: each start waits up to the start timeout, so in sequence a message
+    # mentioning three agents kept its POST three timeouts long while Temporal stalled.
+    outcomes = await asyncio.gather(
+        *(start_agent_reply(client, settings, input, eager=False) for input in inputs)
+    )
+    return [input.reply_id for input, started in zip(inputs, outcomes, strict=True) if started]
+
+
+async def within_start_timeout(settings: Settings, label: str, *starts: Awaitable[object]) -> None:
+    """Run every start a request makes at once and wait for them together, at most about
+    `temporal_start_timeout_seconds` (DESIGN rule 5: what was stored is acknowledged; a start
+    that did not happen now is left to the sweep). Each guarded call times out on its own
+    first, which tells the guard; the margin only bounds calls the guard does not time."""
+    tasks = [asyncio.ensure_future(start) for start in starts]
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(
+        tasks, timeout=settings.temporal_start_timeout_seconds + START_DEADLINE_MARGIN_SECONDS
+    )
+    for task in pending:
+        task.cancel()
+    for task in done:
+        error = task.exception()
+        if error is not None:
+            log.warning("%s: a workflow start failed now (%s); the sweep will retry", label, error)
+    if pending:
+        log.warning("%s: %d workflow starts still waiting were cancelled", label, len(pending))
 
 
 async def start_vector_job(

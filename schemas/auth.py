@@ -57,10 +57,17 @@ class TokenResponse(BaseModel):
     user: UserOut
 
 
+ApiKeyScope = Literal["chat", "agents", "compliance"]
+API_KEY_MAX_DAYS = 365
+
+
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: NameStr = Field(min_length=1, max_length=100)
+    # Omitted: every scope the owner's role allows (compliance only for compliance users).
+    scopes: list[ApiKeyScope] | None = Field(default=None, min_length=1, max_length=3)
+    expires_in_days: int = Field(default=90, ge=1, le=API_KEY_MAX_DAYS)
 
 
 class ApiKeyOut(BaseModel):
@@ -72,6 +79,8 @@ class ApiKeyOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    scopes: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StateDep, client_ip, require_role
+from api.ratelimit import DAY_SECONDS
 from iaf.accounts import service as accounts
 from iaf.db.repositories.api_keys import ApiKeyRepository
 from iaf.db.repositories.users import UserRepository
@@ -56,16 +58,26 @@ async def login(
     await state.limiter.hit(
         f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60
     )
-    await state.limiter.hit(f"login:{body.email.lower()}", settings.login_attempts_per_minute, 60)
+    # Per account AND client address: a stranger guessing someone's password exhausts only
+    # their own attempts, and cannot lock the person out (their address has its own count).
+    login_bucket = f"login:{body.email.lower()}:{client_ip(request)}"
+    await state.limiter.hit(login_bucket, settings.login_attempts_per_minute, 60)
     user = await accounts.password_login(session, body.email, body.password)
     return accounts.token_response(state.jwt_secret, settings, user)
 
 
 @router.post("/api/org/users", status_code=201)
 async def add_org_user(
-    body: OrgUserCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    body: OrgUserCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    state: StateDep,
 ) -> UserOut:
     require_role(user, "org_admin")
+    # Counted before the argon2 hash, on its own connection: refused attempts cost nothing.
+    limit = settings.org_users_per_day
+    await state.limiter.hit(f"org-users:{user.org_id}", limit, DAY_SECONDS)
     password_hash = await hashed_password(body.password)  # before the session connects
     created = await accounts.add_colleague(
         session,
@@ -90,8 +102,12 @@ async def list_org_users(user: CurrentUser, session: SessionDep) -> dict[str, li
 async def create_api_key(
     body: ApiKeyCreate, user: CurrentUser, session: SessionDep
 ) -> ApiKeyCreated:
+    scopes = accounts.api_key_scopes(user, body.scopes)
+    expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days)
     raw, prefix, key_hash = new_api_key()
-    key = await ApiKeyRepository(session).create(user.id, body.name, prefix, key_hash)
+    key = await ApiKeyRepository(session).create(
+        user.id, body.name, prefix, key_hash, scopes, expires_at
+    )
     await session.commit()
     return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=raw)
 

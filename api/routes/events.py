@@ -12,8 +12,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
-from api.deps import AppState, CurrentUser, SessionDep, StateDep
+from api.deps import AppState, CurrentUser, SessionDep, StateDep, route_of
 from api.sse import resume_point, sse
+from api.streams import OpenStream
+from iaf.db.models import User
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
@@ -51,11 +53,17 @@ async def announce_presence(
 
 
 async def room_stream(
-    state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, since: int | None
+    state: AppState,
+    room_id: uuid.UUID,
+    user_id: uuid.UUID,
+    since: int | None,
+    opened: OpenStream | None = None,
 ) -> AsyncIterator[dict[str, str]]:
     subscription: Subscription = state.broker.subscribe(str(room_id))
-    await announce_presence(state, room_id, user_id, "online")
+    if opened is not None:
+        opened.wakeup = subscription.wakeup  # an ended credential wakes the stream up
     try:
+        await announce_presence(state, room_id, user_id, "online")
         if since is None:
             async with state.sessionmaker() as session:
                 since = await EventRepository(session).latest_id(room_id)
@@ -64,8 +72,13 @@ async def room_stream(
             yield sse(event_id, type_, data)
             last = event_id
         while True:
+            if opened is not None and opened.ended:
+                yield opened.final_frame()
+                return
             await subscription.wakeup.wait()
             subscription.wakeup.clear()
+            if opened is not None and opened.ended:
+                continue
             if subscription.lagged.is_set():
                 subscription.lagged.clear()
                 async for event_id, type_, data in _stored_since(state, room_id, last):
@@ -84,8 +97,19 @@ async def room_stream(
                     return
     finally:
         state.broker.unsubscribe(subscription)
-        with contextlib.suppress(Exception):
-            await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
+        if opened is not None:
+            state.streams.close(opened)
+        if opened is None or opened.ended != "database_unavailable":
+            with contextlib.suppress(Exception):
+                await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
+
+
+def open_stream(state: AppState, request: Request, user: User) -> OpenStream:
+    """Counts the stream against the person's cap (429 past it) and keeps what it was
+    authenticated with, to end it when that credential ends (api/streams.py)."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    route = route_of(request) or (request.method, request.url.path)
+    return state.streams.open(user.id, token, route, state.settings.sse_streams_per_user)
 
 
 def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:
@@ -108,8 +132,9 @@ async def stream_events(
     since = resume_point(last_event_id, after)
     await room_for_member(session, room_id, user)
     await session.close()  # release the connection before the long-lived stream starts
+    opened = open_stream(state, request, user)
     return EventSourceResponse(
-        room_stream(state, room_id, user.id, since),
+        room_stream(state, room_id, user.id, since, opened),
         ping=int(state.settings.sse_heartbeat_seconds) or 15,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, StateDep
+from api.ratelimit import DAY_SECONDS
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.rooms import service as rooms
@@ -27,7 +28,11 @@ router = APIRouter(prefix="/api/chat", tags=["rooms"])
 
 
 @router.post("/rooms", status_code=201)
-async def create_room(body: RoomCreate, user: CurrentUser, session: SessionDep) -> RoomOut:
+async def create_room(
+    body: RoomCreate, user: CurrentUser, session: SessionDep, state: StateDep, response: Response
+) -> RoomOut:
+    limit = state.settings.rooms_per_day
+    await state.limiter.hit(f"rooms:{user.id}", limit, DAY_SECONDS, response, session)
     room = await rooms.create_room(session, user, body)
     await session.commit()
     return RoomOut.of(room, "owner", 0, 0)
@@ -91,7 +96,12 @@ async def list_members(
 
 @router.post("/rooms/{room_id}/members", status_code=201)
 async def add_member(
-    room_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: SessionDep, response: Response
+    room_id: uuid.UUID,
+    body: MemberAdd,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
 ) -> dict[str, Any]:
     """201 when added; 200 with the member's current role when they were one already (use
     PATCH …/members/{user_id} to change a role)."""
@@ -101,6 +111,8 @@ async def add_member(
     if current is not None:
         response.status_code = 200
         return {"id": target, "user_id": target, "role": current, "added": False}
+    limit = state.settings.member_additions_per_day
+    await state.limiter.hit(f"member-add:{user.id}", limit, DAY_SECONDS, response, session)
     await session.commit()
     return {"id": target, "user_id": target, "role": body.role, "added": True}
 

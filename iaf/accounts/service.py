@@ -7,7 +7,7 @@ Nothing here commits: the caller commits the request's one transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,6 +120,18 @@ async def password_login(session: AsyncSession, email: str, password: str) -> Us
     if user is None or not valid or user.status != "active":
         raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
     return user
+
+
+def api_key_scopes(user: User, asked: Sequence[str] | None) -> list[str]:
+    """The scopes a new key gets: those asked for, or all the owner's role allows; only a
+    compliance user's key may carry `compliance` (the routes check the role as well)."""
+    allowed = ["chat", "agents", "compliance"] if user.role == "compliance" else ["chat", "agents"]
+    if asked is None:
+        return allowed
+    refused = sorted(set(asked) - set(allowed))
+    if refused:
+        raise ApiError(403, "scope_not_allowed", f"your role cannot grant {', '.join(refused)}")
+    return sorted(set(asked))
 
 
 def token_response(jwt_secret: str, settings: Settings, user: User) -> TokenResponse:
