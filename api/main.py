@@ -14,6 +14,7 @@ from api.broker import LiveEvent, RoomEventBroker
 from api.db_breaker import DatabaseAvailability, DatabaseBreaker
 from api.deps import AppState, authenticate
 from api.errors import error_response, install_error_handlers
+from api.openapi import install_openapi
 from api.ratelimit import RateLimiter
 from api.routes import (
     agents,
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(DatabaseAvailability)
     if settings.cors_origins:

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     org_users_per_day: int = 200
     invitations_per_day: int = 300
     password_resets_per_hour: int = 5
-    password_reset_minutes: int = 60
+    password_reset_minutes: float = 60.0
     sweep_interval_seconds: float = 10.0
     sweep_min_age_seconds: float = 5.0
     sweep_batch_size: int = 500

@@ -25,6 +25,7 @@ from iaf.search_attributes import AGENT_ID, DUE_AT, KIND, REQUEST_ID, ROOM_ID, S
 from iaf.security import pseudonym
 from iaf.settings import Settings
 from schemas.agents import AgentReplyInput
+from schemas.auth import PasswordResetInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
 from schemas.knowledge import VectorJob
@@ -47,6 +48,7 @@ REFERRAL = "Referral"
 DATA_EXPORT = "DataExport"
 ERASURE = "Erasure"
 EMAIL_CHANGE_MAIL = "EmailChangeMail"
+PASSWORD_RESET = "PasswordReset"
 WORKFLOW_TYPES = frozenset(
     {
         ROUTE_MESSAGE,
@@ -59,6 +61,7 @@ WORKFLOW_TYPES = frozenset(
         DATA_EXPORT,
         ERASURE,
         EMAIL_CHANGE_MAIL,
+        PASSWORD_RESET,
     }
 )
 
@@ -461,6 +464,29 @@ async def signal_first_action(
         )
         return False
     return True
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+def password_reset_workflow_id(reset_id: uuid.UUID | str) -> str:
+    return f"password-reset-{reset_id}"
+
+
+async def start_password_reset(
+    client: Client, settings: Settings, reset_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """Mail the link and hold its expiry (workflows/password_reset.py)."""
+    await client.start_workflow(
+        PASSWORD_RESET,
+        PasswordResetInput(reset_id=reset_id),
+        id=password_reset_workflow_id(reset_id),
+        task_queue=settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=search_attributes("password_reset", subject_ref(settings, user_id)),
+        static_summary=f"password reset {reset_id}",
+        rpc_timeout=RPC_TIMEOUT,
+    )
 
 
 # --- GDPR requests ------------------------------------------------------------------------

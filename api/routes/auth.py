@@ -14,12 +14,16 @@ from iaf.db.repositories.api_keys import ApiKeyRepository
 from iaf.db.repositories.users import UserRepository
 from iaf.errors import ApiError
 from iaf.security import hashed_password, new_api_key
+from iaf.workflow_calls import start_password_reset
 from schemas.auth import (
+    Accepted,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
     LoginRequest,
     OrgUserCreate,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     SignupRequest,
     TokenResponse,
     UserOut,
@@ -90,6 +94,67 @@ async def add_org_user(
     )
     await session.commit()
     return UserOut.model_validate(created)
+
+
+@router.post("/api/org/users/{user_id}/deactivate")
+async def deactivate_org_user(
+    user_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> UserOut:
+    """The colleague's sign-in, tokens, API keys and open streams stop (seconds, every replica)."""
+    require_role(user, "org_admin")
+    target = await accounts.deactivate(session, user, user_id)
+    await session.commit()
+    return UserOut.model_validate(target)
+
+
+@router.post("/api/org/users/{user_id}/reactivate")
+async def reactivate_org_user(
+    user_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> UserOut:
+    require_role(user, "org_admin")
+    target = await accounts.reactivate(session, user, user_id)
+    await session.commit()
+    return UserOut.model_validate(target)
+
+
+@router.post("/api/auth/password-reset", status_code=202)
+async def request_password_reset(
+    body: PasswordResetRequest, request: Request, state: StateDep, session: SessionDep
+) -> Accepted:
+    """The same 202 whether or not the address has an account; a link is mailed if it does."""
+    settings = state.settings
+    await state.limiter.hit(
+        f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60
+    )
+    bucket = f"password-reset:{body.email.lower()}"
+    await state.limiter.hit(bucket, settings.password_resets_per_hour, 3600)
+    reset = await accounts.request_password_reset(session, settings, body.email)
+    await session.commit()
+    if reset is not None:
+        try:
+            await start_password_reset(state.temporal, settings, reset.id, reset.user_id)
+        except Exception:  # without its workflow no mail would go out: undo, and say so
+            await accounts.withdraw_password_reset(session, reset.id)
+            await session.commit()
+            raise ApiError(
+                503, "mail_unavailable", "the reset mail cannot be sent now; try again"
+            ) from None
+    return Accepted()
+
+
+@router.post("/api/auth/password-reset/confirm")
+async def confirm_password_reset(
+    body: PasswordResetConfirm, request: Request, state: StateDep, session: SessionDep
+) -> TokenResponse:
+    """Sets the new password from the mailed link and signs in; every other session ends."""
+    settings = state.settings
+    await state.limiter.hit(
+        f"auth-ip:{client_ip(request)}", settings.auth_requests_per_ip_per_minute, 60
+    )
+    password_hash = await hashed_password(body.new_password)  # before the session connects
+    user = await accounts.reset_password(session, body.token, password_hash)
+    await session.commit()
+    return accounts.token_response(state.jwt_secret, settings, user)
 
 
 @router.get("/api/org/users")
