@@ -37,6 +37,19 @@ COMMON_ERRORS = {
 }
 
 
+# Operations that answer a second success status with the same body: a repeated request
+# that finds what an earlier one made (an open export, a pending invitation, a stored
+# client_msg_id) is 200, a new one 201/202.
+ALSO_ANSWERS = {
+    ("get", "/api/user/data-export"): ("200", "202"),
+    ("post", "/api/user/delete-account"): ("202", "200"),
+    ("post", "/api/compliance/requests"): ("201", "200"),
+    ("post", "/api/chat/rooms/{room_id}/invite"): ("201", "200"),
+    ("post", "/api/chat/rooms/{room_id}/members"): ("201", "200"),
+    ("post", "/api/chat/rooms/{room_id}/messages"): ("201", "200"),
+}
+
+
 def error_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
 
@@ -47,9 +60,12 @@ def with_error_responses(document: dict[str, Any]) -> dict[str, Any]:
     components["Error"] = ERROR_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            documented, also = ALSO_ANSWERS.get((method, path), (None, None))
+            if documented in responses and also is not None:
+                responses.setdefault(also, {**responses[documented], "description": "Found"})
             for status, response in list(responses.items()):
                 if status.startswith("4") or status.startswith("5"):
                     responses[status] = error_response(response.get("description", "Error"))

@@ -151,7 +151,7 @@ class SSEStream:
                 key, _, value = line.partition(":")
                 fields[key] = value[1:] if value.startswith(" ") else value
 
-    async def wait_for(self, predicate: Any, timeout: float = 15.0) -> SSEEvent:
+    async def wait_for(self, predicate: Any, timeout: float = 60.0) -> SSEEvent:
         deadline = asyncio.get_running_loop().time() + timeout
         seen = 0
         while True:
