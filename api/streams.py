@@ -17,6 +17,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -45,13 +46,14 @@ class OpenStream:
             self.retry_ms = retry_ms
             self.wakeup.set()
 
-    def final_frame(self) -> dict[str, str]:
-        """The last event a stream sends: why it ends, and when to reconnect if it may."""
+    def final_frame(self) -> dict[str, Any]:
+        """The last event a stream sends: why it ends, and when to reconnect if it may
+        (`retry:` sets an EventSource's reconnection delay)."""
         data: dict[str, object] = {"reason": self.ended}
-        frame = {"event": "stream.end"}
+        frame: dict[str, Any] = {"event": "stream.end"}
         if self.retry_ms is not None:
             data["retry_after_ms"] = self.retry_ms
-            frame["retry"] = str(self.retry_ms)
+            frame["retry"] = self.retry_ms
         frame["data"] = json.dumps(data, separators=(",", ":"))
         return frame
 

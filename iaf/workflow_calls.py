@@ -278,7 +278,8 @@ async def within_start_timeout(settings: Settings, label: str, *starts: Awaitabl
     for task in done:
         error = task.exception()
         if error is not None:
-            log.warning("%s: a workflow start failed now (%s); the sweep will retry", label, error)
+            reason = type(error).__name__
+            log.warning("%s: a workflow start failed now (%s); the sweep will retry", label, reason)
     if pending:
         log.warning("%s: %d workflow starts still waiting were cancelled", label, len(pending))
 

@@ -58,7 +58,7 @@ async def room_stream(
     user_id: uuid.UUID,
     since: int | None,
     opened: OpenStream | None = None,
-) -> AsyncIterator[dict[str, str]]:
+) -> AsyncIterator[dict[str, Any]]:
     subscription: Subscription = state.broker.subscribe(str(room_id))
     if opened is not None:
         opened.wakeup = subscription.wakeup  # an ended credential wakes the stream up

@@ -85,6 +85,8 @@ class ChaosStack:
             sweep_min_age_seconds=1.0,
             reply_heartbeat_seconds=3.0,
             reply_retry_initial_seconds=0.2,
+            # Each SIGKILL costs the replies in flight one attempt; the suite kills 5 times.
+            reply_stream_max_attempts=10,
             public_base_url="http://127.0.0.1:1",
             **overrides,
         )
