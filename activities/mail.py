@@ -43,6 +43,14 @@ def already_sent(invitation: Invitation, mail: InvitationMail) -> bool:
     return invitation.resends_sent >= mail.seq
 
 
+def refused_for_good(
+    exc: aiosmtplib.SMTPRecipientsRefused | aiosmtplib.SMTPRecipientRefused,
+) -> bool:
+    """Whether every refusal was permanent (5xx); a 4xx asks the sender to try again."""
+    refusals = exc.recipients if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) else [exc]
+    return all(refusal.code >= 500 for refusal in refusals)
+
+
 class MailActivities:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self.sessionmaker = sessionmaker
@@ -146,11 +154,18 @@ class MailActivities:
                 start_tls=False if settings.smtp_use_tls else settings.smtp_start_tls,
                 timeout=SMTP_TIMEOUT_SECONDS,
             )
-        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused):
-            # The only error retrying cannot fix for this invitation; everything else
-            # (server down, bad credentials, 4xx) retries with backoff until the expiry.
+        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused) as exc:
+            # A permanent (5xx) refusal is the only error retrying cannot fix for this mail;
+            # everything else (server down, bad credentials, a 4xx "try later", even for the
+            # recipient) retries with backoff until the expiry.
+            if refused_for_good(exc):
+                raise ApplicationError(
+                    "the SMTP server refused the recipient",
+                    type="RecipientRefused",
+                    non_retryable=True,
+                ) from None
             raise ApplicationError(
-                "the SMTP server refused the recipient", type="RecipientRefused", non_retryable=True
+                "the SMTP server deferred the recipient", type="RecipientDeferred"
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
             log.warning("invitation %s: SMTP answered %s", invitation_id, exc.code)

@@ -92,6 +92,7 @@ class ChaosStack:
         )
         self.smtp = FlakySmtp(self.settings.smtp_port)
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.live_worker: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.pg.start()
@@ -121,7 +122,14 @@ class ChaosStack:
         return process
 
     def worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
-        return self.spawn(name, "worker")
+        """A new worker; one at a time (Qdrant local mode admits one process)."""
+        self.live_worker = self.spawn(name, "worker")
+        return self.live_worker
+
+    def ensure_worker(self) -> subprocess.Popen[bytes]:
+        if self.live_worker is None or self.live_worker.poll() is not None:
+            return self.worker(f"worker-{len(self.processes)}")
+        return self.live_worker
 
     async def api(self, name: str = "api") -> tuple[subprocess.Popen[bytes], str]:
         """An `iaf api` process; returns it with its base URL once it answers /healthz."""

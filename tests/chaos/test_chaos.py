@@ -98,7 +98,7 @@ async def test_replies_survive_workers_killed_mid_stream(
     stack: ChaosStack, api: str, http: httpx.AsyncClient
 ) -> None:
     users, per_user, kills = 20, 5 * SCALE, 5
-    stack.worker("worker-0")
+    stack.ensure_worker()
     people = [await signup(http, f"Chaos {n}") for n in range(users)]
     rooms = [await person.new_room("replies") for person in people]
     streams = [ResumingStream([api], p.token, r["id"]) for p, r in zip(people, rooms, strict=True)]
@@ -125,7 +125,7 @@ async def test_replies_survive_workers_killed_mid_stream(
     for n in range(kills):
         before = deltas()
         await until(lambda before=before: deltas() > before + 20, 300, "replies streaming")
-        kill(stack.processes[-1])  # the running worker, mid-stream
+        kill(stack.ensure_worker())  # the running worker, mid-stream
         stack.worker(f"worker-{n + 1}")
 
     def done() -> int:
@@ -187,6 +187,7 @@ async def test_replies_survive_workers_killed_mid_stream(
 async def test_posts_are_acknowledged_while_temporal_is_away(
     stack: ChaosStack, api: str, http: httpx.AsyncClient
 ) -> None:
+    stack.ensure_worker()
     alice = await signup(http, "Temporal Chaos")
     room = await alice.new_room("routing")
     timeout = stack.settings.temporal_start_timeout_seconds
@@ -239,8 +240,8 @@ async def test_posts_are_acknowledged_while_temporal_is_away(
 async def _traffic_during(
     stack: ChaosStack, api: str, person: Person, room_id: str, fault: Any, seconds: float
 ) -> tuple[list[tuple[int, float, str | None]], list[int]]:
-    """POSTs every 100 ms while `fault` holds for `seconds`; (status, latency, Retry-After)
-    of each, and the ids of the messages acknowledged with 201."""
+    """POSTs every 100 ms from three clients, before, while `fault` holds for `seconds`, and
+    after; (status, latency, Retry-After) of each, and the ids acknowledged with 201."""
     answers: list[tuple[int, float, str | None]] = []
     acknowledged: list[int] = []
     async with httpx.AsyncClient(base_url=api, timeout=60) as client:
@@ -271,8 +272,11 @@ async def _traffic_during(
 
         stop = asyncio.Event()
         tasks = [asyncio.create_task(poster(tag)) for tag in range(3)]
+        await until(lambda: len(acknowledged) >= 3, 60, "traffic before the fault")
         with fault():
             await asyncio.sleep(seconds)
+        during = len(acknowledged)
+        await until(lambda: len(acknowledged) >= during + 3, 120, "traffic after the fault")
         stop.set()
         await asyncio.gather(*tasks)
     return answers, acknowledged
@@ -371,6 +375,7 @@ async def test_clients_of_a_killed_api_resume_on_the_other(
 async def test_an_invitation_mail_goes_out_once_when_smtp_comes_back(
     stack: ChaosStack, http: httpx.AsyncClient
 ) -> None:
+    stack.ensure_worker()
     alice = await signup(http, "Mail Chaos")
     room = await alice.new_room("mail")
     address = unique_email("invitee")
