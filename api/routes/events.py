@@ -21,7 +21,7 @@ from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
 from iaf.rooms.service import room_for_member
-from schemas.chat import ReadMarker
+from schemas.chat import ReadMarker, ReadMarkerOut
 from schemas.common import MAX_BIGINT
 
 router = APIRouter(prefix="/api/chat", tags=["events"])
@@ -148,7 +148,7 @@ async def mark_read(
     session: SessionDep,
     state: StateDep,
     response: Response,
-) -> dict[str, Any]:
+) -> ReadMarkerOut:
     await room_for_member(session, room_id, user)
     limit = state.settings.read_markers_per_minute
     await state.limiter.hit(f"read:{user.id}", limit, 60, response, session)
@@ -159,7 +159,7 @@ async def mark_read(
         room_id, "read", {"user_id": str(user.id), "message_id": stored}
     )
     await session.commit()
-    return {"room_id": str(room_id), "last_read_message_id": stored}
+    return ReadMarkerOut(room_id=room_id, last_read_message_id=stored)
 
 
 @router.post("/rooms/{room_id}/typing", status_code=202)
