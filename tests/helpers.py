@@ -39,7 +39,7 @@ async def serve_app(app: Any) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+        await asyncio.wait_for(task, timeout=60)
 
 
 def serve_api(settings: Settings) -> contextlib.AbstractAsyncContextManager[str]:
