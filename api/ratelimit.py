@@ -15,6 +15,14 @@ from iaf.errors import ApiError
 DAY_SECONDS = 24 * 3600
 
 
+def per_address(bucket: str, address: str) -> str:
+    """`kind:key` counted per client address too, as `kind@address:key`: what follows the
+    first colon stays the key alone (an e-mail, an id), which GDPR erasure matches on to
+    delete a person's counters (iaf/db/repositories/erasure.py)."""
+    kind, _, key = bucket.partition(":")
+    return f"{kind}@{address.replace(':', '_')}:{key}"
+
+
 class RateLimiter:
     """Counts requests per bucket; raises 429 once the sliding window holds more than `limit`."""
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, StateDep, client_ip, require_role
-from api.ratelimit import DAY_SECONDS
+from api.ratelimit import DAY_SECONDS, per_address
 from iaf.accounts import service as accounts
 from iaf.db.repositories.api_keys import ApiKeyRepository
 from iaf.db.repositories.users import UserRepository
@@ -64,7 +64,7 @@ async def login(
     )
     # Per account AND client address: a stranger guessing someone's password exhausts only
     # their own attempts, and cannot lock the person out (their address has its own count).
-    login_bucket = f"login:{body.email.lower()}:{client_ip(request)}"
+    login_bucket = per_address(f"login:{body.email.lower()}", client_ip(request))
     await state.limiter.hit(login_bucket, settings.login_attempts_per_minute, 60)
     user = await accounts.password_login(session, body.email, body.password)
     return accounts.token_response(state.jwt_secret, settings, user)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from api.deps import AppState, CurrentUser, SessionDep, StateDep, client_ip, optional_user
-from api.ratelimit import DAY_SECONDS
+from api.ratelimit import DAY_SECONDS, per_address
 from iaf.accounts.service import token_response
 from iaf.db.models import Invitation, User
 from iaf.db.repositories.invitations import InvitationView
@@ -198,7 +198,7 @@ async def accept_invitation(
 
     async def count_login(bucket: str) -> None:
         # Per account and client address, like /api/auth/login: strangers cannot lock one out.
-        bucket = f"{bucket}:{client_ip(request)}"
+        bucket = per_address(bucket, client_ip(request))
         await state.limiter.hit(bucket, settings.login_attempts_per_minute, 60, None, session)
 
     return _accept_response(state, await service.accept(view, caller, body, count_login))
