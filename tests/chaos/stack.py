@@ -88,6 +88,7 @@ class ChaosStack:
             # Each SIGKILL costs the replies in flight one attempt; the suite kills 5 times.
             reply_stream_max_attempts=10,
             public_base_url="http://127.0.0.1:1",
+            temporal_start_timeout_seconds=1.0,  # the product's default, under the faults
             **overrides,
         )
         self.smtp = FlakySmtp(self.settings.smtp_port)
