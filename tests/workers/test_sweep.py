@@ -119,6 +119,7 @@ async def test_temporal_stops_and_returns_under_a_running_api_and_worker(
         qdrant_path=tmp_path / "qdrant",
         sweep_interval_seconds=DEFAULTS["sweep_interval_seconds"].default,
         sweep_min_age_seconds=DEFAULTS["sweep_min_age_seconds"].default,
+        temporal_start_timeout_seconds=DEFAULTS["temporal_start_timeout_seconds"].default,
     )
     temporal.start()
     try:
