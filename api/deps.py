@@ -16,7 +16,7 @@ from api.broker import RoomEventBroker
 from api.db_breaker import DatabaseBreaker
 from api.ratelimit import RateLimiter
 from api.scopes import check_scopes
-from api.streams import StreamRegistry
+from api.streams import OpenStream, StreamRegistry
 from iaf.db.models import User
 from iaf.db.repositories.api_keys import ApiKeyRepository
 from iaf.db.repositories.revoked_tokens import RevokedTokenRepository
@@ -104,6 +104,14 @@ def route_of(request: Request) -> RouteKey | None:
     route = request.scope.get("route")
     path = getattr(route, "path", None)
     return (request.method, path) if isinstance(path, str) else None
+
+
+def open_stream(state: AppState, request: Request, user: User) -> OpenStream:
+    """Counts the stream against the person's cap (429 past it) and keeps what it was
+    authenticated with, to end it when that credential ends (api/streams.py)."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    route = route_of(request) or (request.method, request.url.path)
+    return state.streams.open(user.id, token, route, state.settings.sse_streams_per_user)
 
 
 async def authenticate(

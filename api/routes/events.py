@@ -12,10 +12,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
-from api.deps import AppState, CurrentUser, SessionDep, StateDep, route_of
+from api.deps import AppState, CurrentUser, SessionDep, StateDep, open_stream
 from api.sse import resume_point, sse
 from api.streams import OpenStream
-from iaf.db.models import User
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
@@ -102,14 +101,6 @@ async def room_stream(
         if opened is None or opened.ended != "database_unavailable":
             with contextlib.suppress(Exception):
                 await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
-
-
-def open_stream(state: AppState, request: Request, user: User) -> OpenStream:
-    """Counts the stream against the person's cap (429 past it) and keeps what it was
-    authenticated with, to end it when that credential ends (api/streams.py)."""
-    token = request.headers.get("authorization", "").partition(" ")[2].strip()
-    route = route_of(request) or (request.method, request.url.path)
-    return state.streams.open(user.id, token, route, state.settings.sse_streams_per_user)
 
 
 def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:

@@ -249,6 +249,19 @@ ROWS: dict[tuple[str, str], Row] = {
         )
     ),
     ("GET", "/api/me"): row("401 200 200 200 200 200 200 200 200")(fixed("GET", "/api/me")),
+    ("PUT", "/api/me"): row("401 200 200 200 200 200 200 200 403")(
+        fixed("PUT", "/api/me", {"name": "Same Name"})
+    ),
+    ("POST", "/api/me/password"): row("401 403 403 403 403 403 403 403 403")(
+        fixed("POST", "/api/me/password", {"current_password": "not it", "new_password": PASSWORD})
+    ),
+    ("POST", "/api/me/email/confirm"): row("404 404 404 404 404 404 404 404 404")(
+        fixed("POST", "/api/me/email/confirm", {"token": "e" * 43})
+    ),
+    ("GET", "/api/events"): row("401 200 200 200 200 200 200 200 200")(fixed("GET", "/api/events")),
+    ("POST", "/api/knowledge/documents/upload"): row("401 422 422 422 422 422 422 422 422")(
+        fixed("POST", "/api/knowledge/documents/upload", {"scope": "org"})
+    ),
     ("GET", "/api/org/users"): row("401 200 200 200 200 200 200 200 403")(
         fixed("GET", "/api/org/users")
     ),
@@ -428,6 +441,10 @@ ROWS: dict[tuple[str, str], Row] = {
     ("POST", "/api/chat/rooms/{room_id}/replies/{reply_id}/cancel"): row(
         "401 404 404 409 409 409 404 404 409"
     )(fixed("POST", R + "/replies/{reply}/cancel")),
+    # Last: it signs each caller's token out.
+    ("POST", "/api/auth/logout"): row("401 204 204 204 204 204 204 204 403")(
+        fixed("POST", "/api/auth/logout")
+    ),
 }
 
 

@@ -1,8 +1,8 @@
 """Credentials: API key scopes and expiry, password resets, and a NOTIFY on every change that
 ends a credential (the API closes the SSE streams it authenticated)
 
-Revision ID: 0008_credentials
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-09 10:00:00.000000
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0008_credentials"
-down_revision: str | Sequence[str] | None = "0007"
+revision: str = "0009"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -28,6 +28,8 @@ BEGIN
     IF TG_OP = 'DELETE' THEN row_data := OLD; ELSE row_data := NEW; END IF;
     IF TG_TABLE_NAME = 'users' THEN
         PERFORM pg_notify('credentials', json_build_object('user_id', row_data.id)::text);
+    ELSIF TG_TABLE_NAME = 'revoked_tokens' THEN
+        PERFORM pg_notify('credentials', json_build_object('user_id', row_data.user_id)::text);
     ELSE
         PERFORM pg_notify(
             'credentials',
@@ -49,6 +51,9 @@ TRIGGERS = (
     " OR OLD.expires_at IS DISTINCT FROM NEW.expires_at OR OLD.scopes IS DISTINCT FROM NEW.scopes)"
     " EXECUTE FUNCTION notify_credentials()",
     "CREATE TRIGGER api_keys_credentials_gone AFTER DELETE ON api_keys FOR EACH ROW"
+    " EXECUTE FUNCTION notify_credentials()",
+    # A signed-out token (POST /api/auth/logout) ends the streams it opened.
+    "CREATE TRIGGER revoked_tokens_credentials AFTER INSERT ON revoked_tokens FOR EACH ROW"
     " EXECUTE FUNCTION notify_credentials()",
 )
 
@@ -97,6 +102,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS revoked_tokens_credentials ON revoked_tokens")
     op.execute("DROP TRIGGER IF EXISTS api_keys_credentials_gone ON api_keys")
     op.execute("DROP TRIGGER IF EXISTS api_keys_credentials ON api_keys")
     op.execute("DROP TRIGGER IF EXISTS users_credentials_gone ON users")
