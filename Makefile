@@ -4,13 +4,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint install clean screenshots
+.PHONY: run test test-busy soak bench lint install clean screenshots
 
 run: $(STAMP)
 	$(VENV)/bin/iaf dev
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The whole suite with both cores taken by two busy loops started and stopped here: a test
+# that waits on a fixed short time instead of a condition fails under it.
+test-busy: $(STAMP)
+	@$(PY) -c 'while True: pass' & one=$$!; $(PY) -c 'while True: pass' & two=$$!; \
+	trap 'kill $$one $$two 2>/dev/null' EXIT; $(PY) -m pytest
+
+# Longer chaos and fuzzing runs than `make test` affords (tests/chaos, the OpenAPI fuzzer).
+SOAK_ENV := IAF_CHAOS_SCALE=5 IAF_FUZZ_REQUESTS=20000
+soak: $(STAMP)
+	$(SOAK_ENV) $(PY) -m pytest tests/chaos tests/api/test_fuzz_openapi.py
 
 bench: $(STAMP)
 	$(PY) -m bench

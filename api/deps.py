@@ -13,7 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.broker import RoomEventBroker
+from api.db_breaker import DatabaseBreaker
 from api.ratelimit import RateLimiter
+from api.scopes import check_scopes
+from api.streams import OpenStream, StreamRegistry
 from iaf.db.models import User
 from iaf.db.repositories.api_keys import ApiKeyRepository
 from iaf.db.repositories.revoked_tokens import RevokedTokenRepository
@@ -55,6 +58,10 @@ class AppState:
     past_first_action: BoundedSet = field(default_factory=BoundedSet)
     # Each person's own events (user_events channel), for GET /api/events.
     user_broker: RoomEventBroker | None = None
+    # Open SSE streams by person: the per-user cap, and closing them when credentials end.
+    streams: StreamRegistry = field(default_factory=StreamRegistry)
+    # Set in lifespan: 503 at once while PostgreSQL is unreachable (api/db_breaker.py).
+    breaker: DatabaseBreaker | None = None
 
 
 async def get_state(request: Request) -> AppState:
@@ -90,10 +97,38 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def authenticate(token: str, state: AppState, session: AsyncSession) -> User:
+RouteKey = tuple[str, str]  # (method, path template): what an API key's scopes are checked on
+
+
+def route_of(request: Request) -> RouteKey | None:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return (request.method, path) if isinstance(path, str) else None
+
+
+def open_stream(state: AppState, request: Request, user: User) -> OpenStream:
+    """Counts the stream against the person's cap (429 past it) and keeps what it was
+    authenticated with, to end it when that credential ends (api/streams.py)."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    route = route_of(request) or (request.method, request.url.path)
+    return state.streams.open(user.id, token, route, state.settings.sse_streams_per_user)
+
+
+async def authenticate(
+    token: str, state: AppState, session: AsyncSession, route: RouteKey | None = None
+) -> User:
+    """The active user behind an access token or an API key. A key must be unexpired and
+    carry a scope the route accepts (api/scopes.py); without a route, keys are refused."""
     user: User | None
     if token.startswith(API_KEY_PREFIX):
-        user = await ApiKeyRepository(session).user_for_key(hash_token(token))
+        found = await ApiKeyRepository(session).key_and_user(hash_token(token))
+        if found is None:
+            raise unauthorized()
+        key, user = found
+        if user.status == "active":
+            method, path = route or ("", "")
+            check_scopes(key.scopes, method, path)
+            await ApiKeyRepository(session).note_use(key)
     else:
         claims = decode_access_token(state.jwt_secret, token)
         user = None
@@ -120,14 +155,14 @@ async def optional_user(request: Request, state: AppState, session: AsyncSession
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "malformed Authorization header")
-    return await authenticate(token.strip(), state, session)
+    return await authenticate(token.strip(), state, session, route_of(request))
 
 
 async def get_current_user(request: Request, state: StateDep) -> User:
     """Authenticates on its own autocommit connection, returned before the route runs: one
     round trip, and a route never waits for a second connection while holding this one."""
     async with state.read_sessionmaker() as session:
-        return await authenticate(_bearer(request), state, session)
+        return await authenticate(_bearer(request), state, session, route_of(request))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -11,8 +11,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.broker import LiveEvent, RoomEventBroker
-from api.deps import AppState
+from api.db_breaker import DatabaseAvailability, DatabaseBreaker
+from api.deps import AppState, authenticate
 from api.errors import error_response, install_error_handlers
+from api.openapi import install_openapi
 from api.ratelimit import RateLimiter
 from api.routes import (
     agents,
@@ -32,6 +34,7 @@ from api.routes import (
     rooms,
     user_events,
 )
+from api.streams import CredentialWatch, OpenStream
 from api.telemetry import HttpTelemetry
 from api.telemetry import router as metrics_router
 from api.web_client import install_web_client
@@ -92,7 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url, settings.database_pool_size)
+        engine = make_engine(
+            settings.database_url,
+            settings.database_pool_size,
+            settings.database_connect_timeout_seconds,
+        )
         sessionmaker = make_sessionmaker(engine)
 
         async def fetch_event(event_id: int) -> LiveEvent | None:
@@ -106,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             plain_url(settings.database_url), no_fetch, channel="user_events", key="user_id"
         )
         await user_broker.start()
-        app.state.iaf = AppState(
+        app.state.iaf = state = AppState(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
@@ -117,9 +124,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jwt_secret=settings.secret("jwt_secret"),
             user_broker=user_broker,
         )
+        watch, breaker = await start_guards(state)
         try:
             yield
         finally:
+            await breaker.stop()
+            await watch.stop()
             await user_broker.stop()
             await broker.stop()
             await engine.dispose()
@@ -133,7 +143,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(DatabaseAvailability)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -149,3 +161,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     install_web_client(app)
     return app
+
+
+async def start_guards(state: AppState) -> tuple[CredentialWatch, DatabaseBreaker]:
+    """What keeps streams honest: ended when their credentials end (a NOTIFY from the
+    database) and when the database becomes unreachable (the breaker's probe)."""
+    settings = state.settings
+
+    async def verify(stream: OpenStream) -> None:
+        async with state.read_sessionmaker() as session:
+            await authenticate(stream.token, state, session, stream.route)
+
+    dsn = plain_url(settings.database_url)
+    watch = CredentialWatch(dsn, state.streams, verify)
+    await watch.start()
+    retry_ms = int(settings.database_retry_after_seconds * 1000)
+
+    def end_streams() -> None:
+        state.streams.end_all("database_unavailable", retry_ms)
+
+    breaker = DatabaseBreaker(
+        dsn,
+        settings.database_probe_interval_seconds,
+        settings.database_probe_timeout_seconds,
+        settings.database_retry_after_seconds,
+        on_open=end_streams,
+    )
+    state.breaker = breaker
+    await breaker.start()
+    return watch, breaker

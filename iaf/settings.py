@@ -19,6 +19,13 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:55432/iaf"
     database_pool_size: int = 10
+    # A new connection gives up after this long (asyncpg waits a minute by default).
+    database_connect_timeout_seconds: float = 5.0
+    # The API's breaker: a SELECT 1 this often, failing after this long (twice in a row opens
+    # it); while open, requests get 503 with this Retry-After.
+    database_probe_interval_seconds: float = 0.25
+    database_probe_timeout_seconds: float = 0.6
+    database_retry_after_seconds: int = 2
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -65,6 +72,19 @@ class Settings(BaseSettings):
     message_max_bytes: int = 16 * 1024
     message_edit_window_minutes: int = 15
     sse_heartbeat_seconds: float = 15.0
+    # Open SSE streams one person may hold on one API process (429 beyond).
+    sse_streams_per_user: int = 20
+    # /healthz answers from one check per interval, whoever calls it and how often.
+    health_cache_seconds: float = 2.0
+    # Daily limits per person (per organisation for org users): what a stolen token or a
+    # runaway script could otherwise repeat without end.
+    message_edits_per_day: int = 2000
+    rooms_per_day: int = 200
+    member_additions_per_day: int = 1000
+    org_users_per_day: int = 200
+    invitations_per_day: int = 300
+    password_resets_per_hour: int = 5
+    password_reset_minutes: float = 60.0
     sweep_interval_seconds: float = 10.0
     sweep_min_age_seconds: float = 5.0
     sweep_batch_size: int = 500

@@ -25,6 +25,7 @@ from iaf.search_attributes import AGENT_ID, DUE_AT, KIND, REQUEST_ID, ROOM_ID, S
 from iaf.security import pseudonym
 from iaf.settings import Settings
 from schemas.agents import AgentReplyInput
+from schemas.auth import PasswordResetInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
 from schemas.knowledge import VectorJob
@@ -33,6 +34,8 @@ from schemas.workflows import RouteMessageInput
 
 log = logging.getLogger(__name__)
 RPC_TIMEOUT = timedelta(seconds=5)
+# How much longer than the start timeout a request waits for all its starts together.
+START_DEADLINE_MARGIN_SECONDS = 0.25
 
 # Workflow type names, as registered by the worker (the class names in workflows/).
 ROUTE_MESSAGE = "RouteMessage"
@@ -45,6 +48,7 @@ REFERRAL = "Referral"
 DATA_EXPORT = "DataExport"
 ERASURE = "Erasure"
 EMAIL_CHANGE_MAIL = "EmailChangeMail"
+PASSWORD_RESET = "PasswordReset"
 WORKFLOW_TYPES = frozenset(
     {
         ROUTE_MESSAGE,
@@ -57,6 +61,7 @@ WORKFLOW_TYPES = frozenset(
         DATA_EXPORT,
         ERASURE,
         EMAIL_CHANGE_MAIL,
+        PASSWORD_RESET,
     }
 )
 
@@ -239,18 +244,44 @@ async def start_mentioned_replies(
     from iaf.agents.mentions import mentioned_agents, parse_mentions
     from iaf.agents.registry import get_registry
 
-    started = []
-    for agent_id in mentioned_agents(parse_mentions(content, get_registry().ids())):
-        input = AgentReplyInput(
+    inputs = [
+        AgentReplyInput(
             reply_id=reply_workflow_id(message_id, agent_id),
             message_id=message_id,
             room_id=room_id,
             agent_id=agent_id,
             requested_by=str(sender_id),
         )
-        if await start_agent_reply(client, settings, input, eager=False):
-            started.append(input.reply_id)
-    return started
+        for agent_id in mentioned_agents(parse_mentions(content, get_registry().ids()))
+    ]
+    # In parallel: each start waits up to the start timeout, so in sequence a message
+    # mentioning three agents kept its POST three timeouts long while Temporal stalled.
+    outcomes = await asyncio.gather(
+        *(start_agent_reply(client, settings, input, eager=False) for input in inputs)
+    )
+    return [input.reply_id for input, started in zip(inputs, outcomes, strict=True) if started]
+
+
+async def within_start_timeout(settings: Settings, label: str, *starts: Awaitable[object]) -> None:
+    """Run every start a request makes at once and wait for them together, at most about
+    `temporal_start_timeout_seconds` (DESIGN rule 5: what was stored is acknowledged; a start
+    that did not happen now is left to the sweep). Each guarded call times out on its own
+    first, which tells the guard; the margin only bounds calls the guard does not time."""
+    tasks = [asyncio.ensure_future(start) for start in starts]
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(
+        tasks, timeout=settings.temporal_start_timeout_seconds + START_DEADLINE_MARGIN_SECONDS
+    )
+    for task in pending:
+        task.cancel()
+    for task in done:
+        error = task.exception()
+        if error is not None:
+            reason = type(error).__name__
+            log.warning("%s: a workflow start failed now (%s); the sweep will retry", label, reason)
+    if pending:
+        log.warning("%s: %d workflow starts still waiting were cancelled", label, len(pending))
 
 
 async def start_vector_job(
@@ -434,6 +465,29 @@ async def signal_first_action(
         )
         return False
     return True
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+def password_reset_workflow_id(reset_id: uuid.UUID | str) -> str:
+    return f"password-reset-{reset_id}"
+
+
+async def start_password_reset(
+    client: Client, settings: Settings, reset_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """Mail the link and hold its expiry (workflows/password_reset.py)."""
+    await client.start_workflow(
+        PASSWORD_RESET,
+        PasswordResetInput(reset_id=reset_id),
+        id=password_reset_workflow_id(reset_id),
+        task_queue=settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=search_attributes("password_reset", subject_ref(settings, user_id)),
+        static_summary=f"password reset {reset_id}",
+        rpc_timeout=RPC_TIMEOUT,
+    )
 
 
 # --- GDPR requests ------------------------------------------------------------------------

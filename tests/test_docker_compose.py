@@ -343,6 +343,26 @@ def test_temporal_ui_is_published_on_8233(services: dict[str, Any]) -> None:
     assert service_of_url(interpolate(environment(ui)["TEMPORAL_ADDRESS"] or "")) == "temporal"
 
 
+# Operator consoles with no authentication of their own: the Temporal UI can reset or
+# terminate any workflow, Mailpit shows every mailed token.
+OPERATOR_CONSOLES = ("temporal-ui", "mailpit")
+
+
+@pytest.mark.parametrize("name", OPERATOR_CONSOLES)
+def test_operator_consoles_are_published_on_loopback_only(
+    services: dict[str, Any], name: str
+) -> None:
+    ports = [str(p) for p in services[name].get("ports") or []]
+    assert ports, f"{name} publishes nothing"
+    for port in ports:
+        assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_compose_says_how_to_put_the_consoles_behind_authentication() -> None:
+    header = COMPOSE_FILE.read_text().split("\nname:", 1)[0].lower()
+    assert "authenticat" in header and "tunnel" in header
+
+
 def test_dockerfile_builds_the_app_image() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.M)

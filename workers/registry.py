@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from activities.accounts import AccountActivities
 from activities.agents_db import AgentDbActivities, KnowledgeDbActivities
 from activities.chat_db import ChatDbActivities
 from activities.gdpr_database import GdprDatabaseActivities
@@ -31,6 +32,7 @@ from workflows.erasure import Erasure
 from workflows.index_memory import IndexMemory
 from workflows.ingest_knowledge import IngestKnowledge
 from workflows.invitation import Invitation
+from workflows.password_reset import PasswordReset
 from workflows.referral import Referral
 from workflows.remove_vectors import RemoveVectors
 from workflows.route_message import RouteMessage
@@ -60,6 +62,7 @@ def main_workflows() -> Sequence[type]:
         IndexMemory,
         RemoveVectors,
         EmailChangeMail,
+        PasswordReset,
     ]
 
 
@@ -107,7 +110,11 @@ def invitation_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
     invitations = InvitationActivities(clients.sessionmaker, clients.temporal, clients.settings)
     mail = MailActivities(clients.sessionmaker, clients.settings)
     ledger = LedgerActivities(clients.sessionmaker, clients.settings)
+    accounts = AccountActivities(clients.sessionmaker)
     return [
+        accounts.load_password_reset,
+        accounts.expire_password_reset,
+        mail.send_password_reset_mail,
         invitations.load_invitation_schedule,
         invitations.close_invitation,
         invitations.start_referral,

@@ -12,14 +12,15 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
-from api.deps import AppState, CurrentUser, SessionDep, StateDep
+from api.deps import AppState, CurrentUser, SessionDep, StateDep, open_stream
 from api.sse import resume_point, sse
+from api.streams import OpenStream
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
 from iaf.rooms.service import room_for_member
-from schemas.chat import ReadMarker
+from schemas.chat import ReadMarker, ReadMarkerOut
 from schemas.common import MAX_BIGINT
 
 router = APIRouter(prefix="/api/chat", tags=["events"])
@@ -51,11 +52,17 @@ async def announce_presence(
 
 
 async def room_stream(
-    state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, since: int | None
-) -> AsyncIterator[dict[str, str]]:
+    state: AppState,
+    room_id: uuid.UUID,
+    user_id: uuid.UUID,
+    since: int | None,
+    opened: OpenStream | None = None,
+) -> AsyncIterator[dict[str, Any]]:
     subscription: Subscription = state.broker.subscribe(str(room_id))
-    await announce_presence(state, room_id, user_id, "online")
+    if opened is not None:
+        opened.wakeup = subscription.wakeup  # an ended credential wakes the stream up
     try:
+        await announce_presence(state, room_id, user_id, "online")
         if since is None:
             async with state.sessionmaker() as session:
                 since = await EventRepository(session).latest_id(room_id)
@@ -64,8 +71,13 @@ async def room_stream(
             yield sse(event_id, type_, data)
             last = event_id
         while True:
+            if opened is not None and opened.ended:
+                yield opened.final_frame()
+                return
             await subscription.wakeup.wait()
             subscription.wakeup.clear()
+            if opened is not None and opened.ended:
+                continue
             if subscription.lagged.is_set():
                 subscription.lagged.clear()
                 async for event_id, type_, data in _stored_since(state, room_id, last):
@@ -84,8 +96,11 @@ async def room_stream(
                     return
     finally:
         state.broker.unsubscribe(subscription)
-        with contextlib.suppress(Exception):
-            await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
+        if opened is not None:
+            state.streams.close(opened)
+        if opened is None or opened.ended != "database_unavailable":
+            with contextlib.suppress(Exception):
+                await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
 
 
 def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:
@@ -108,8 +123,9 @@ async def stream_events(
     since = resume_point(last_event_id, after)
     await room_for_member(session, room_id, user)
     await session.close()  # release the connection before the long-lived stream starts
+    opened = open_stream(state, request, user)
     return EventSourceResponse(
-        room_stream(state, room_id, user.id, since),
+        room_stream(state, room_id, user.id, since, opened),
         ping=int(state.settings.sse_heartbeat_seconds) or 15,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -123,7 +139,7 @@ async def mark_read(
     session: SessionDep,
     state: StateDep,
     response: Response,
-) -> dict[str, Any]:
+) -> ReadMarkerOut:
     await room_for_member(session, room_id, user)
     limit = state.settings.read_markers_per_minute
     await state.limiter.hit(f"read:{user.id}", limit, 60, response, session)
@@ -134,7 +150,7 @@ async def mark_read(
         room_id, "read", {"user_id": str(user.id), "message_id": stored}
     )
     await session.commit()
-    return {"room_id": str(room_id), "last_read_message_id": stored}
+    return ReadMarkerOut(room_id=room_id, last_read_message_id=stored)
 
 
 @router.post("/rooms/{room_id}/typing", status_code=202)

@@ -11,11 +11,12 @@ import logging
 import os
 import time
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -115,8 +116,26 @@ async def _smtp(state: StateDep) -> CheckResult:
     return None
 
 
-@router.get("/healthz")
-async def healthz(state: StateDep) -> JSONResponse:
+class HealthCache:
+    """One check at a time, its answer reused for `max_age` seconds: anyone may call /healthz,
+    and each check opens a connection to SMTP and asks PostgreSQL and Temporal, so a flood of
+    anonymous calls must cost one check per interval, not one per call."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self.checked_at = -float("inf")
+        self.answer: tuple[dict[str, Any], int] | None = None
+        self.lock = asyncio.Lock()
+
+    async def get(self, state: StateDep) -> tuple[dict[str, Any], int]:
+        async with self.lock:  # callers arriving during a check wait for its answer
+            if self.answer is None or time.monotonic() - self.checked_at > self.max_age:
+                self.answer = await _check_all(state)
+                self.checked_at = time.monotonic()
+            return self.answer
+
+
+async def _check_all(state: StateDep) -> tuple[dict[str, Any], int]:
     names = ("postgres", "temporal", "qdrant", "smtp")
     results = await asyncio.gather(
         _timed("postgres", _postgres(state)),
@@ -128,5 +147,18 @@ async def healthz(state: StateDep) -> JSONResponse:
     # Posting works without Temporal or SMTP (rule 5): only PostgreSQL makes the API unready.
     ready = checks["postgres"]["status"] == "ok"
     degraded = any(c["status"] == "down" for c in checks.values())
-    body = {"status": "ok" if not degraded else ("degraded" if ready else "down"), "checks": checks}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    body = {
+        "status": "ok" if not degraded else ("degraded" if ready else "down"),
+        "checks": checks,
+        "checked_at": datetime.now(UTC).isoformat(),
+    }
+    return body, 200 if ready else 503
+
+
+@router.get("/healthz")
+async def healthz(request: Request, state: StateDep) -> JSONResponse:
+    cache: HealthCache | None = getattr(request.app.state, "health_cache", None)
+    if cache is None:
+        cache = request.app.state.health_cache = HealthCache(state.settings.health_cache_seconds)
+    body, status = await cache.get(state)
+    return JSONResponse(body, status_code=status)

@@ -15,12 +15,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
-from api.deps import AppState, CurrentUser, StateDep
+from api.deps import AppState, CurrentUser, StateDep, open_stream
 from api.sse import resume_point, sse
+from api.streams import OpenStream
 from iaf.db.repositories.user_events import UserEventRepository
 from schemas.common import MAX_BIGINT
 
@@ -89,10 +90,12 @@ async def _stored_since(
 
 
 async def user_stream(
-    state: AppState, user_id: uuid.UUID, since: int | None
-) -> AsyncIterator[dict[str, str]]:
+    state: AppState, user_id: uuid.UUID, since: int | None, opened: OpenStream | None = None
+) -> AsyncIterator[dict[str, Any]]:
     assert state.user_broker is not None
     own = state.user_broker.subscribe(str(user_id))
+    if opened is not None:
+        opened.wakeup = own.wakeup  # an ended credential wakes the stream up
     activity = Subscription("rooms", wakeup=own.wakeup)
     rooms = RoomFollower(state, activity)
     try:
@@ -108,8 +111,13 @@ async def user_stream(
             yield sse(event_id, type_, data)
             last = event_id
         while True:
+            if opened is not None and opened.ended:
+                yield opened.final_frame()
+                return
             await own.wakeup.wait()
             own.wakeup.clear()
+            if opened is not None and opened.ended:
+                continue
             if own.lagged.is_set():
                 own.lagged.clear()
                 async for event_id, type_, data in _stored_since(state, user_id, last):
@@ -133,10 +141,13 @@ async def user_stream(
     finally:
         rooms.close()
         state.user_broker.unsubscribe(own)
+        if opened is not None:
+            state.streams.close(opened)
 
 
 @router.get("/api/events")
 async def stream_my_events(
+    request: Request,
     user: CurrentUser,
     state: StateDep,
     after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
@@ -146,8 +157,9 @@ async def stream_my_events(
     (each with an `id:`, replayed after Last-Event-ID), and live-only `room.message` (a new
     message in one of the caller's rooms, for unread counts) and `rooms.resync`."""
     since = resume_point(last_event_id, after)
+    opened = open_stream(state, request, user)  # the per-person cap; ended with its credential
     return EventSourceResponse(
-        user_stream(state, user.id, since),
+        user_stream(state, user.id, since, opened),
         ping=int(state.settings.sse_heartbeat_seconds) or 15,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from qdrant_client import QdrantClient, models
@@ -26,6 +27,18 @@ from iaf.retrieval.edge import EdgeBackend
 from iaf.retrieval.rebuild import local_mode_data
 from iaf.retrieval.vectors import where
 from tests.helpers import free_port, unique_email
+
+# Every request waits as long as the work it asks for may take on a busy machine (httpx's
+# default is 5 s: a first POST that loads models or starts workflows can take longer).
+WAIT = httpx.Timeout(120.0)
+
+
+def get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, timeout=WAIT, **kwargs)
+
+
+def post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, timeout=WAIT, **kwargs)
 
 
 def _port_open(port: int) -> bool:
@@ -39,7 +52,7 @@ def _wait_healthy(base: str, timeout: float = 180) -> dict:
     last: object = None
     while time.monotonic() < deadline:
         try:
-            response = httpx.get(f"{base}/healthz", timeout=5)
+            response = get(f"{base}/healthz")
             last = response.json()
             if response.status_code == 200 and last["status"] == "ok":
                 return dict(last)
@@ -131,11 +144,11 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
     try:
         health = _wait_healthy(base)
         assert set(health["checks"]) == {"postgres", "temporal", "qdrant", "smtp"}
-        ui = httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10)
+        ui = get(f"http://127.0.0.1:{ports['ui']}/")
         assert ui.status_code == 200 and "<html" in ui.text.lower()
-        page = httpx.get(f"{base}/", timeout=10)
+        page = get(f"{base}/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-        signup = httpx.post(
+        signup = post(
             f"{base}/api/auth/signup",
             json={"email": email, "password": "long enough pw", "name": "Dev Person"},
         )
@@ -162,9 +175,7 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
     process = _start(env)
     try:
         _wait_healthy(base)
-        login = httpx.post(
-            f"{base}/api/auth/login", json={"email": email, "password": "long enough pw"}
-        )
+        login = post(f"{base}/api/auth/login", json={"email": email, "password": "long enough pw"})
         assert login.status_code == 200, "a second run keeps the data"
     finally:
         output, _ = _stop(process, list(ports.values()))
@@ -176,12 +187,12 @@ def test_dev_stack_serves_api_and_temporal_ui_then_stops_and_keeps_data(tmp_path
 def _ask_the_architect(base: str, token: str, words: str) -> dict:
     """Mention @architect in a new room and wait for the answer; the room."""
     headers = {"Authorization": f"Bearer {token}"}
-    room = httpx.post(f"{base}/api/chat/rooms", json={"name": "r"}, headers=headers).json()
+    room = post(f"{base}/api/chat/rooms", json={"name": "r"}, headers=headers).json()
     messages = f"{base}/api/chat/rooms/{room['id']}/messages"
-    posted = httpx.post(messages, json={"content": f"@architect {words}"}, headers=headers)
+    posted = post(messages, json={"content": f"@architect {words}"}, headers=headers)
     assert posted.status_code == 201
     for _ in range(240):
-        items = httpx.get(messages, headers=headers).json()["items"]
+        items = get(messages, headers=headers).json()["items"]
         if any(m["sender_agent_id"] == "architect" for m in items):
             return dict(room)
         time.sleep(0.5)
@@ -240,7 +251,7 @@ def test_services_only_then_api_and_worker_in_other_terminals_with_no_flags(tmp_
             time.sleep(0.5)
         processes += [run("api"), run("worker")]
         _wait_healthy(base)
-        alice = httpx.post(
+        alice = post(
             f"{base}/api/auth/signup",
             json={"email": unique_email("sep"), "password": "long enough pw", "name": "Sep"},
         ).json()

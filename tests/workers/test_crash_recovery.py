@@ -4,7 +4,8 @@ The worker is a real `python -m iaf.cli worker` subprocess with its own task que
 own Qdrant path, configured through environment variables like any deployment. After the
 kill, the streaming activity's heartbeat times out (2 s here), Temporal retries it on the
 restarted worker, which sends agent.reset and streams the whole answer again; the reply is
-stored exactly once.
+stored exactly once. Nothing here assumes an idle machine: an extra heartbeat timeout before
+the kill (another reset) changes none of the assertions.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ async def test_a_reply_survives_a_killed_worker(
     events = reply_events(stream, reply_id)
     kinds = [kind for kind, _ in events]
     assert kinds.count("agent.start") == 1 and kinds[-1] == "agent.done"
-    assert "agent.reset" in kinds[before_kill - 1 :], "the retry starts with agent.reset"
+    # On a busy machine a heartbeat may also time out before the kill, which adds a reset
+    # there: what must hold is that the attempt after the kill starts with one.
+    assert "agent.reset" in kinds[before_kill:], "the retry after the kill starts with agent.reset"
     assert kinds.count("agent.done") == 1 and "agent.error" not in kinds
     reset = next(data for kind, data in events if kind == "agent.reset")
     assert reset["attempt"] >= 2
@@ -130,5 +133,5 @@ async def test_a_reply_survives_a_killed_worker(
     assert result.status == "done" and result.reply_message_id == stored[0][0]
     assert streamed_text(events) == stored[0][1], "after the reset the client got it all"
     assert stored[0][1].startswith("(offline model) As the Architect")
-    partial = "".join(data["text"] for kind, data in events[:before_kill] if kind == "agent.delta")
+    partial = streamed_text(events[:before_kill])  # what the client showed at the kill
     assert partial and stored[0][1].startswith(partial) and partial != stored[0][1]

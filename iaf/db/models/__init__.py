@@ -12,7 +12,7 @@ from iaf.db.models.gdpr import (
     ErasureTarget,
     ExportDownloadToken,
 )
-from iaf.db.models.identity import ApiKey, Org, User
+from iaf.db.models.identity import ApiKey, Org, PasswordReset, User
 from iaf.db.models.invitations import Invitation, Referral
 from iaf.db.models.ledger import LedgerEntry
 from iaf.db.models.openai_sessions import OpenAISession
@@ -40,6 +40,7 @@ __all__ = [
     "Message",
     "OpenAISession",
     "Org",
+    "PasswordReset",
     "RateLimitCounter",
     "Referral",
     "RevokedToken",
