@@ -30,6 +30,7 @@ from api.routes import (
     openai_compat,
     replies,
     rooms,
+    search,
     user_events,
 )
 from api.telemetry import HttpTelemetry
@@ -144,7 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
-    for module in (*routers, gdpr_user, compliance, *agent_routers):
+    feature_routers = (search,)
+    for module in (*routers, gdpr_user, compliance, *agent_routers, *feature_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)
     install_web_client(app)

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     typing_per_minute: int = 60
     read_markers_per_minute: int = 120
     message_max_bytes: int = 16 * 1024
+    searches_per_minute: int = 60
     message_edit_window_minutes: int = 15
     sse_heartbeat_seconds: float = 15.0
     sweep_interval_seconds: float = 10.0
