@@ -76,7 +76,13 @@ class Message(Base):
             "id",
             postgresql_where="routed_at IS NULL",
         ),
-        Index("ix_messages_search_vector", "search_vector", postgresql_using="gin"),
+        # btree_gin: a room's entries and a word's are intersected inside the index.
+        Index(
+            "ix_messages_room_id_search_vector",
+            "room_id",
+            "search_vector",
+            postgresql_using="gin",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

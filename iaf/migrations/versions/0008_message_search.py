@@ -1,6 +1,6 @@
 """Message search: a generated tsvector on messages (French and English stems, accents
-ignored) with its GIN index, the matching query function, and a text search configuration
-for highlighting words typed without their accents
+ignored) in a GIN index beside room_id, the matching query function, and a text search
+configuration for highlighting words typed without their accents
 
 Revision ID: 0008_message_search
 Revises: 0008
@@ -102,6 +102,9 @@ $fn$;
 def upgrade() -> None:
     # unaccent is a trusted extension (PostgreSQL 13+): the database owner may create it.
     op.execute("CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public")
+    # btree_gin (trusted too): room_id beside the words in one GIN index, so a search
+    # intersects a room's entries with a word's inside the index (message_search.py).
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public")
     for functions in (UNACCENT_FUNCTIONS, SEARCH_FUNCTIONS):
         for body in functions.split("$fn$;\n"):
             if body.strip():
@@ -118,11 +121,14 @@ def upgrade() -> None:
         "ALTER TABLE messages ADD COLUMN search_vector tsvector"
         " GENERATED ALWAYS AS (public.iaf_search_vector(content)) STORED"
     )
-    op.execute("CREATE INDEX ix_messages_search_vector ON messages USING gin (search_vector)")
+    op.execute(
+        "CREATE INDEX ix_messages_room_id_search_vector ON messages"
+        " USING gin (room_id, search_vector)"
+    )
 
 
 def downgrade() -> None:
-    op.execute("DROP INDEX IF EXISTS ix_messages_search_vector")
+    op.execute("DROP INDEX IF EXISTS ix_messages_room_id_search_vector")
     op.execute("ALTER TABLE messages DROP COLUMN IF EXISTS search_vector")
     op.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS public.iaf_french")
     for name in (
