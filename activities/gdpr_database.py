@@ -26,6 +26,7 @@ from iaf.gdpr.export_schema import FORMAT, VERSION
 from iaf.gdpr.exports_scan import scan_exports
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
+from iaf.legal.pages import all_markdown
 from iaf.settings import Settings
 from schemas.gdpr import (
     ErasurePlan,
@@ -396,7 +397,9 @@ class GdprDatabaseActivities:
             await requests.set_status(request.id, "in_progress", only_from=("pending", "error"))
             document = await self._document(session, request)
             name = f"{request.id}.zip"
-            size = write_archive(document, exports_dir(self.settings) / name)
+            size = write_archive(
+                document, exports_dir(self.settings) / name, all_markdown(self.settings)
+            )
             expires = datetime.now(UTC) + link_days
             if not await requests.set_status(
                 request.id,

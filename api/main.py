@@ -25,6 +25,7 @@ from api.routes import (
     invitations,
     knowledge,
     me,
+    legal,
     memories,
     messages,
     openai_compat,
@@ -145,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
-    feature_routers = (search,)
+    feature_routers = (search, legal)
     for module in (*routers, gdpr_user, compliance, *agent_routers, *feature_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)

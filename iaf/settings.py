@@ -138,6 +138,18 @@ class Settings(BaseSettings):
     # Signs erasure receipts (HMAC-SHA256); generated into data_dir when unset, like jwt_secret.
     erasure_receipt_secret: SecretStr | None = None
 
+    # Legal pages (/legal/…) and the operator's details they state; unset ones show as
+    # "[set LEGAL_…]" on the pages (GET /api/legal lists them).
+    legal_org_name: str | None = None
+    legal_org_address: str | None = None
+    legal_contact_email: str | None = None
+    legal_dpo_name: str | None = None
+    legal_dpo_email: str | None = None
+    legal_supervisory_authority: str | None = None
+    legal_hosting: str | None = None
+    legal_governing_law: str | None = None
+    legal_effective_date: str | None = None
+
     # OpenAI-compatible API (/v1): how long a request waits for its reply before giving up
     # (the reply is then cancelled).
     openai_reply_timeout_seconds: float = 300.0

@@ -23,6 +23,13 @@ where you were mentioned.
 """
 
 
+LEGAL_README = """
+legal/*.md    the privacy policy, terms, cookie policy, data processing agreement template and
+              record of processing as they stood when this archive was made (current versions:
+              information.legal_pages in export.json)
+"""
+
+
 class InvalidExport(Exception):
     """The document does not match the shipped schema: never hand it out."""
 
@@ -47,8 +54,12 @@ def section_csv(records: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_archive(document: dict[str, Any], path: Path) -> int:
-    """Validate, then write atomically (a retried activity simply rewrites it). Returns its size."""
+def write_archive(
+    document: dict[str, Any], path: Path, legal_pages: dict[str, str] | None = None
+) -> int:
+    """Validate, then write atomically (a retried activity simply rewrites it). Returns its size.
+
+    `legal_pages` (file name -> Markdown) go to legal/ beside the data."""
     errors = validation_errors(document)
     if errors:
         raise InvalidExport("; ".join(errors))
@@ -59,7 +70,9 @@ def write_archive(document: dict[str, Any], path: Path) -> int:
             "export.json", json.dumps(document, ensure_ascii=False, indent=2, default=str)
         )
         archive.writestr("schema.json", json.dumps(EXPORT_SCHEMA, indent=2))
-        archive.writestr("README.txt", README)
+        archive.writestr("README.txt", README + (LEGAL_README if legal_pages else ""))
+        for name, text in (legal_pages or {}).items():
+            archive.writestr(f"legal/{name}", text)
         for name, records in document["sections"].items():
             archive.writestr(f"csv/{name}.csv", section_csv(records))
     partial.chmod(0o600)
