@@ -16,6 +16,7 @@ from api.errors import error_response, install_error_handlers
 from api.ratelimit import RateLimiter
 from api.routes import (
     agents,
+    attachments,
     auth,
     compliance,
     credits,
@@ -39,6 +40,7 @@ from api.telemetry import router as metrics_router
 from api.web_client import install_web_client
 from iaf.db.engine import autocommit_sessions, make_engine, make_sessionmaker, plain_url
 from iaf.db.repositories.room_events import EventRepository
+from iaf.files.store import file_store
 from iaf.settings import Settings, get_settings
 from iaf.temporal_client import connect
 
@@ -118,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter=RateLimiter(engine),
             jwt_secret=settings.secret("jwt_secret"),
             user_broker=user_broker,
+            files=file_store(settings),
         )
         try:
             yield
@@ -146,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
-    feature_routers = (search, legal)
+    feature_routers = (search, legal, attachments)
     for module in (*routers, gdpr_user, compliance, *agent_routers, *feature_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)

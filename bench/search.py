@@ -292,7 +292,12 @@ async def run(stack: BenchStack) -> dict[str, Any]:
     token, searcher, org = await _signup(base)
     results: dict[str, Any] = {"data": await load(stack.database_url, searcher, org)}
     print("loaded", results["data"], flush=True)
-    results["baseline_raw_sql"] = await asyncio.to_thread(measure_raw, stack.database_url, searcher)
+    results["baseline_raw_sql"] = await asyncio.to_thread(
+        measure_raw, stack.database_url, searcher, _RAW_PER_ROOM
+    )
+    results["raw_sql_plain_join"] = await asyncio.to_thread(
+        measure_raw, stack.database_url, searcher, _RAW_JOIN
+    )
     api = await measure_api(base, token)
     api["ratio_to_raw_sql_p50"] = round(api["p50_ms"] / results["baseline_raw_sql"]["p50_ms"], 2)
     results["api_search"] = api

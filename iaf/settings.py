@@ -138,6 +138,22 @@ class Settings(BaseSettings):
     # Signs erasure receipts (HMAC-SHA256); generated into data_dir when unset, like jwt_secret.
     erasure_receipt_secret: SecretStr | None = None
 
+    # Attachments: the bytes under DATA_DIR/files, or in an S3-compatible bucket.
+    files_backend: Literal["local", "s3"] = "local"
+    files_s3_bucket: str | None = None
+    files_s3_prefix: str = ""
+    files_s3_endpoint_url: str | None = None
+    files_s3_region: str | None = None
+    files_s3_access_key_id: str | None = None
+    files_s3_secret_access_key: SecretStr | None = None
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachments_per_message: int = 10
+    attachment_uploads_per_hour: int = 200
+    # An upload never posted with a message is removed after this long.
+    attachment_unposted_hours: float = 24.0
+    # Pages read from a PDF attachment added to a room's knowledge.
+    attachment_pdf_max_pages: int = 500
+
     # Legal pages (/legal/…) and the operator's details they state; unset ones show as
     # "[set LEGAL_…]" on the pages (GET /api/legal lists them).
     legal_org_name: str | None = None

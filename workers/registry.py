@@ -135,6 +135,7 @@ def gdpr_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
         db.audit,
         db.verify_postgres,
         db.verify_exports,
+        db.verify_files,
         db.finish_erasure,
         db.export_plan,
         db.export_archive,

@@ -60,6 +60,4 @@ async def breach(
     """Everyone of the caller's organisation whose data the platform held between `from` and
     `to`, with what they wrote in that window (role compliance)."""
     require_role(user, "compliance")
-    return await breach_report(
-        session, settings, user, since, until, include_email=include_email
-    )
+    return await breach_report(session, settings, user, since, until, include_email=include_email)

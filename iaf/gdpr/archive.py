@@ -7,6 +7,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ where you were mentioned.
 
 
 LEGAL_README = """
+attachments/  the files you posted (attachments in export.json says which is which)
 legal/*.md    the privacy policy, terms, cookie policy, data processing agreement template and
               record of processing as they stood when this archive was made (current versions:
               information.legal_pages in export.json)
@@ -55,11 +57,15 @@ def section_csv(records: list[dict[str, Any]]) -> str:
 
 
 def write_archive(
-    document: dict[str, Any], path: Path, legal_pages: dict[str, str] | None = None
+    document: dict[str, Any],
+    path: Path,
+    legal_pages: dict[str, str] | None = None,
+    files: Iterable[tuple[str, bytes]] = (),
 ) -> int:
     """Validate, then write atomically (a retried activity simply rewrites it). Returns its size.
 
-    `legal_pages` (file name -> Markdown) go to legal/ beside the data."""
+    `legal_pages` (file name -> Markdown) go to legal/ beside the data; `files` (archive path,
+    bytes) are read one at a time, so attachments are never all in memory at once."""
     errors = validation_errors(document)
     if errors:
         raise InvalidExport("; ".join(errors))
@@ -73,6 +79,8 @@ def write_archive(
         archive.writestr("README.txt", README + (LEGAL_README if legal_pages else ""))
         for name, text in (legal_pages or {}).items():
             archive.writestr(f"legal/{name}", text)
+        for name, data in files:
+            archive.writestr(name, data)
         for name, records in document["sections"].items():
             archive.writestr(f"csv/{name}.csv", section_csv(records))
     partial.chmod(0o600)

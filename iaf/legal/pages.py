@@ -51,9 +51,7 @@ _OPERATOR_DETAILS = {
 
 def missing_settings(settings: Settings) -> list[str]:
     """The operator's details still unset (environment variable names)."""
-    return [
-        field.upper() for field in _OPERATOR_DETAILS.values() if not getattr(settings, field)
-    ]
+    return [field.upper() for field in _OPERATOR_DETAILS.values() if not getattr(settings, field)]
 
 
 def _values(settings: Settings) -> dict[str, str]:
