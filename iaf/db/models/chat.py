@@ -23,9 +23,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from iaf.db.models.base import Base, created_at_column, uuid_pk
 
-# French and English stems of a message, accents dropped (the function is migration
-# 0008_message_search's). Generated, so it always follows the text: edits, deletes, erasure.
-MESSAGE_SEARCH_VECTOR = "public.iaf_search_vector(content)"
+# French and English stems of a message, accents dropped, and its room as a lexeme (the
+# function is migration 0008_message_search's). Generated, so it always follows the text:
+# edits, deletes, erasure.
+MESSAGE_SEARCH_VECTOR = "public.iaf_search_vector(content, room_id)"
 
 
 class Room(Base):
@@ -76,13 +77,7 @@ class Message(Base):
             "id",
             postgresql_where="routed_at IS NULL",
         ),
-        # btree_gin: a room's entries and a word's are intersected inside the index.
-        Index(
-            "ix_messages_room_id_search_vector",
-            "room_id",
-            "search_vector",
-            postgresql_using="gin",
-        ),
+        Index("ix_messages_search_vector", "search_vector", postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
