@@ -25,8 +25,9 @@ from api.routes import (
     health,
     invitations,
     knowledge,
-    me,
+    knowledge_sources,
     legal,
+    me,
     memories,
     messages,
     openai_compat,
@@ -149,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
-    feature_routers = (search, legal, attachments)
+    feature_routers = (search, legal, attachments, knowledge_sources)
     for module in (*routers, gdpr_user, compliance, *agent_routers, *feature_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)

@@ -154,6 +154,15 @@ class Settings(BaseSettings):
     # Pages read from a PDF attachment added to a room's knowledge.
     attachment_pdf_max_pages: int = 500
 
+    # Knowledge from the web: no host may be crawled until the operator lists it
+    # (`*.example.com` for subdomains); pages per source, bytes per page, re-crawl interval.
+    crawl_allowed_hosts: list[str] = Field(default_factory=list)
+    crawl_max_pages: int = 100
+    crawl_page_max_bytes: int = 2 * 1024 * 1024
+    crawl_timeout_seconds: float = 20.0
+    crawl_min_recrawl_minutes: float = 60.0
+    crawl_sources_per_hour: int = 20
+
     # Legal pages (/legal/…) and the operator's details they state; unset ones show as
     # "[set LEGAL_…]" on the pages (GET /api/legal lists them).
     legal_org_name: str | None = None

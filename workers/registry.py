@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from activities.agents_db import AgentDbActivities, KnowledgeDbActivities
 from activities.chat_db import ChatDbActivities
+from activities.crawler import CrawlerActivities
 from activities.gdpr_database import GdprDatabaseActivities
 from activities.gdpr_qdrant import GdprQdrantActivities
 from activities.invitations import InvitationActivities
@@ -25,6 +26,7 @@ from iaf.retrieval.qdrant import make_qdrant
 from iaf.retrieval.store import VectorStore
 from iaf.settings import Settings
 from workflows.agent_reply import AgentReply
+from workflows.crawl_knowledge import CrawlKnowledge
 from workflows.data_export import DataExport
 from workflows.email_change_mail import EmailChangeMail
 from workflows.erasure import Erasure
@@ -60,6 +62,7 @@ def main_workflows() -> Sequence[type]:
         IndexMemory,
         RemoveVectors,
         EmailChangeMail,
+        CrawlKnowledge,
     ]
 
 
@@ -79,7 +82,14 @@ def main_activities(clients: WorkerClients, serves_retrieval: bool) -> Sequence[
         *agent_activities(clients, serves_retrieval),
         *invitation_activities(clients),
         *gdpr_activities(clients),
+        *crawler_activities(clients),
     ]
+
+
+def crawler_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
+    """Knowledge from the web: HTTP to the allowed hosts, PostgreSQL, ingestion starts."""
+    crawler = CrawlerActivities(clients.sessionmaker, clients.temporal, clients.settings)
+    return [crawler.plan, crawler.page, crawler.finish]
 
 
 def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Callable[..., Any]]:

@@ -3,6 +3,7 @@
 from iaf.db.models.agents import AgentRun, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
 from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember
+from iaf.db.models.crawl import KnowledgeSource, KnowledgeSourcePage
 from iaf.db.models.files import Attachment
 from iaf.db.models.gdpr import (
     Consent,
@@ -36,6 +37,8 @@ __all__ = [
     "ExportDownloadToken",
     "Invitation",
     "KnowledgeDocument",
+    "KnowledgeSource",
+    "KnowledgeSourcePage",
     "LedgerEntry",
     "Memory",
     "Message",
