@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,6 +47,7 @@ from iaf.settings import Settings, get_settings
 from iaf.temporal_client import connect
 
 MAX_BODY_BYTES = 1024 * 1024
+ATTACHMENT_UPLOAD = re.compile(r"/api/chat/rooms/[^/]+/attachments")
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -57,18 +59,23 @@ class BodySizeLimit:
     """Refuse oversized bodies (413, JSON): by Content-Length before they are read, and, for a
     chunked body without one, once the bytes read pass the limit."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, larger: tuple[tuple[re.Pattern[str], int], ...] = ()
+    ) -> None:
         self.app = app
         self.limit = limit
+        # Paths that take more (file uploads), by pattern.
+        self.larger = larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next((n for p, n in self.larger if p.fullmatch(scope["path"])), self.limit)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:  # the server reads no more than the declared length
-            if length.isdigit() and int(length) > self.limit:
-                response = error_response(413, "payload_too_large", f"body over {self.limit} bytes")
+            if length.isdigit() and int(length) > limit:
+                response = error_response(413, "payload_too_large", f"body over {limit} bytes")
                 await response(scope, receive, send)
                 return
             await self.app(scope, receive, send)
@@ -80,8 +87,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)  # FastAPI answers it as a JSON 413
+                if received > limit:
+                    raise BodyTooLarge(limit)  # FastAPI answers it as a JSON 413
             return message
 
         await self.app(scope, counted, send)
@@ -139,7 +146,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    # An attachment may be larger than any JSON body (multipart framing included).
+    uploads = ((ATTACHMENT_UPLOAD, settings.attachment_max_bytes + 64 * 1024),)
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES, larger=uploads)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

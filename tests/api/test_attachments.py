@@ -48,6 +48,8 @@ async def test_type_is_judged_by_content_and_limits_hold(client, settings):
     document = await _upload(alice, room["id"], "scan.png", pdf("a report"))
     assert document["content_type"] == "application/pdf"
     notes = await _upload(alice, room["id"], "../../notes.md", "# Notes\nété".encode())
+    larger_than_a_json_body = await _upload(alice, room["id"], "log.txt", b"line\n" * 400_000)
+    assert larger_than_a_json_body["size_bytes"] == 2_000_000
     assert notes["content_type"].startswith("text/markdown") and notes["name"] == "notes.md"
 
     refusals = [
@@ -69,7 +71,7 @@ async def test_type_is_judged_by_content_and_limits_hold(client, settings):
         count = connection.execute(
             "SELECT count(*) FROM attachments WHERE room_id = %s", (room["id"],)
         ).fetchone()[0]
-    assert count == 3
+    assert count == 4
 
 
 async def test_posted_files_are_read_by_room_members_only(client, settings):

@@ -17,6 +17,8 @@ _RECORDS_IN_WINDOW = {
     " AND d.created_at >= :since AND d.created_at < :until",
     "memories": "SELECT count(*) FROM memories r WHERE r.user_id = u.id"
     " AND r.created_at >= :since AND r.created_at < :until",
+    "attachments": "SELECT count(*) FROM attachments f WHERE f.uploader_id = u.id"
+    " AND f.created_at >= :since AND f.created_at < :until",
 }
 
 
