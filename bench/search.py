@@ -79,8 +79,9 @@ _RAW_ROOM_LEXEMES = """
     WITH readable AS MATERIALIZED (
         SELECT room_id AS id FROM room_members WHERE user_id = %(user)s
     )
-    SELECT m.id FROM messages m JOIN readable r ON r.id = m.room_id
-    WHERE m.deleted_at IS NULL AND m.search_vector @@ (public.iaf_search_query(%(terms)s)
+    SELECT m.id FROM messages m
+    WHERE m.deleted_at IS NULL AND m.room_id = ANY(ARRAY(SELECT id FROM readable))
+      AND m.search_vector @@ (public.iaf_search_query(%(terms)s)
         && (SELECT public.iaf_rooms_query(array_agg(id)) FROM readable))
     ORDER BY m.id DESC LIMIT 20
 """
