@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from iaf.db.models import DataSubjectRequest, User
+from iaf.db.repositories.attachments import AttachmentRepository
 from iaf.db.repositories.erasure import ErasureRepository
 from iaf.db.repositories.erasure_audit import AuditRepository
 from iaf.db.repositories.erasure_scan import ErasureScanRepository
 from iaf.db.repositories.erasure_targets import ErasureTargetRepository, Targets
 from iaf.db.repositories.gdpr_export import ExportRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
+from iaf.files.store import FileStore, file_store, user_prefix
 from iaf.gdpr import receipt
 from iaf.gdpr.archive import write_archive
 from iaf.gdpr.art15 import art15_information
@@ -26,6 +29,7 @@ from iaf.gdpr.export_schema import FORMAT, VERSION
 from iaf.gdpr.exports_scan import scan_exports
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
+from iaf.legal.pages import all_markdown
 from iaf.settings import Settings
 from schemas.gdpr import (
     ErasurePlan,
@@ -71,9 +75,16 @@ async def _targets(session: AsyncSession, request_id: str) -> Targets:
 
 
 class GdprDatabaseActivities:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        files: FileStore | None = None,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
+        # Attachment bytes: exported with the subject's data, erased with it.
+        self.files = files or file_store(settings)
 
     def _retry(self) -> RetryConfig:
         return RetryConfig(
@@ -202,7 +213,9 @@ class GdprDatabaseActivities:
             targets = await _targets(session, input.request_id)
             erasure, uid = ErasureRepository(session), targets.user_id
             archives = await erasure.delete_exports(uid)
+            files = await AttachmentRepository(session).withdraw_uploaded_by(uid)
             counts = {
+                "attachments": await self._remove_files(uid, [key for _, key in files]),
                 "private_rooms": await erasure.delete_private_rooms(uid),
                 "memories": await erasure.delete_memories(uid),
                 "knowledge_documents": await erasure.delete_knowledge(uid),
@@ -215,6 +228,15 @@ class GdprDatabaseActivities:
             return StepResult(step=input.step, counts=counts)
 
         return await run_step(self.sessionmaker, input, body)
+
+    async def _remove_files(self, user_id: uuid.UUID, keys: list[str]) -> int:
+        """The subject's attachment bytes: the rows' keys, then anything left under their
+        prefix (an upload whose row was lost). A store error fails the step, which retries."""
+        prefix = user_prefix(user_id)
+        leftovers = await asyncio.to_thread(self.files.keys, prefix)
+        for key in dict.fromkeys([*keys, *leftovers]):
+            await asyncio.to_thread(self.files.delete, key)
+        return len(keys)
 
     def _remove_archives(self, names: list[str]) -> int:
         removed = 0
@@ -301,6 +323,22 @@ class GdprDatabaseActivities:
             return VerificationPart(
                 store="exports", checked=checked, findings=findings, review=review
             )
+
+        return await run_step(self.sessionmaker, input, body, completes_step=False)
+
+    @activity.defn(name="gdpr_verify_files")
+    async def verify_files(self, input: StepInput) -> VerificationPart:
+        """The file store: nothing may be left under the subject's prefix."""
+
+        async def body(session: AsyncSession) -> VerificationPart:
+            targets = await _targets(session, input.request_id)
+            left = await asyncio.to_thread(self.files.keys, user_prefix(targets.user_id))
+            findings = (
+                [FindingOut(location="files:attachments", needle="user_id", rows=len(left))]
+                if left
+                else []
+            )
+            return VerificationPart(store="files", checked=1, findings=findings, review=[])
 
         return await run_step(self.sessionmaker, input, body, completes_step=False)
 
@@ -396,7 +434,14 @@ class GdprDatabaseActivities:
             await requests.set_status(request.id, "in_progress", only_from=("pending", "error"))
             document = await self._document(session, request)
             name = f"{request.id}.zip"
-            size = write_archive(document, exports_dir(self.settings) / name)
+            stored = document["sections"].get("attachments", [])
+            size = await asyncio.to_thread(
+                write_archive,
+                document,
+                exports_dir(self.settings) / name,
+                all_markdown(self.settings),
+                self._attachment_files(stored, request.subject_user_id),
+            )
             expires = datetime.now(UTC) + link_days
             if not await requests.set_status(
                 request.id,
@@ -446,6 +491,14 @@ class GdprDatabaseActivities:
             "ledger_balance": balance,
             "unavailable_sections": unavailable,
         }
+
+    def _attachment_files(
+        self, stored: list[dict[str, Any]], user_id: uuid.UUID
+    ) -> Iterator[tuple[str, bytes]]:
+        """Read lazily by the archive writer (in its thread): one file in memory at a time."""
+        prefix = user_prefix(user_id)
+        for record in stored:
+            yield str(record["file"]), self.files.get(f"{prefix}{record['id']}")
 
     @activity.defn(name="gdpr_export_expire")
     async def export_expire(self, input: GdprWorkflowInput) -> bool:

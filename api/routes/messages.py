@@ -13,10 +13,12 @@ from fastapi import APIRouter, Path, Query, Response
 from api.deps import ClaimantDep, CurrentUser, SessionDep, StateDep, unauthorized
 from api.ratelimit import DAY_SECONDS, enforce
 from iaf.db.models import Message, User
+from iaf.db.repositories.attachments import AttachmentRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.referrals import ReferralRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
+from iaf.files import service as files
 from iaf.rooms.service import ensure_writable, room_for_member
 from iaf.settings import Settings
 from iaf.workflow_calls import (
@@ -35,8 +37,8 @@ router = APIRouter(prefix="/api/chat", tags=["messages"])
 MessageId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
 
 
-def checked_content(content: str, settings: Settings) -> str:
-    if not content.strip():
+def checked_content(content: str, settings: Settings, *, with_files: bool = False) -> str:
+    if not content.strip() and not with_files:
         raise ApiError(422, "empty_content", "content must not be empty")
     try:  # the schema checks this already; a caller passing other text gets a 422 too
         storable_text(content)
@@ -65,11 +67,17 @@ async def post_message(
     action, it commits on its own (no BEGIN/COMMIT round trips); before, the referral's
     first action commits in the same transaction as the message."""
     settings = state.settings
-    checked_content(body.content, settings)
+    checked_content(body.content, settings, with_files=bool(body.attachment_ids))
     user_id = claimant.user_id
-    autocommit = user_id in state.past_first_action
+    # Files are claimed in the message's transaction, so that path never autocommits.
+    autocommit = user_id in state.past_first_action and not body.attachment_ids
     maker = state.read_sessionmaker if autocommit else state.sessionmaker
     async with maker() as session:
+        claimed = (
+            await files.claim_for_post(session, settings, user_id, room_id, body)
+            if body.attachment_ids
+            else []
+        )
         outcome = await MessageRepository(session).post(
             room_id,
             user_id,
@@ -77,6 +85,7 @@ async def post_message(
             settings.posts_per_minute,
             token_version=claimant.token_version,
             token_id=claimant.token_id,
+            attachments=[files.reference(a) for a in claimed],
         )
         if not outcome.authenticated:
             raise unauthorized()
@@ -89,6 +98,8 @@ async def post_message(
             raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
         out, created, route = outcome.message, outcome.created, outcome.needs_route
         assert out is not None
+        if created and claimed:
+            await files.attach(session, claimed, out.id)
         referral_id = None
         if created and not autocommit:
             # Referral hook: first_action_at commits with the message.
@@ -188,13 +199,19 @@ async def edit_message(
 
 
 @router.delete("/messages/{message_id}", status_code=204)
-async def delete_message(message_id: MessageId, user: CurrentUser, session: SessionDep) -> Response:
+async def delete_message(
+    message_id: MessageId, user: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
     message, role = await _message_for(session, message_id, user)
     if message.sender_user_id != user.id and role not in ("owner", "admin"):
         raise ApiError(403, "forbidden", "only the author or a room admin may delete a message")
+    # Its files go with it (the janitor deletes their bytes if this request cannot).
+    withdrawn = await AttachmentRepository(session).withdraw_for_message(message.id)
     await MessageRepository(session).tombstone(message)
     await EventRepository(session).append(
         message.room_id, "message.delete", {"id": message.id, "room_id": str(message.room_id)}
     )
     await session.commit()
+    if withdrawn:
+        await files.remove_withdrawn(session, state.files, withdrawn)
     return Response(status_code=204)
