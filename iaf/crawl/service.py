@@ -44,6 +44,12 @@ def _check_url(url: str, settings: Settings) -> str:
 async def create_source(
     session: AsyncSession, settings: Settings, user: User, body: SourceCreate
 ) -> KnowledgeSource:
+    org_id = user.org_id
+    # Who may before what: a stranger to the room learns nothing of this instance's URL rules.
+    if body.room_id is not None:
+        room, _ = await room_for_member(session, body.room_id, user)
+        ensure_writable(room)
+        org_id = room.org_id
     url = _check_url(body.url, settings)
     max_pages = body.max_pages or settings.crawl_max_pages
     if max_pages > settings.crawl_max_pages:
@@ -59,11 +65,6 @@ async def create_source(
             "recrawl_too_often",
             f"re-crawl at most every {settings.crawl_min_recrawl_minutes:g} minutes",
         )
-    org_id = user.org_id
-    if body.room_id is not None:
-        room, _ = await room_for_member(session, body.room_id, user)
-        ensure_writable(room)
-        org_id = room.org_id
     return await KnowledgeSourceRepository(session).create(
         KnowledgeSource(
             org_id=org_id,
