@@ -236,6 +236,7 @@ ALLOWED_IN_MESSAGES = {
     "exc.code",
     "type(exc).__name__",
     "message",
+    "error.reason",  # a crawl's Unavailable: an HTTP status or an exception's class name
 }
 
 
