@@ -187,7 +187,7 @@ class AgentDbActivities:
             agents: list[str] = []
             if answer:
                 handles = await UserRepository(session).handles_in_room(run.room_id)
-                mentions = parse_mentions(answer, get_registry().ids(), handles.keys())
+                mentions = parse_mentions(answer, get_registry().names(), handles.keys())
                 stored = [
                     {
                         "kind": m.kind,

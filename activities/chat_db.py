@@ -43,7 +43,7 @@ class ChatDbActivities:
                 )
             message = found[0]
             handles = await UserRepository(session).handles_in_room(message.room_id)
-            mentions = parse_mentions(message.content, get_registry().ids(), handles.keys())
+            mentions = parse_mentions(message.content, get_registry().names(), handles.keys())
             targets = unique_targets(mentions)
             user_ids = [str(handles[m.id.lower()]) for m in targets if m.kind == "user"]
             mentions_all = any(m.kind == "all" for m in targets)

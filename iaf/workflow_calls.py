@@ -240,7 +240,7 @@ async def start_mentioned_replies(
     from iaf.agents.registry import get_registry
 
     started = []
-    for agent_id in mentioned_agents(parse_mentions(content, get_registry().ids())):
+    for agent_id in mentioned_agents(parse_mentions(content, get_registry().names())):
         input = AgentReplyInput(
             reply_id=reply_workflow_id(message_id, agent_id),
             message_id=message_id,

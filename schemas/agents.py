@@ -185,6 +185,10 @@ class AgentOut(BaseModel):
     name: str
     description: str
     role: str
+    # planning | design | engineering | quality | delivery | orchestration
+    category: str
+    # Other names `@` reaches it by (the seed's BMAD ids).
+    aliases: list[str] = Field(default_factory=list)
     # The litellm model string the agent answers with (the persona's, or the default).
     model: str
 
@@ -194,5 +198,12 @@ class AgentOut(BaseModel):
         return cls.model_validate(persona, from_attributes=True).model_copy(update={"model": model})
 
 
+class AgentCategoryOut(BaseModel):
+    id: str
+    # Agents in the category (whatever the query matched).
+    count: int
+
+
 class AgentList(BaseModel):
     items: list[AgentOut]
+    categories: list[AgentCategoryOut] = Field(default_factory=list)

@@ -110,7 +110,7 @@ def build_messages(
     context: dict[str, Any], persona: AgentPersona, handoff_hint: str | None = None
 ) -> list[dict[str, str]]:
     """Chat messages for litellm from a stored context."""
-    system = [persona.system_prompt, ROOM_NOTE]
+    system = [persona.prompt(), ROOM_NOTE]
     sources = context.get("sources") or []
     if sources:
         system.append(

@@ -16,7 +16,14 @@ What it answers (a pure function of the messages):
   advice.
 - `@` is removed from quoted text so the reply mentions no one by accident.
 
+Roles: a line "Your role: <role>. Look first at: <a>; <b>." in the system prompt (every
+persona's prompt ends with one) adds a line saying that role and what it looks at, in the
+reply's language, so each agent's answer shows its role.
+
 Markers (for the platform's tests):
+- `[task: synthesise]` in a system message: the reply brings several agents' answers together
+  (the `[source: <agent name>]` blocks), quoting each agent's own point (its answer without
+  the opening line) after the agent's name in bold, in source order.
 - `[task: classify]` in a system message: the reply is only the id of the best agent among
   lines `- <id>: <description and keywords>` of the system prompt, by word overlap with the
   last user message, or `none`.
@@ -75,6 +82,7 @@ from litellm.types.utils import (
 PROVIDER = "offline"
 DEFAULT_MODEL = "offline/iaf-offline"
 CLASSIFY_MARKER = "[task: classify]"
+SYNTHESIS_MARKER = "[task: synthesise]"
 FAIL_MARKER = "[offline: fail]"
 MAX_SOURCES = 3
 
@@ -86,6 +94,7 @@ _SOURCE_END = re.compile(r"^[ \t]*\[/source\][ \t]*$", re.I | re.M)
 _HANDOFF_ASK = re.compile(r"\b(?:ask|hand\s+off\s+to)\s+@([A-Za-z0-9_-]+)", re.IGNORECASE)
 _HANDED_OFF = re.compile(r"Handing off to @([A-Za-z0-9_-]+)\.")
 _AGENT_LINE = re.compile(r"^\s*-\s*([a-z0-9]+(?:-[a-z0-9]+)*):(.*)$", re.M)
+_ROLE_LINE = re.compile(r"^Your role: (.+?)\.(?: Look first at: (.+?)\.)?\s*$", re.M)
 _STOPWORDS_TEXT = (
     "the a an and or but of to in on for with at by from is are was were be been it its this "
     "that these those what how why who when where which can could should would will do does "
@@ -265,7 +274,10 @@ def compose_answer(messages: Sequence[Any]) -> str:
     question = " ".join(_MARKER.sub("", extract_sources(last_text)[1]).split())
     persona, self_id = _persona(extract_sources(system)[1])
     language = detect_language(question)
+    if SYNTHESIS_MARKER in system:
+        return "\n".join(_synthesis_lines(persona, question, sources, language))
     lines = _answer_lines(persona, question, _best_sources(sources, _stems(question)), language)
+    lines.extend(_role_lines(extract_sources(system)[1], language))
     if "markdown" in _markers(last_text):
         lines.extend(MARKDOWN_SAMPLE)
     earlier = "\n".join(message_text(m) for m in messages if m is not last)
@@ -294,6 +306,10 @@ _PHRASES = {
         "opening": "(offline model) As {persona}, on {shown}:",
         "your_message": "your message",
         "found": "here is what I found in the knowledge base.",
+        "role": "My role: {role}.",
+        "focus": "I look first at: {focus}.",
+        "synthesis": "(offline model) As {persona}, bringing the team's {count} answers together"
+        " on {shown}:",
         "none": "I found no knowledge about this in the room or organisation documents."
         " My general advice: state the goal and the constraints, list the options with"
         " their trade-offs, and share any document that should guide the answer.",
@@ -302,6 +318,10 @@ _PHRASES = {
         "opening": "(offline model) En tant que {persona}, à propos de {shown} :",
         "your_message": "votre message",
         "found": "voici ce que j'ai trouvé dans la base de connaissances.",
+        "role": "Mon rôle : {role}.",
+        "focus": "Je regarde d'abord : {focus}.",
+        "synthesis": "(offline model) En tant que {persona}, voici les {count} réponses de"
+        " l'équipe réunies, à propos de {shown} :",
         "none": "je n'ai trouvé aucune connaissance à ce sujet dans les documents du salon"
         " ou de l'organisation. Mon conseil général : précisez l'objectif et les contraintes,"
         " listez les options avec leurs compromis, et partagez tout document qui devrait"
@@ -311,6 +331,10 @@ _PHRASES = {
         "opening": "(offline model) بصفتي {persona}، بخصوص {shown}:",
         "your_message": "رسالتك",
         "found": "إليك ما وجدته في قاعدة المعرفة.",
+        "role": "دوري: {role}.",
+        "focus": "أنظر أولاً إلى: {focus}.",
+        "synthesis": "(offline model) بصفتي {persona}، أجمع هنا {count} إجابات من الفريق بخصوص"
+        " {shown}:",
         "none": "لم أجد أي معرفة عن هذا في مستندات الغرفة أو المؤسسة. نصيحتي العامة: حدّد"
         " الهدف والقيود، واذكر الخيارات مع مزايا وعيوب كل منها، وشارك أي مستند ينبغي أن"
         " يوجّه الإجابة.",
@@ -356,6 +380,38 @@ def _answer_lines(
         quotes = [f'- "{_unmention(quote)}" [source: {s.label}]' for s, quote in picked]
         return [f"{opening} {phrases['found']}", *quotes]
     return [f"{opening} {phrases['none']}"]
+
+
+def _role_lines(system: str, language: str) -> list[str]:
+    """The persona's role and focus, said in the reply's language (none without a role line)."""
+    match = _ROLE_LINE.search(system)
+    if match is None:
+        return []
+    phrases = _PHRASES.get(language, _PHRASES["en"])
+    line = phrases["role"].format(role=_unmention(match.group(1)))
+    if match.group(2):
+        line += " " + phrases["focus"].format(focus=_unmention(match.group(2)))
+    return [line]
+
+
+def _own_point(text: str) -> str:
+    """What an agent's answer says beyond its opening line (which restates the question)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("(offline model)"):
+        lines = lines[1:]
+    return _clip(" ".join(lines), 40)
+
+
+def _synthesis_lines(
+    persona: str, question: str, sources: list[Source], language: str
+) -> list[str]:
+    """One line per agent, in the order given: its name, then its own point quoted."""
+    phrases = _PHRASES.get(language, _PHRASES["en"])
+    answers = list({source.label: source for source in sources}.values())
+    shown = f'"{_unmention(_clip(question, 25))}"' if question else phrases["your_message"]
+    opening = phrases["synthesis"].format(persona=persona, count=len(answers), shown=shown)
+    quoted = [f'- **{s.label}**: "{_unmention(_own_point(s.text))}"' for s in answers]
+    return [opening, *quoted]
 
 
 def _markers(text: str) -> dict[str, str]:
