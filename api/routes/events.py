@@ -14,10 +14,10 @@ from sse_starlette import EventSourceResponse
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, SessionDep, StateDep
 from api.sse import resume_point, sse
-from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
+from iaf.rooms import service as rooms
 from iaf.rooms.service import room_for_member
 from schemas.chat import ReadMarker
 from schemas.common import MAX_BIGINT
@@ -124,12 +124,12 @@ async def mark_read(
     state: StateDep,
     response: Response,
 ) -> dict[str, Any]:
-    await room_for_member(session, room_id, user)
+    room, _ = await room_for_member(session, room_id, user)
     limit = state.settings.read_markers_per_minute
     await state.limiter.hit(f"read:{user.id}", limit, 60, response, session)
     if not await MessageRepository(session).in_room(body.message_id, room_id):
         raise ApiError(422, "invalid_message", "message_id is not a message of this room")
-    stored = await MemberRepository(session).mark_read(room_id, user.id, body.message_id)
+    stored = await rooms.mark_read(session, room, user, body.message_id)
     await EventRepository(session).notify_ephemeral(
         room_id, "read", {"user_id": str(user.id), "message_id": stored}
     )

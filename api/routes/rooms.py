@@ -18,6 +18,8 @@ from schemas.chat import (
     MemberAdd,
     MemberOut,
     MemberRoleUpdate,
+    MembershipOut,
+    MembershipUpdate,
     RoomCreate,
     RoomOut,
     RoomUpdate,
@@ -27,7 +29,18 @@ router = APIRouter(prefix="/api/chat", tags=["rooms"])
 
 
 @router.post("/rooms", status_code=201)
-async def create_room(body: RoomCreate, user: CurrentUser, session: SessionDep) -> RoomOut:
+async def create_room(
+    body: RoomCreate, user: CurrentUser, session: SessionDep, response: Response
+) -> RoomOut:
+    """201 with the new room; 200 with the direct room the caller already shares with the
+    colleague named (one direct room per pair)."""
+    existing = await rooms.existing_direct_room(session, user, body)
+    if existing is not None:
+        response.status_code = 200
+        room, role = await rooms.room_for_member(session, existing.id, user)
+        muted = await rooms.is_muted(session, room, user)
+        await session.commit()
+        return RoomOut.of(room, role, muted=muted)
     room = await rooms.create_room(session, user, body)
     await session.commit()
     return RoomOut.of(room, "owner", 0, 0)
@@ -47,7 +60,19 @@ async def list_rooms(
 @router.get("/rooms/{room_id}")
 async def get_room(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> RoomOut:
     room, role = await rooms.room_for_member(session, room_id, user)
-    return RoomOut.of(room, role)
+    return RoomOut.of(room, role, muted=await rooms.is_muted(session, room, user))
+
+
+@router.patch("/rooms/{room_id}/membership")
+async def update_membership(
+    room_id: uuid.UUID, body: MembershipUpdate, user: CurrentUser, session: SessionDep
+) -> MembershipOut:
+    """The caller's own settings in the room: `is_muted` (no mention badge, no notification)."""
+    room, _ = await rooms.room_for_member(session, room_id, user)
+    await rooms.set_muted(session, room, user, body.is_muted)
+    member = await MemberRepository(session).get(room.id, user.id)
+    await session.commit()
+    return MembershipOut.model_validate(member, from_attributes=True)
 
 
 @router.put("/rooms/{room_id}")
@@ -56,8 +81,9 @@ async def update_room(
 ) -> RoomOut:
     room, role = await rooms.room_for_member(session, room_id, user)
     room = await rooms.update_room(session, room, role, body)
+    muted = await rooms.is_muted(session, room, user)
     await session.commit()
-    return RoomOut.of(room, role)
+    return RoomOut.of(room, role, muted=muted)
 
 
 @router.delete("/rooms/{room_id}", status_code=204)

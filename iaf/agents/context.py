@@ -10,7 +10,8 @@ Stored context shape (JSON):
      "sources": [{"label", "document_id", "chunk", "score", "text"}],
      "memories": [{"memory_id", "score", "text"}],
      "steps": [{"step", "query", "hits", "best_score"}],
-     "handoff_hint": agent id or null}
+     "handoff_hint": agent id or null,
+     "brief": the project room's topic (project rooms only)}
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ ROOM_NOTE = (
     " Answer in the language of the message you are answering (French to French, Arabic"
     " to Arabic, English to English)."
 )
+
+# A project room's topic is its brief: every agent there reads it (the offline model says so).
+BRIEF_PREFIX = "Project brief (this room's topic): "
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ def build_messages(
 ) -> list[dict[str, str]]:
     """Chat messages for litellm from a stored context."""
     system = [persona.prompt(), ROOM_NOTE]
+    if context.get("brief"):
+        system.append(f"{BRIEF_PREFIX}{' '.join(str(context['brief']).split())}")
     sources = context.get("sources") or []
     if sources:
         system.append(

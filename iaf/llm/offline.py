@@ -18,7 +18,8 @@ What it answers (a pure function of the messages):
 
 Roles: a line "Your role: <role>. Look first at: <a>; <b>." in the system prompt (every
 persona's prompt ends with one) adds a line saying that role and what it looks at, in the
-reply's language, so each agent's answer shows its role.
+reply's language, so each agent's answer shows its role. A line "Project brief (this room's
+topic): <brief>" adds a line saying the answer works from that brief.
 
 Markers (for the platform's tests):
 - `[task: synthesise]` in a system message: the reply brings several agents' answers together
@@ -94,6 +95,7 @@ _SOURCE_END = re.compile(r"^[ \t]*\[/source\][ \t]*$", re.I | re.M)
 _HANDOFF_ASK = re.compile(r"\b(?:ask|hand\s+off\s+to)\s+@([A-Za-z0-9_-]+)", re.IGNORECASE)
 _HANDED_OFF = re.compile(r"Handing off to @([A-Za-z0-9_-]+)\.")
 _AGENT_LINE = re.compile(r"^\s*-\s*([a-z0-9]+(?:-[a-z0-9]+)*):(.*)$", re.M)
+_BRIEF_LINE = re.compile(r"^Project brief \(this room's topic\): (.+)$", re.M)
 _ROLE_LINE = re.compile(r"^Your role: (.+?)\.(?: Look first at: (.+?)\.)?\s*$", re.M)
 _STOPWORDS_TEXT = (
     "the a an and or but of to in on for with at by from is are was were be been it its this "
@@ -278,6 +280,10 @@ def compose_answer(messages: Sequence[Any]) -> str:
         return "\n".join(_synthesis_lines(persona, question, sources, language))
     lines = _answer_lines(persona, question, _best_sources(sources, _stems(question)), language)
     lines.extend(_role_lines(extract_sources(system)[1], language))
+    brief = _BRIEF_LINE.search(extract_sources(system)[1])
+    if brief:
+        shown_brief = _unmention(_clip(brief.group(1), 30))
+        lines.append(_PHRASES.get(language, _PHRASES["en"])["brief"].format(brief=shown_brief))
     if "markdown" in _markers(last_text):
         lines.extend(MARKDOWN_SAMPLE)
     earlier = "\n".join(message_text(m) for m in messages if m is not last)
@@ -307,6 +313,7 @@ _PHRASES = {
         "your_message": "your message",
         "found": "here is what I found in the knowledge base.",
         "role": "My role: {role}.",
+        "brief": "Working from the project brief: \"{brief}\".",
         "focus": "I look first at: {focus}.",
         "synthesis": "(offline model) As {persona}, bringing the team's {count} answers together"
         " on {shown}:",
@@ -319,6 +326,7 @@ _PHRASES = {
         "your_message": "votre message",
         "found": "voici ce que j'ai trouvé dans la base de connaissances.",
         "role": "Mon rôle : {role}.",
+        "brief": "D'après le brief du projet : « {brief} ».",
         "focus": "Je regarde d'abord : {focus}.",
         "synthesis": "(offline model) En tant que {persona}, voici les {count} réponses de"
         " l'équipe réunies, à propos de {shown} :",
@@ -332,6 +340,7 @@ _PHRASES = {
         "your_message": "رسالتك",
         "found": "إليك ما وجدته في قاعدة المعرفة.",
         "role": "دوري: {role}.",
+        "brief": "انطلاقًا من موجز المشروع: «{brief}».",
         "focus": "أنظر أولاً إلى: {focus}.",
         "synthesis": "(offline model) بصفتي {persona}، أجمع هنا {count} إجابات من الفريق بخصوص"
         " {shown}:",

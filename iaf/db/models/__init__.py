@@ -2,7 +2,7 @@
 
 from iaf.db.models.agents import AgentRun, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
-from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember
+from iaf.db.models.chat import Message, MessageReadReceipt, Room, RoomEvent, RoomMember
 from iaf.db.models.gdpr import (
     Consent,
     ConsentChange,
@@ -37,6 +37,7 @@ __all__ = [
     "LedgerEntry",
     "Memory",
     "Message",
+    "MessageReadReceipt",
     "OpenAISession",
     "Org",
     "RateLimitCounter",
