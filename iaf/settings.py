@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     api_starts_replies: bool = True
     # Empty: default_llm_model classifies ambiguous messages in auto-routing rooms.
     classifier_model: str = ""
+    # Several agents answering together (`@team`, or several mentions with "together"):
+    # `@team` alone asks the default panel; at most team_max_agents answer; the synthesiser
+    # writes the one answer from theirs.
+    team_default_agents: list[str] = Field(
+        default_factory=lambda: ["architect", "developer", "tester"]
+    )
+    team_max_agents: int = 5
+    team_synthesizer_agent: str = "orchestrator"
     knowledge_max_bytes: int = 256 * 1024
     # An uploaded .md/.txt/.pdf file (its extracted text must also fit knowledge_max_bytes);
     # below the API's 1 MiB body limit, multipart framing included.

@@ -174,6 +174,10 @@ class MessageOut(BaseModel):
         validation_alias=AliasChoices("mentions", AliasPath("meta", "mentions")),
     )
     client_msg_id: str | None = None
+    # A team answer: {team_id, agents (the panel), answered (those whose answer it uses)}.
+    team: dict[str, Any] | None = Field(
+        default=None, validation_alias=AliasChoices("team", AliasPath("meta", "team"))
+    )
     created_at: datetime
     edited_at: datetime | None = None
     deleted_at: datetime | None = None

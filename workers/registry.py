@@ -19,6 +19,7 @@ from activities.ledger import LedgerActivities
 from activities.llm import LlmActivities
 from activities.mail import MailActivities
 from activities.retrieval import ContextElsewhere, RetrievalActivities
+from activities.team_db import TeamDbActivities
 from activities.temporal_admin import TemporalAdminActivities
 from iaf.retrieval.embedder import Embedder, make_embedder
 from iaf.retrieval.qdrant import make_qdrant
@@ -34,6 +35,7 @@ from workflows.invitation import Invitation
 from workflows.referral import Referral
 from workflows.remove_vectors import RemoveVectors
 from workflows.route_message import RouteMessage
+from workflows.team_reply import TeamReply
 
 
 @dataclass
@@ -60,6 +62,7 @@ def main_workflows() -> Sequence[type]:
         IndexMemory,
         RemoveVectors,
         EmailChangeMail,
+        TeamReply,
     ]
 
 
@@ -67,7 +70,7 @@ def main_activities(clients: WorkerClients, serves_retrieval: bool) -> Sequence[
     """The main queue's activities. A worker that also serves retrieval registers the context
     step here too, so AgentReply runs it as a local activity (no task-queue hop before the
     first token); one that does not registers a refusal that sends AgentReply to the queue."""
-    chat_db = ChatDbActivities(clients.sessionmaker)
+    chat_db = ChatDbActivities(clients.sessionmaker, clients.settings)
     context = (
         shared_retrieval(clients).build_reply_context
         if serves_retrieval
@@ -89,8 +92,13 @@ def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Cal
     )
     knowledge = KnowledgeDbActivities(clients.sessionmaker)
     llm = LlmActivities(clients.sessionmaker, clients.settings)
+    team = TeamDbActivities(clients.sessionmaker, clients.temporal, clients.settings)
     return [
         agents.start_replies,
+        team.start_team,
+        team.begin_team,
+        team.gather_answers,
+        team.close_team,
         agents.begin_reply,
         agents.persist_reply,
         agents.settle_reply,

@@ -19,7 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.agents_db import AgentDbActivities
     from activities.chat_db import ChatDbActivities
     from activities.llm import LlmActivities
+    from activities.team_db import TeamDbActivities
     from schemas.agents import ClassifyRequest, StartReplies
+    from schemas.team import StartTeam
     from schemas.workflows import (
         MessageRef,
         RecordedMentions,
@@ -57,6 +59,9 @@ class RouteMessage:
         if not recorded.routable or recorded.sender_user_id is None:
             workflow.set_current_details(f"message {input.message_id}: nothing to route")
             return result
+        if recorded.team_agent_ids:
+            await self._start_team(recorded, result)
+            return result
         if not recorded.agent_ids and recorded.auto_route:
             await self._route_by_intent(recorded, result)
         if result.agent_ids:
@@ -78,6 +83,28 @@ class RouteMessage:
             result.reply_ids = [*started.started, *started.already_started]
         workflow.set_current_details(_routed(input.message_id, result))
         return result
+
+    async def _start_team(self, recorded: RecordedMentions, result: RouteMessageResult) -> None:
+        """Several agents answer together: one TeamReply (the API may have started it)."""
+        assert recorded.sender_user_id is not None
+        agents = ", ".join(f"@{a}" for a in recorded.team_agent_ids)
+        workflow.set_current_details(
+            f"message {recorded.message_id}, step: starting the team answer of {agents}"
+        )
+        await workflow.execute_local_activity_method(
+            TeamDbActivities.start_team,
+            StartTeam(
+                message_id=recorded.message_id,
+                room_id=recorded.room_id,
+                requested_by=recorded.sender_user_id,
+                agent_ids=recorded.team_agent_ids,
+            ),
+            start_to_close_timeout=timedelta(seconds=20),
+            retry_policy=DB_RETRY,
+        )
+        result.agent_ids, result.routed_by = recorded.team_agent_ids, "team"
+        result.reply_ids = [f"team-{recorded.message_id}"]
+        workflow.set_current_details(_routed(recorded.message_id, result))
 
     async def _route_by_intent(
         self, recorded: RecordedMentions, result: RouteMessageResult

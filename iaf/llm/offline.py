@@ -24,7 +24,8 @@ topic): <brief>" adds a line saying the answer works from that brief.
 Markers (for the platform's tests):
 - `[task: synthesise]` in a system message: the reply brings several agents' answers together
   (the `[source: <agent name>]` blocks), quoting each agent's own point (its answer without
-  the opening line) after the agent's name in bold, in source order.
+  the opening line) after the agent's name in bold, in source order; a block whose text is
+  "(no answer)" becomes a line saying that agent could not answer.
 - `[task: classify]` in a system message: the reply is only the id of the best agent among
   lines `- <id>: <description and keywords>` of the system prompt, by word overlap with the
   last user message, or `none`.
@@ -37,6 +38,8 @@ Markers (for the platform's tests):
   any token. `[offline: fail-after=<n>]`: stream n tokens, then raise (non-streaming calls
   raise at once). `[offline: fail-once=<key>]`: fail the first request carrying this key in
   this process, succeed afterwards (tests of Temporal retries; `reset_offline_state()`).
+- `[offline: fail-for=<agent id>]`: raise like `[offline: fail]`, but only for that agent
+  (the `@<id>` of the system prompt's first line): one member of a team fails, every time.
 - `[offline: slow=<tokens_per_second>]` in the last user message overrides the rate.
 - `[offline: markdown]`: the reply ends with a heading, lists, a code block and a link.
 
@@ -84,6 +87,8 @@ PROVIDER = "offline"
 DEFAULT_MODEL = "offline/iaf-offline"
 CLASSIFY_MARKER = "[task: classify]"
 SYNTHESIS_MARKER = "[task: synthesise]"
+# What a synthesis reads for a teammate that could not answer (iaf.agents.context).
+NO_ANSWER = "(no answer)"
 FAIL_MARKER = "[offline: fail]"
 MAX_SOURCES = 3
 
@@ -313,8 +318,9 @@ _PHRASES = {
         "your_message": "your message",
         "found": "here is what I found in the knowledge base.",
         "role": "My role: {role}.",
-        "brief": "Working from the project brief: \"{brief}\".",
+        "brief": 'Working from the project brief: "{brief}".',
         "focus": "I look first at: {focus}.",
+        "missing": "- **{name}** could not answer.",
         "synthesis": "(offline model) As {persona}, bringing the team's {count} answers together"
         " on {shown}:",
         "none": "I found no knowledge about this in the room or organisation documents."
@@ -328,6 +334,7 @@ _PHRASES = {
         "role": "Mon rôle : {role}.",
         "brief": "D'après le brief du projet : « {brief} ».",
         "focus": "Je regarde d'abord : {focus}.",
+        "missing": "- **{name}** n'a pas pu répondre.",
         "synthesis": "(offline model) En tant que {persona}, voici les {count} réponses de"
         " l'équipe réunies, à propos de {shown} :",
         "none": "je n'ai trouvé aucune connaissance à ce sujet dans les documents du salon"
@@ -342,6 +349,7 @@ _PHRASES = {
         "role": "دوري: {role}.",
         "brief": "انطلاقًا من موجز المشروع: «{brief}».",
         "focus": "أنظر أولاً إلى: {focus}.",
+        "missing": "- **{name}** لم يتمكن من الإجابة.",
         "synthesis": "(offline model) بصفتي {persona}، أجمع هنا {count} إجابات من الفريق بخصوص"
         " {shown}:",
         "none": "لم أجد أي معرفة عن هذا في مستندات الغرفة أو المؤسسة. نصيحتي العامة: حدّد"
@@ -416,11 +424,17 @@ def _synthesis_lines(
 ) -> list[str]:
     """One line per agent, in the order given: its name, then its own point quoted."""
     phrases = _PHRASES.get(language, _PHRASES["en"])
-    answers = list({source.label: source for source in sources}.values())
+    by_agent = list({source.label: source for source in sources}.values())
+    answers = [s for s in by_agent if s.text != NO_ANSWER]
     shown = f'"{_unmention(_clip(question, 25))}"' if question else phrases["your_message"]
     opening = phrases["synthesis"].format(persona=persona, count=len(answers), shown=shown)
-    quoted = [f'- **{s.label}**: "{_unmention(_own_point(s.text))}"' for s in answers]
-    return [opening, *quoted]
+    lines = [opening]
+    for source in by_agent:
+        if source.text == NO_ANSWER:
+            lines.append(phrases["missing"].format(name=source.label))
+        else:
+            lines.append(f'- **{source.label}**: "{_unmention(_own_point(source.text))}"')
+    return lines
 
 
 def _markers(text: str) -> dict[str, str]:
@@ -451,6 +465,9 @@ def plan_reply(messages: Sequence[Any], tokens_per_second: float, model: str) ->
     markers = _markers(message_text(user_messages[-1])) if user_messages else {}
     if "fail" in markers:
         raise OfflineFailure("failure requested by marker", model)
+    failing = markers.get("fail-for")
+    if failing is not None and failing.lower() == _self_id(messages):
+        raise OfflineFailure("failure requested by marker for this agent", model)
     key = markers.get("fail-once")
     if key is not None:
         with _failed_lock:
@@ -465,6 +482,11 @@ def plan_reply(messages: Sequence[Any], tokens_per_second: float, model: str) ->
         tokens_per_second=_rate(markers.get("slow"), tokens_per_second),
         fail_after=int(_float(fail_after, 0)) if fail_after is not None else None,
     )
+
+
+def _self_id(messages: Sequence[Any]) -> str | None:
+    system = "\n".join(message_text(m) for m in messages if _role(m) == "system")
+    return _persona(extract_sources(system)[1])[1]
 
 
 def split_tokens(text: str) -> list[str]:

@@ -56,3 +56,13 @@ def test_the_role_is_said_in_the_language_of_the_question():
     answer = compose_answer(build_messages(context, persona))
     assert f"Mon rôle : {persona.role}." in answer
     assert "Je regarde d'abord :" in answer
+
+
+def test_a_failure_can_be_asked_of_one_agent_only():
+    from iaf.llm.offline import OfflineFailure, plan_reply
+
+    context = {"question": {"message_id": 1, "text": "status? [offline: fail-for=tester]"}}
+    registry = get_registry()
+    plan_reply(build_messages(context, registry.get("architect")), 0.0, "offline/x")
+    with pytest.raises(OfflineFailure):
+        plan_reply(build_messages(context, registry.get("tester")), 0.0, "offline/x")
