@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.broker import RoomEventBroker
+from api.presence import PresenceTracker
 from api.ratelimit import RateLimiter
 from iaf.db.models import User
 from iaf.db.repositories.api_keys import ApiKeyRepository
@@ -55,6 +56,8 @@ class AppState:
     past_first_action: BoundedSet = field(default_factory=BoundedSet)
     # Each person's own events (user_events channel), for GET /api/events.
     user_broker: RoomEventBroker | None = None
+    # Leases saying who has a stream open here (online), read by notifications.
+    presence: PresenceTracker | None = None
 
 
 async def get_state(request: Request) -> AppState:

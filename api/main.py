@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.broker import LiveEvent, RoomEventBroker
 from api.deps import AppState
 from api.errors import error_response, install_error_handlers
+from api.presence import PresenceTracker
 from api.ratelimit import RateLimiter
 from api.routes import (
     agents,
@@ -27,6 +28,7 @@ from api.routes import (
     me,
     memories,
     messages,
+    notifications,
     openai_compat,
     replies,
     rooms,
@@ -116,10 +118,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter=RateLimiter(engine),
             jwt_secret=settings.secret("jwt_secret"),
             user_broker=user_broker,
+            presence=PresenceTracker(sessionmaker, settings),
         )
+        assert app.state.iaf.presence is not None
+        await app.state.iaf.presence.start()
         try:
             yield
         finally:
+            await app.state.iaf.presence.stop()
             await user_broker.stop()
             await broker.stop()
             await engine.dispose()
@@ -144,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
-    for module in (*routers, gdpr_user, compliance, *agent_routers):
+    for module in (*routers, gdpr_user, compliance, *agent_routers, notifications):
         app.include_router(module.router)
     app.include_router(metrics_router)
     install_web_client(app)

@@ -134,6 +134,19 @@ class Settings(BaseSettings):
     # How often a waiting Referral re-reads first_action_at, in case a signal was lost.
     referral_recheck_minutes: float = 24 * 60
 
+    # Notifications: a mention, an accepted invitation or a finished reply reaching someone
+    # offline (no SSE stream of theirs open on any API process) goes into one e-mail digest,
+    # at most one per notification_digest_minutes; the first waits the delay so that what
+    # happens together arrives together. Off: nothing is queued.
+    notification_emails: bool = True
+    notification_digest_minutes: float = 15.0
+    notification_digest_delay_seconds: float = 60.0
+    # Each API process renews a lease for every person with a stream open there.
+    presence_lease_seconds: float = 30.0
+    presence_renew_seconds: float = 10.0
+    # Signs the digests' unsubscribe links; generated into data_dir when unset.
+    unsubscribe_secret: SecretStr | None = None
+
     # GDPR export and erasure.
     erasure_grace_days: float = 7.0
     export_link_days: float = 5.0

@@ -28,6 +28,7 @@ from schemas.agents import AgentReplyInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
 from schemas.knowledge import VectorJob
+from schemas.notifications import DigestInput
 from schemas.profile import EmailChangeMail
 from schemas.team import TeamReplyInput
 from schemas.workflows import RouteMessageInput
@@ -47,6 +48,7 @@ DATA_EXPORT = "DataExport"
 ERASURE = "Erasure"
 EMAIL_CHANGE_MAIL = "EmailChangeMail"
 TEAM_REPLY = "TeamReply"
+NOTIFICATION_DIGEST = "NotificationDigest"
 WORKFLOW_TYPES = frozenset(
     {
         ROUTE_MESSAGE,
@@ -60,6 +62,7 @@ WORKFLOW_TYPES = frozenset(
         ERASURE,
         EMAIL_CHANGE_MAIL,
         TEAM_REPLY,
+        NOTIFICATION_DIGEST,
     }
 )
 
@@ -621,3 +624,36 @@ async def start_email_change_mail(
         )
     except WorkflowAlreadyStartedError:
         return
+
+
+# --- notifications ------------------------------------------------------------------------
+
+
+def digest_workflow_id(user_id: uuid.UUID | str) -> str:
+    """One digest workflow per person: it runs while they have notifications waiting."""
+    return f"digest-{user_id}"
+
+
+async def signal_digest(client: Client, settings: Settings, user_id: uuid.UUID) -> None:
+    """Signal-with-start: wakes the person's digest, or starts it when none is running. The
+    notification rows are committed first, so a digest that starts or wakes finds them."""
+    await client.start_workflow(
+        NOTIFICATION_DIGEST,
+        DigestInput(
+            user_id=user_id,
+            delay_seconds=settings.notification_digest_delay_seconds,
+            window_minutes=settings.notification_digest_minutes,
+        ),
+        id=digest_workflow_id(user_id),
+        task_queue=settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=search_attributes("digest", subject_ref(settings, user_id)),
+        static_summary=f"notification digest for user {user_id}",
+        static_details=(
+            "Waits a moment so that what happens together is sent together, then at most one"
+            f" e-mail every {settings.notification_digest_minutes:g} minutes while"
+            " notifications are waiting (notifications, notification_digests); ends when none is."
+        ),
+        start_signal="queued",
+        rpc_timeout=RPC_TIMEOUT,
+    )

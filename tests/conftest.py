@@ -64,6 +64,9 @@ def make_settings(
         "sweep_min_age_seconds": 0.5,
         "sse_heartbeat_seconds": 5,
         "auth_requests_per_ip_per_minute": 100_000,
+        # Most tests' people are offline: their digests would wait for an SMTP server that
+        # is not there. The notification tests run a worker of their own with them on.
+        "notification_emails": False,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

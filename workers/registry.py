@@ -18,6 +18,7 @@ from activities.invitations import InvitationActivities
 from activities.ledger import LedgerActivities
 from activities.llm import LlmActivities
 from activities.mail import MailActivities
+from activities.notifications import NotificationActivities
 from activities.retrieval import ContextElsewhere, RetrievalActivities
 from activities.team_db import TeamDbActivities
 from activities.temporal_admin import TemporalAdminActivities
@@ -32,6 +33,7 @@ from workflows.erasure import Erasure
 from workflows.index_memory import IndexMemory
 from workflows.ingest_knowledge import IngestKnowledge
 from workflows.invitation import Invitation
+from workflows.notification_digest import NotificationDigest
 from workflows.referral import Referral
 from workflows.remove_vectors import RemoveVectors
 from workflows.route_message import RouteMessage
@@ -63,6 +65,7 @@ def main_workflows() -> Sequence[type]:
         RemoveVectors,
         EmailChangeMail,
         TeamReply,
+        NotificationDigest,
     ]
 
 
@@ -111,11 +114,15 @@ def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Cal
 
 
 def invitation_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
-    """Invitations, referrals and their mail and ledger steps."""
+    """Invitations, referrals, notification digests, and their mail and ledger steps."""
     invitations = InvitationActivities(clients.sessionmaker, clients.temporal, clients.settings)
     mail = MailActivities(clients.sessionmaker, clients.settings)
     ledger = LedgerActivities(clients.sessionmaker, clients.settings)
+    notifications = NotificationActivities(clients.sessionmaker, clients.temporal, clients.settings)
     return [
+        notifications.notify,
+        notifications.digest_due,
+        mail.send_digest,
         invitations.load_invitation_schedule,
         invitations.close_invitation,
         invitations.start_referral,

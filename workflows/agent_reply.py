@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
         ReplyRef,
         StartReplies,
     )
+    from schemas.notifications import NotifyRequest
+    from workflows.notify_step import notify
     from workflows.reply_steps import LOCAL, ReplySteps, failure_code
 
 
@@ -87,6 +89,9 @@ class AgentReply:
         result.credits_charged = settled.credits_charged
         if not cancelled:
             await self._hand_off(input, begun, persisted, result)
+        if result.reply_message_id is not None and workflow.patched("notify-reply"):
+            self._progress("notifying")
+            await notify(NotifyRequest(kind="reply", reply_id=input.reply_id))
         self._progress("done")
         return result
 

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm import LlmActivities
     from activities.team_db import TeamDbActivities
     from schemas.agents import ClassifyRequest, StartReplies
+    from schemas.notifications import NotifyRequest
     from schemas.team import StartTeam
     from schemas.workflows import (
         MessageRef,
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         RouteMessageInput,
         RouteMessageResult,
     )
+    from workflows.notify_step import notify
 
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
@@ -43,6 +45,13 @@ CLASSIFY_RETRY = RetryPolicy(
 class RouteMessage:
     @workflow.run
     async def run(self, input: RouteMessageInput) -> RouteMessageResult:
+        recorded, result = await self._route(input)
+        people = recorded.routable and (recorded.user_ids or recorded.mentions_all)
+        if people and workflow.patched("notify-mentions"):
+            await notify(NotifyRequest(kind="mention", message_id=input.message_id))
+        return result
+
+    async def _route(self, input: RouteMessageInput) -> tuple[RecordedMentions, RouteMessageResult]:
         workflow.set_current_details(f"message {input.message_id}, step: recording mentions")
         recorded = await workflow.execute_local_activity_method(
             ChatDbActivities.record_mentions,
@@ -58,10 +67,10 @@ class RouteMessage:
         )
         if not recorded.routable or recorded.sender_user_id is None:
             workflow.set_current_details(f"message {input.message_id}: nothing to route")
-            return result
+            return recorded, result
         if recorded.team_agent_ids:
             await self._start_team(recorded, result)
-            return result
+            return recorded, result
         if not recorded.agent_ids and recorded.auto_route:
             await self._route_by_intent(recorded, result)
         if result.agent_ids:
@@ -82,7 +91,7 @@ class RouteMessage:
             )
             result.reply_ids = [*started.started, *started.already_started]
         workflow.set_current_details(_routed(input.message_id, result))
-        return result
+        return recorded, result
 
     async def _start_team(self, recorded: RecordedMentions, result: RouteMessageResult) -> None:
         """Several agents answer together: one TeamReply (the API may have started it)."""

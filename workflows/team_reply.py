@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.team_db import TeamDbActivities, run_inputs
     from schemas.agents import AgentReplyInput, BeginReply, PlanDecision, ReplyRef
+    from schemas.notifications import NotifyRequest
     from schemas.team import (
         PartOutcome,
         PartStatus,
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         TeamReplyInput,
         TeamReplyResult,
     )
+    from workflows.notify_step import notify
     from workflows.reply_steps import LOCAL, ReplySteps, failure_code
 
 ANSWER = PlanDecision(action="answer")
@@ -69,6 +71,8 @@ class TeamReply:
             await self._close(result)
             raise asyncio.CancelledError() from None
         await self._close(result)
+        if result.reply_message_id is not None:
+            await notify(NotifyRequest(kind="reply", reply_id=input.team_id))
         return result
 
     async def _answer(

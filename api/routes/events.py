@@ -13,6 +13,7 @@ from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, SessionDep, StateDep
+from api.presence import online
 from api.sse import resume_point, sse
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
@@ -55,6 +56,18 @@ async def room_stream(
 ) -> AsyncIterator[dict[str, str]]:
     subscription: Subscription = state.broker.subscribe(str(room_id))
     await announce_presence(state, room_id, user_id, "online")
+    async with online(state.presence, user_id):
+        async for frame in _room_frames(state, room_id, user_id, since, subscription):
+            yield frame
+
+
+async def _room_frames(
+    state: AppState,
+    room_id: uuid.UUID,
+    user_id: uuid.UUID,
+    since: int | None,
+    subscription: Subscription,
+) -> AsyncIterator[dict[str, str]]:
     try:
         if since is None:
             async with state.sessionmaker() as session:

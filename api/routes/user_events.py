@@ -20,6 +20,7 @@ from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, StateDep
+from api.presence import online
 from api.sse import resume_point, sse
 from iaf.db.repositories.user_events import UserEventRepository
 from schemas.common import MAX_BIGINT
@@ -89,6 +90,14 @@ async def _stored_since(
 
 
 async def user_stream(
+    state: AppState, user_id: uuid.UUID, since: int | None
+) -> AsyncIterator[dict[str, str]]:
+    async with online(state.presence, user_id):
+        async for frame in _user_frames(state, user_id, since):
+            yield frame
+
+
+async def _user_frames(
     state: AppState, user_id: uuid.UUID, since: int | None
 ) -> AsyncIterator[dict[str, str]]:
     assert state.user_broker is not None

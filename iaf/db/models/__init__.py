@@ -15,6 +15,12 @@ from iaf.db.models.gdpr import (
 from iaf.db.models.identity import ApiKey, Org, User
 from iaf.db.models.invitations import Invitation, Referral
 from iaf.db.models.ledger import LedgerEntry
+from iaf.db.models.notifications import (
+    Notification,
+    NotificationDigest,
+    NotificationSetting,
+    UserPresence,
+)
 from iaf.db.models.openai_sessions import OpenAISession
 from iaf.db.models.ops import RateLimitCounter
 from iaf.db.models.sessions import EmailChange, RevokedToken
@@ -38,6 +44,9 @@ __all__ = [
     "Memory",
     "Message",
     "MessageReadReceipt",
+    "Notification",
+    "NotificationDigest",
+    "NotificationSetting",
     "OpenAISession",
     "Org",
     "RateLimitCounter",
@@ -48,4 +57,5 @@ __all__ = [
     "RoomMember",
     "User",
     "UserEvent",
+    "UserPresence",
 ]
