@@ -54,7 +54,18 @@ ERROR_MESSAGES = {
     "llm_failed": "The language model did not answer; please try again later.",
     "llm_rejected": "The language model refused the request.",
     "failed": "The agent could not answer; please try again later.",
+    "team_failed": "None of the agents asked could answer; please try again later.",
 }
+
+
+def team_summary(team_id: str, context: dict[str, Any] | None) -> dict[str, Any]:
+    """What a team answer's message records of its panel (ids only)."""
+    team = (context or {}).get("team") or {}
+    return {
+        "team_id": team_id,
+        "agents": list(team.get("agents") or []),
+        "answered": list(team.get("answered") or []),
+    }
 
 
 def credits_for(usage: dict[str, Any], per_1k_tokens: int) -> int:
@@ -143,15 +154,15 @@ class AgentDbActivities:
                 return self._begin("refused", error_code=refusal)
             assert persona is not None
             if run.status == "pending":
-                await runs.start_running(
-                    run.reply_id,
-                    {
-                        "reply_id": run.reply_id,
-                        "agent_id": run.agent_id,
-                        "message_id": run.message_id,
-                        "agent_name": persona.name,
-                    },
-                )
+                start = {
+                    "reply_id": run.reply_id,
+                    "agent_id": run.agent_id,
+                    "message_id": run.message_id,
+                    "agent_name": persona.name,
+                }
+                if run.team_id is not None:  # clients group a team's answers under one card
+                    start |= {"team_id": run.team_id, "part": run.is_team_part}
+                await runs.start_running(run.reply_id, start)
             await session.commit()
         return self._begin("running", max_steps=persona.max_steps)
 
@@ -182,12 +193,27 @@ class AgentDbActivities:
             if run.reply_message_id is not None:
                 return await self._persisted(session, run.reply_message_id)
             events = EventRepository(session)
+            if run.is_team_part:
+                # A draft for the team's synthesis: no message of its own.
+                await events.append(
+                    run.room_id,
+                    "agent.done",
+                    {
+                        "reply_id": run.reply_id,
+                        "agent_id": run.agent_id,
+                        "message_id": None,
+                        "team_id": run.team_id,
+                    },
+                )
+                await runs.update(run.reply_id, status="done")
+                await session.commit()
+                return PersistResult(reply_message_id=None)
             answer = (run.answer or "").strip()
             message_id: int | None = None
             agents: list[str] = []
             if answer:
                 handles = await UserRepository(session).handles_in_room(run.room_id)
-                mentions = parse_mentions(answer, get_registry().ids(), handles.keys())
+                mentions = parse_mentions(answer, get_registry().names(), handles.keys())
                 stored = [
                     {
                         "kind": m.kind,
@@ -203,6 +229,9 @@ class AgentDbActivities:
                     "mentions": stored,
                     "sources": [s["document_id"] for s in (run.context or {}).get("sources") or []],
                 }
+                if run.team_id is not None:  # the team's answer: who took part, who answered
+                    meta["sources"] = []
+                    meta["team"] = team_summary(run.team_id, run.context)
                 message = await runs.insert_reply_message(run, answer, meta)
                 message_id = message.id
                 await events.append(
@@ -255,7 +284,9 @@ class AgentDbActivities:
                     {"charged": charged, "cost": cost, "agent_id": run.agent_id},
                 )
             run.usage = {**(run.usage or {}), "credits": charged}
-            await runs.finish(run, "done", context=context_refs(run.context))
+            await runs.finish(
+                run, "done", context=context_refs(run.context), keep_answer=run.is_team_part
+            )
             await session.commit()
         return SettleResult(credits_charged=charged)
 
@@ -299,7 +330,7 @@ class AgentDbActivities:
             },
         )
         status = "cancelled" if code == "cancelled" else "error"
-        if status == "error":
+        if status == "error" and not run.is_team_part:  # the team's answer names failed parts
             persona = get_registry().get(run.agent_id)
             name = persona.name if persona else run.agent_id
             notice = await AgentRunRepository(session).insert_system_message(

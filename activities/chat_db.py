@@ -10,17 +10,22 @@ from temporalio import activity
 from iaf.agents.intent import route_by_keywords
 from iaf.agents.mentions import Mention, parse_mentions, unique_targets
 from iaf.agents.registry import get_registry
+from iaf.agents.team import team_panel
 from iaf.db.models import Message, Room
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.db.repositories.users import UserRepository
+from iaf.settings import Settings
 from schemas.workflows import MessageRef, RecordedMentions
 
 
 class ChatDbActivities:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings | None = None
+    ) -> None:
         self.sessionmaker = sessionmaker
+        self.settings = settings or Settings()
 
     @activity.defn(name="record_mentions")
     async def record_mentions(self, ref: MessageRef) -> RecordedMentions:
@@ -43,7 +48,15 @@ class ChatDbActivities:
                 )
             message = found[0]
             handles = await UserRepository(session).handles_in_room(message.room_id)
-            mentions = parse_mentions(message.content, get_registry().ids(), handles.keys())
+            registry = get_registry()
+            mentions = parse_mentions(message.content, registry.names(), handles.keys())
+            panel = team_panel(
+                message.content,
+                mentions,
+                self.settings.team_default_agents,
+                registry.ids(),
+                self.settings.team_max_agents,
+            )
             targets = unique_targets(mentions)
             user_ids = [str(handles[m.id.lower()]) for m in targets if m.kind == "user"]
             mentions_all = any(m.kind == "all" for m in targets)
@@ -62,6 +75,7 @@ class ChatDbActivities:
             routable=message.deleted_at is None,
             sender_user_id=str(message.sender_user_id) if message.sender_user_id else None,
             auto_route=bool(room and room.auto_route),
+            team_agent_ids=panel or [],
         )
         if recorded.auto_route and not agent_ids and recorded.routable:
             intent = route_by_keywords(message.content, get_registry())

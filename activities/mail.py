@@ -1,5 +1,5 @@
-"""SMTP activities: invitation and password reset mails. Addresses and tokens are read here,
-never passed in.
+"""SMTP activities: invitations, address confirmations, password resets and notification
+digests. Addresses and tokens are read here, never passed in.
 
 Delivery is at-least-once: the "sent" marker is written after the SMTP server accepted the
 mail, so a crash in between can repeat one mail; its Message-ID is stable, so mail clients
@@ -17,18 +17,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from iaf.agents.registry import get_registry
 from iaf.db.models import Invitation, User
 from iaf.db.repositories.email_changes import EmailChangeRepository
 from iaf.db.repositories.invitations import InvitationRepository
+from iaf.db.repositories.notifications import NotificationRepository
 from iaf.db.repositories.password_resets import PasswordResetRepository
 from iaf.db.repositories.users import UserRepository
+from iaf.mail.digest import compose_digest
 from iaf.mail.email_change import compose_email_change, email_change_url
 from iaf.mail.links import derive_token, invitation_url
 from iaf.mail.password_reset import compose_password_reset, reset_url
 from iaf.mail.render import compose_invitation
+from iaf.notifications.unsubscribe import (
+    issue_unsubscribe_token,
+    one_click_url,
+    unsubscribe_page_url,
+)
 from iaf.settings import Settings
 from schemas.auth import MailSent, PasswordResetInput
 from schemas.invitations import InvitationMail, MailOutcome
+from schemas.notifications import DigestSend, DigestSent
 from schemas.profile import EmailChangeMail
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,11 @@ def refused_for_good(
     """Whether every refusal was permanent (5xx); a 4xx asks the sender to try again."""
     refusals = exc.recipients if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) else [exc]
     return all(refusal.code >= 500 for refusal in refusals)
+
+
+def agent_name(agent_id: str) -> str:
+    persona = get_registry().get(agent_id)
+    return persona.name if persona is not None else agent_id
 
 
 class MailActivities:
@@ -138,6 +152,39 @@ class MailActivities:
             await PasswordResetRepository(session).mark_sent(reset.id)
             await session.commit()
         return MailSent(sent=True, reason="sent")
+
+    @activity.defn(name="send_notification_digest")
+    async def send_digest(self, request: DigestSend) -> DigestSent:
+        """Gather what is still worth telling into one digest and send it. A digest made by an
+        attempt that did not record its sending is sent again as it was (same Message-ID)."""
+        async with self.sessionmaker() as session:
+            notifications = NotificationRepository(session)
+            digest = await notifications.unsent_digest(request.user_id)
+            digest = digest or await notifications.make_digest(request.user_id)
+            user = await UserRepository(session).get(request.user_id)
+            items = await notifications.items(digest.id) if digest is not None else []
+            await session.commit()
+        if digest is None or user is None or not items:
+            return DigestSent(sent=False)
+        base = self.settings.public_base_url.rstrip("/")
+        token = issue_unsubscribe_token(self.settings.secret("unsubscribe_secret"), user.id)
+        message = compose_digest(
+            to=user.email,
+            sender=self.settings.mail_from,
+            name=user.name,
+            items=items,
+            agent_name=agent_name,
+            room_url=lambda room_id: f"{base}/rooms/{room_id}",
+            minutes=self.settings.notification_digest_minutes,
+            unsubscribe_page=unsubscribe_page_url(base, token),
+            one_click=one_click_url(base, token),
+            message_key=f"digest-{digest.id}",
+        )
+        await self.deliver(message, digest.id)
+        async with self.sessionmaker() as session:
+            await NotificationRepository(session).mark_sent(digest.id, request.sent_at)
+            await session.commit()
+        return DigestSent(sent=True, items=len(items))
 
     async def deliver(self, message: EmailMessage, invitation_id: uuid.UUID) -> None:
         settings = self.settings

@@ -129,6 +129,8 @@ class RetrievalActivities:
                 context["handoff_hint"] = self._handoff_hint(
                     run, persona, context["question"]["text"], context
                 )
+                if room.kind == "project" and room.topic:
+                    context["brief"] = room.topic  # agents in a project room work from it
             await runs.update(run.reply_id, context=context)
             await session.commit()
         return self._summary(request.step, context, persona)

@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from api.broker import RoomEventBroker
 from api.db_breaker import DatabaseBreaker
+from api.presence import PresenceTracker
 from api.ratelimit import RateLimiter
 from api.scopes import check_scopes
 from api.streams import OpenStream, StreamRegistry
@@ -65,6 +66,8 @@ class AppState:
     streams: StreamRegistry = field(default_factory=StreamRegistry)
     # Set in lifespan: 503 at once while PostgreSQL is unreachable (api/db_breaker.py).
     breaker: DatabaseBreaker | None = None
+    # Leases saying who has a stream open here (online), read by notifications.
+    presence: PresenceTracker | None = None
 
 
 async def get_state(request: Request) -> AppState:

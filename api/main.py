@@ -16,6 +16,7 @@ from api.db_breaker import DatabaseAvailability, DatabaseBreaker
 from api.deps import AppState, authenticate
 from api.errors import error_response, install_error_handlers
 from api.openapi import install_openapi
+from api.presence import PresenceTracker
 from api.ratelimit import RateLimiter
 from api.routes import (
     agents,
@@ -33,6 +34,7 @@ from api.routes import (
     me,
     memories,
     messages,
+    notifications,
     openai_compat,
     replies,
     rooms,
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             plain_url(settings.database_url), no_fetch, channel="user_events", key="user_id"
         )
         await user_broker.start()
+        presence = PresenceTracker(sessionmaker, settings)
         app.state.iaf = state = AppState(
             settings=settings,
             engine=engine,
@@ -136,13 +139,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jwt_secret=settings.secret("jwt_secret"),
             user_broker=user_broker,
             files=file_store(settings),
+            presence=presence,
         )
+        await presence.start()
         watch, breaker = await start_guards(state)
         try:
             yield
         finally:
             await breaker.stop()
             await watch.stop()
+            await presence.stop()
             await user_broker.stop()
             await broker.stop()
             await engine.dispose()
@@ -171,7 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
-    feature_routers = (search, legal, attachments, knowledge_sources)
+    feature_routers = (search, legal, attachments, knowledge_sources, notifications)
     for module in (*routers, gdpr_user, compliance, *agent_routers, *feature_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)

@@ -48,6 +48,7 @@ CLIENT_ROUTES = (
     "/settings",
     "/settings/{section}",
     "/confirm-email",
+    "/unsubscribe",
 )
 
 SWAGGER_PAGE = """<!doctype html>

@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     api_starts_replies: bool = True
     # Empty: default_llm_model classifies ambiguous messages in auto-routing rooms.
     classifier_model: str = ""
+    # Several agents answering together (`@team`, or several mentions with "together"):
+    # `@team` alone asks the default panel; at most team_max_agents answer; the synthesiser
+    # writes the one answer from theirs.
+    team_default_agents: list[str] = Field(
+        default_factory=lambda: ["architect", "developer", "tester"]
+    )
+    team_max_agents: int = 5
+    team_synthesizer_agent: str = "orchestrator"
     knowledge_max_bytes: int = 256 * 1024
     # An uploaded .md/.txt/.pdf file (its extracted text must also fit knowledge_max_bytes);
     # below the API's 1 MiB body limit, multipart framing included.
@@ -150,6 +158,19 @@ class Settings(BaseSettings):
     referral_monthly_cap: int = 10
     # How often a waiting Referral re-reads first_action_at, in case a signal was lost.
     referral_recheck_minutes: float = 24 * 60
+
+    # Notifications: a mention, an accepted invitation or a finished reply reaching someone
+    # offline (no SSE stream of theirs open on any API process) goes into one e-mail digest,
+    # at most one per notification_digest_minutes; the first waits the delay so that what
+    # happens together arrives together. Off: nothing is queued.
+    notification_emails: bool = True
+    notification_digest_minutes: float = 15.0
+    notification_digest_delay_seconds: float = 60.0
+    # Each API process renews a lease for every person with a stream open there.
+    presence_lease_seconds: float = 30.0
+    presence_renew_seconds: float = 10.0
+    # Signs the digests' unsubscribe links; generated into data_dir when unset.
+    unsubscribe_secret: SecretStr | None = None
 
     # GDPR export and erasure.
     erasure_grace_days: float = 7.0

@@ -30,7 +30,9 @@ from schemas.crawl import CrawlInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
 from schemas.knowledge import VectorJob
+from schemas.notifications import DigestInput
 from schemas.profile import EmailChangeMail
+from schemas.team import TeamReplyInput
 from schemas.workflows import RouteMessageInput
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ ERASURE = "Erasure"
 EMAIL_CHANGE_MAIL = "EmailChangeMail"
 PASSWORD_RESET = "PasswordReset"
 CRAWL_KNOWLEDGE = "CrawlKnowledge"
+TEAM_REPLY = "TeamReply"
+NOTIFICATION_DIGEST = "NotificationDigest"
 WORKFLOW_TYPES = frozenset(
     {
         ROUTE_MESSAGE,
@@ -65,6 +69,8 @@ WORKFLOW_TYPES = frozenset(
         EMAIL_CHANGE_MAIL,
         PASSWORD_RESET,
         CRAWL_KNOWLEDGE,
+        TEAM_REPLY,
+        NOTIFICATION_DIGEST,
     }
 )
 
@@ -79,6 +85,16 @@ def route_workflow_id(message_id: int) -> str:
 def reply_workflow_id(message_id: int, agent_id: str) -> str:
     """Also the reply id: one reply per (message, agent), whoever asks to start it."""
     return f"reply-{message_id}-{agent_id}"
+
+
+def team_workflow_id(message_id: int) -> str:
+    """TeamReply's id, also its synthesis's reply id: one team answer per message."""
+    return f"team-{message_id}"
+
+
+def team_part_id(message_id: int, agent_id: str) -> str:
+    """One panel member's answer inside a team answer (an agent_runs row, not a workflow)."""
+    return f"team-{message_id}-{agent_id}"
 
 
 def vector_workflow_id(job: VectorJob, removal: bool = False) -> str:
@@ -221,7 +237,8 @@ async def start_agent_reply(
 
 
 async def cancel_reply(client: Client, reply_id: str) -> None:
-    """Ask a running AgentReply to stop; it settles its credits and emits agent.error."""
+    """Ask a running AgentReply (or a TeamReply, by its team id) to stop; each answer it runs
+    releases or settles its credits and emits agent.error."""
     await client.get_workflow_handle(reply_id).cancel(rpc_timeout=RPC_TIMEOUT)
 
 
@@ -246,7 +263,24 @@ async def start_mentioned_replies(
     """
     from iaf.agents.mentions import mentioned_agents, parse_mentions
     from iaf.agents.registry import get_registry
+    from iaf.agents.team import team_panel
 
+    registry = get_registry()
+    mentions = parse_mentions(content, registry.names())
+    panel = team_panel(
+        content, mentions, settings.team_default_agents, registry.ids(), settings.team_max_agents
+    )
+    if panel is not None:
+        team = TeamReplyInput(
+            team_id=team_workflow_id(message_id),
+            message_id=message_id,
+            room_id=room_id,
+            requested_by=str(sender_id),
+            agent_ids=panel,
+            synthesizer_id=team_synthesizer(settings, panel),
+        )
+        started_team = await start_team_reply(client, settings, team, eager=False)
+        return [team.team_id] if started_team else []
     inputs = [
         AgentReplyInput(
             reply_id=reply_workflow_id(message_id, agent_id),
@@ -255,7 +289,7 @@ async def start_mentioned_replies(
             agent_id=agent_id,
             requested_by=str(sender_id),
         )
-        for agent_id in mentioned_agents(parse_mentions(content, get_registry().ids()))
+        for agent_id in mentioned_agents(mentions)
     ]
     # In parallel: each start waits up to the start timeout, so in sequence a message
     # mentioning three agents kept its POST three timeouts long while Temporal stalled.
@@ -285,6 +319,50 @@ async def within_start_timeout(settings: Settings, label: str, *starts: Awaitabl
             log.warning("%s: a workflow start failed now (%s); the sweep will retry", label, reason)
     if pending:
         log.warning("%s: %d workflow starts still waiting were cancelled", label, len(pending))
+
+
+def team_synthesizer(settings: Settings, panel: list[str]) -> str:
+    """The agent that writes the team's one answer: the setting's, else the panel's first."""
+    from iaf.agents.registry import get_registry
+
+    wanted = settings.team_synthesizer_agent
+    return wanted if wanted in get_registry().ids() else panel[0]
+
+
+async def start_team_reply(
+    client: Client, settings: Settings, input: TeamReplyInput, *, eager: bool = True
+) -> bool:
+    """Start a message's team answer; False when it exists already (RouteMessage and the API
+    both start it, and one of them is refused)."""
+    if input.team_id != team_workflow_id(input.message_id):
+        raise ValueError(f"team_id must be {team_workflow_id(input.message_id)!r}")
+    agents = ", ".join(f"@{a}" for a in input.agent_ids)
+    try:
+        await client.start_workflow(
+            TEAM_REPLY,
+            input,
+            id=input.team_id,
+            task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes(
+                "team-reply",
+                subject_ref(settings, input.requested_by),
+                room_id=input.room_id,
+                agent_id=input.synthesizer_id,
+            ),
+            static_summary=f"{agents} answer message {input.message_id} together",
+            static_details=(
+                f"{agents} answer message {input.message_id} in room {input.room_id} in"
+                f" parallel (parts team-{input.message_id}-<agent>, each with its own credits"
+                f" and retries), then @{input.synthesizer_id} writes one answer from theirs."
+                " Cancelling it cancels every part."
+            ),
+            request_eager_start=eager,
+            rpc_timeout=RPC_TIMEOUT,
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
 
 
 async def start_vector_job(
@@ -657,3 +735,36 @@ async def stop_crawl(client: Client, source_id: uuid.UUID) -> None:
             source_id,
             type(exc).__name__,
         )
+
+
+# --- notifications ------------------------------------------------------------------------
+
+
+def digest_workflow_id(user_id: uuid.UUID | str) -> str:
+    """One digest workflow per person: it runs while they have notifications waiting."""
+    return f"digest-{user_id}"
+
+
+async def signal_digest(client: Client, settings: Settings, user_id: uuid.UUID) -> None:
+    """Signal-with-start: wakes the person's digest, or starts it when none is running. The
+    notification rows are committed first, so a digest that starts or wakes finds them."""
+    await client.start_workflow(
+        NOTIFICATION_DIGEST,
+        DigestInput(
+            user_id=user_id,
+            delay_seconds=settings.notification_digest_delay_seconds,
+            window_minutes=settings.notification_digest_minutes,
+        ),
+        id=digest_workflow_id(user_id),
+        task_queue=settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=search_attributes("digest", subject_ref(settings, user_id)),
+        static_summary=f"notification digest for user {user_id}",
+        static_details=(
+            "Waits a moment so that what happens together is sent together, then at most one"
+            f" e-mail every {settings.notification_digest_minutes:g} minutes while"
+            " notifications are waiting (notifications, notification_digests); ends when none is."
+        ),
+        start_signal="queued",
+        rpc_timeout=RPC_TIMEOUT,
+    )

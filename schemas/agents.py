@@ -30,6 +30,10 @@ class AgentReplyInput(BaseModel):
     parent_reply_id: str | None = None
     # The human message a hand-off chain started from (None: message_id is that message).
     root_message_id: int | None = None
+    # Set when this answer is part of a team answer (TeamReply `team-{message_id}`): a part
+    # (reply_id `team-{message_id}-{agent}`) stores no message; the synthesis (reply_id equal
+    # to the team id) stores the one answer the room reads.
+    team_id: str | None = None
 
 
 class AgentReplyResult(BaseModel):
@@ -163,6 +167,8 @@ class ReplyOut(BaseModel):
     message_id: int
     room_id: uuid.UUID
     agent_id: str
+    # The team answer this reply belongs to (None for a reply of its own).
+    team_id: str | None = None
     status: str
     reply_message_id: int | None
     depth: int
@@ -185,6 +191,10 @@ class AgentOut(BaseModel):
     name: str
     description: str
     role: str
+    # planning | design | engineering | quality | delivery | orchestration
+    category: str
+    # Other names `@` reaches it by (the seed's BMAD ids).
+    aliases: list[str] = Field(default_factory=list)
     # The litellm model string the agent answers with (the persona's, or the default).
     model: str
 
@@ -194,5 +204,12 @@ class AgentOut(BaseModel):
         return cls.model_validate(persona, from_attributes=True).model_copy(update={"model": model})
 
 
+class AgentCategoryOut(BaseModel):
+    id: str
+    # Agents in the category (whatever the query matched).
+    count: int
+
+
 class AgentList(BaseModel):
     items: list[AgentOut]
+    categories: list[AgentCategoryOut] = Field(default_factory=list)

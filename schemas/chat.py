@@ -28,7 +28,8 @@ class RoomCreate(BaseModel):
     name: NameStr = Field(min_length=1, max_length=200)
     kind: RoomKind = "group"
     topic: SafeStr = Field(default="", max_length=2000)
-    auto_route: bool = False
+    # Omitted: on in a project room (agents answer its questions unasked), off otherwise.
+    auto_route: bool | None = None
     member_ids: list[uuid.UUID] = Field(default_factory=list, max_length=500)
 
 
@@ -64,18 +65,56 @@ class RoomOut(BaseModel):
     created_at: datetime
     my_role: str | None = None
     unread_count: int | None = None
-    # Unread messages that mention the caller by name or with @all (RouteMessage records them).
+    # Unread messages that mention the caller by name or with @all (RouteMessage records them);
+    # always 0 in a room the caller muted.
     unread_mentions: int | None = None
+    # The caller muted the room: no mention badge, no notification.
+    is_muted: bool = False
 
     @classmethod
     def of(
-        cls, room: object, role: str, unread: int | None = None, mentions: int | None = None
+        cls,
+        room: object,
+        role: str,
+        unread: int | None = None,
+        mentions: int | None = None,
+        muted: bool = False,
     ) -> RoomOut:
         """The stored room as one of its members sees it."""
         out = cls.model_validate(room, from_attributes=True)
         return out.model_copy(
-            update={"my_role": role, "unread_count": unread, "unread_mentions": mentions}
+            update={
+                "my_role": role,
+                "unread_count": unread,
+                "unread_mentions": mentions,
+                "is_muted": muted,
+            }
         )
+
+
+class MembershipUpdate(BaseModel):
+    """The caller's own settings in a room."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    is_muted: bool
+
+
+class MembershipOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    room_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    is_muted: bool
+    last_read_message_id: int | None = None
+
+
+class ReadReceiptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: uuid.UUID
+    read_at: datetime
 
 
 class MemberAdd(BaseModel):
@@ -155,9 +194,15 @@ class MessageOut(BaseModel):
         validation_alias=AliasChoices("attachments", AliasPath("meta", "attachments")),
     )
     client_msg_id: str | None = None
+    # A team answer: {team_id, agents (the panel), answered (those whose answer it uses)}.
+    team: dict[str, Any] | None = Field(
+        default=None, validation_alias=AliasChoices("team", AliasPath("meta", "team"))
+    )
     created_at: datetime
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
+    # Direct rooms only: when the other person read this message (absent elsewhere).
+    read_by: list[ReadReceiptOut] | None = None
 
     @model_validator(mode="after")
     def _deleted_without_text(self) -> MessageOut:

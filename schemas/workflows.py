@@ -37,3 +37,6 @@ class RecordedMentions(BaseModel):
     intent_agent_id: str | None = None
     intent_ambiguous: bool = False
     intent_candidates: list[str] = []
+    # The agents that answer together (`@team`, or several mentions with "together"):
+    # one TeamReply instead of one AgentReply each.
+    team_agent_ids: list[str] = []

@@ -68,6 +68,9 @@ def make_settings(
         # slow starts open the guard (starts refused for 5 s): tests that are not about
         # the guard must not depend on the machine being idle. Those that are set it.
         "temporal_start_timeout_seconds": 10.0,
+        # Most tests' people are offline: their digests would wait for an SMTP server that
+        # is not there. The notification tests run a worker of their own with them on.
+        "notification_emails": False,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -198,3 +198,17 @@ async def open_stream(
         yield stream
     finally:
         await stream.close()
+
+
+@contextlib.asynccontextmanager
+async def open_my_events(client: httpx.AsyncClient, person: Person) -> AsyncIterator[SSEStream]:
+    """The person's own stream (GET /api/events) from its start."""
+    request = client.build_request("GET", "/api/events?after=0", headers=person.headers)
+    response = await client.send(request, stream=True)
+    assert response.status_code == 200, (await response.aread()).decode()
+    stream = SSEStream(response)
+    stream.start()
+    try:
+        yield stream
+    finally:
+        await stream.close()

@@ -19,7 +19,9 @@ from activities.invitations import InvitationActivities
 from activities.ledger import LedgerActivities
 from activities.llm import LlmActivities
 from activities.mail import MailActivities
+from activities.notifications import NotificationActivities
 from activities.retrieval import ContextElsewhere, RetrievalActivities
+from activities.team_db import TeamDbActivities
 from activities.temporal_admin import TemporalAdminActivities
 from iaf.retrieval.embedder import Embedder, make_embedder
 from iaf.retrieval.qdrant import make_vector_backend
@@ -34,10 +36,12 @@ from workflows.erasure import Erasure
 from workflows.index_memory import IndexMemory
 from workflows.ingest_knowledge import IngestKnowledge
 from workflows.invitation import Invitation
+from workflows.notification_digest import NotificationDigest
 from workflows.password_reset import PasswordReset
 from workflows.referral import Referral
 from workflows.remove_vectors import RemoveVectors
 from workflows.route_message import RouteMessage
+from workflows.team_reply import TeamReply
 
 
 @dataclass
@@ -66,6 +70,8 @@ def main_workflows() -> Sequence[type]:
         EmailChangeMail,
         PasswordReset,
         CrawlKnowledge,
+        TeamReply,
+        NotificationDigest,
     ]
 
 
@@ -73,7 +79,7 @@ def main_activities(clients: WorkerClients, serves_retrieval: bool) -> Sequence[
     """The main queue's activities. A worker that also serves retrieval registers the context
     step here too, so AgentReply runs it as a local activity (no task-queue hop before the
     first token); one that does not registers a refusal that sends AgentReply to the queue."""
-    chat_db = ChatDbActivities(clients.sessionmaker)
+    chat_db = ChatDbActivities(clients.sessionmaker, clients.settings)
     context = (
         shared_retrieval(clients).build_reply_context
         if serves_retrieval
@@ -102,8 +108,13 @@ def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Cal
     )
     knowledge = KnowledgeDbActivities(clients.sessionmaker)
     llm = LlmActivities(clients.sessionmaker, clients.settings)
+    team = TeamDbActivities(clients.sessionmaker, clients.temporal, clients.settings)
     return [
         agents.start_replies,
+        team.start_team,
+        team.begin_team,
+        team.gather_answers,
+        team.close_team,
         agents.begin_reply,
         agents.persist_reply,
         agents.settle_reply,
@@ -116,15 +127,19 @@ def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Cal
 
 
 def invitation_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
-    """Invitations, referrals and their mail and ledger steps."""
+    """Invitations, referrals, notification digests, and their mail and ledger steps."""
     invitations = InvitationActivities(clients.sessionmaker, clients.temporal, clients.settings)
     mail = MailActivities(clients.sessionmaker, clients.settings)
     ledger = LedgerActivities(clients.sessionmaker, clients.settings)
     accounts = AccountActivities(clients.sessionmaker)
+    notifications = NotificationActivities(clients.sessionmaker, clients.temporal, clients.settings)
     return [
         accounts.load_password_reset,
         accounts.expire_password_reset,
         mail.send_password_reset_mail,
+        notifications.notify,
+        notifications.digest_due,
+        mail.send_digest,
         invitations.load_invitation_schedule,
         invitations.close_invitation,
         invitations.start_referral,

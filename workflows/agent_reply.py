@@ -13,51 +13,24 @@ ends with agent.error "cancelled"; once the reply is stored it only skips the ha
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents_db import AgentDbActivities
-    from activities.llm import LlmActivities
-    from activities.retrieval import CONTEXT_NOT_SERVED, RetrievalActivities
-    from iaf.agents.context import plan_step
     from schemas.agents import (
-        AbortRequest,
         AbortResult,
         AgentReplyInput,
         AgentReplyResult,
         BeginReply,
-        ContextRequest,
-        ContextSummary,
         PersistResult,
-        PlanDecision,
         ReplyRef,
-        SettleResult,
         StartReplies,
-        StreamRequest,
-        StreamResult,
     )
-
-LOCAL: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=20),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=200),
-        maximum_interval=timedelta(seconds=5),
-        maximum_attempts=20,
-    ),
-}
-CONTEXT_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=["ReplyMissing"],
-)
-STREAM_NON_RETRYABLE = ["LlmRejected", "ReplyNotRunning", "UnknownAgent"]
+    from schemas.notifications import NotifyRequest
+    from workflows.notify_step import notify
+    from workflows.reply_steps import LOCAL, ReplySteps, failure_code
 
 
 class _Stored(Exception):
@@ -72,8 +45,8 @@ class _Stored(Exception):
 class AgentReply:
     def __init__(self) -> None:
         self.stage = "starting"
-        self.context_remote = False
         self.headline = "reply"
+        self.steps = ReplySteps(self._progress)
 
     @workflow.query
     def progress(self) -> str:
@@ -103,19 +76,22 @@ class AgentReply:
             )
         except (ActivityError, ApplicationError) as err:
             # Local activities (the database steps) fail with the bare ApplicationError.
-            code = _failure_code(err)
+            code = failure_code(err)
             self._progress(f"failed ({code})")
-            await self._abort(input, code)
+            await self.steps.abort(input.reply_id, code)
             result.status, result.error_code = "error", code
             return result
         if result.status != "running":
             return result
-        settled = await self._settle(ref)
+        settled = await self.steps.settle(ref)
         result.status = "done"
         result.reply_message_id = persisted.reply_message_id
         result.credits_charged = settled.credits_charged
         if not cancelled:
             await self._hand_off(input, begun, persisted, result)
+        if result.reply_message_id is not None and workflow.patched("notify-reply"):
+            self._progress("notifying")
+            await notify(NotifyRequest(kind="reply", reply_id=input.reply_id))
         self._progress("done")
         return result
 
@@ -125,108 +101,26 @@ class AgentReply:
         """Everything up to the stored reply; a cancellation here cleans up and re-raises."""
         ref = ReplyRef(reply_id=input.reply_id)
         try:
-            self._progress("reserving credits")
-            begun: BeginReply = await workflow.execute_local_activity_method(
-                AgentDbActivities.begin_reply, input, **LOCAL
-            )
+            begun = await self.steps.begin(input)
             if begun.status != "running":
                 result.status = "done" if begun.status == "done" else "error"
                 result.reply_message_id = begun.reply_message_id
                 result.error_code = begun.error_code
                 return begun, PersistResult(reply_message_id=begun.reply_message_id)
-            result.context_steps, decision = await self._gather_context(input, begun)
-            streamed = await self._stream(ref, begun, decision)
+            result.context_steps, decision = await self.steps.gather_context(input.reply_id, begun)
+            streamed = await self.steps.stream(ref, begun, decision)
             result.prompt_tokens = streamed.prompt_tokens
             result.completion_tokens = streamed.completion_tokens
-            self._progress("storing the reply")
-            persisted: PersistResult = await workflow.execute_local_activity_method(
-                AgentDbActivities.persist_reply, ref, **LOCAL
-            )
+            persisted = await self.steps.persist(ref)
             return begun, persisted
         except (asyncio.CancelledError, ActivityError) as err:
             if not is_cancelled_exception(err):
                 raise
             self._progress("cancelled")
-            aborted = await self._abort(input, "cancelled")
+            aborted = await self.steps.abort(input.reply_id, "cancelled")
             if aborted.status == "done":
                 raise _Stored(aborted) from None
             raise asyncio.CancelledError() from None
-
-    async def _gather_context(
-        self, input: AgentReplyInput, begun: BeginReply
-    ) -> tuple[int, PlanDecision]:
-        """Retrieve, then let the planner answer, hand off, or refine and retrieve again."""
-        decision = PlanDecision(action="answer")
-        steps = 0
-        for step in range(begun.max_steps):
-            self._progress(f"building context (step {step + 1})")
-            summary = await self._context_step(
-                ContextRequest(reply_id=input.reply_id, step=step), begun
-            )
-            steps = step + 1
-            decision = plan_step(summary, begun.max_steps, begun.retrieval_min_score)
-            if decision.action != "refine":
-                break
-        return steps, decision
-
-    async def _context_step(self, request: ContextRequest, begun: BeginReply) -> ContextSummary:
-        """A local activity where this worker serves retrieval, else the retrieval queue."""
-        if begun.context_local and not self.context_remote:
-            try:
-                return await workflow.execute_local_activity_method(
-                    RetrievalActivities.build_reply_context,
-                    request,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=CONTEXT_RETRY,
-                )
-            except (ActivityError, ApplicationError) as err:
-                # A local activity's failure may arrive unwrapped, without its ActivityError.
-                cause = err.cause if isinstance(err, ActivityError) else err
-                if not (isinstance(cause, ApplicationError) and cause.type == CONTEXT_NOT_SERVED):
-                    raise
-                self.context_remote = True
-        return await workflow.execute_activity_method(
-            RetrievalActivities.build_reply_context,
-            request,
-            task_queue=begun.retrieval_task_queue or None,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=CONTEXT_RETRY,
-        )
-
-    async def _stream(
-        self, ref: ReplyRef, begun: BeginReply, decision: PlanDecision
-    ) -> StreamResult:
-        self._progress("streaming the answer")
-        return await workflow.execute_activity_method(
-            LlmActivities.stream_reply,
-            StreamRequest(
-                reply_id=ref.reply_id,
-                handoff_hint=decision.target if decision.action == "handoff" else None,
-            ),
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(seconds=begun.stream_heartbeat_seconds),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=begun.retry_initial_seconds),
-                backoff_coefficient=2.0,
-                maximum_attempts=begun.stream_max_attempts,
-                non_retryable_error_types=STREAM_NON_RETRYABLE,
-            ),
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
-
-    async def _settle(self, ref: ReplyRef) -> SettleResult:
-        """Settling is bookkeeping the stored reply owes: a late cancellation does not skip it."""
-        self._progress("settling credits")
-        try:
-            return await workflow.execute_local_activity_method(
-                AgentDbActivities.settle_reply, ref, **LOCAL
-            )
-        except (asyncio.CancelledError, ActivityError) as err:
-            if not is_cancelled_exception(err):
-                raise
-            return await workflow.execute_local_activity_method(
-                AgentDbActivities.settle_reply, ref, **LOCAL
-            )
 
     async def _hand_off(
         self,
@@ -263,19 +157,3 @@ class AgentReply:
             **LOCAL,
         )
         result.handed_off_to = target
-
-    async def _abort(self, input: AgentReplyInput, code: str) -> AbortResult:
-        return await workflow.execute_local_activity_method(
-            AgentDbActivities.abort_reply,
-            AbortRequest(reply_id=input.reply_id, code=code),
-            **LOCAL,
-        )
-
-
-def _failure_code(err: ActivityError | ApplicationError) -> str:
-    cause = err.cause if isinstance(err, ActivityError) else err
-    if isinstance(cause, ApplicationError) and cause.type in ("LlmRejected", "LlmUnavailable"):
-        return "llm_rejected" if cause.type == "LlmRejected" else "llm_failed"
-    if isinstance(err, ActivityError) and "stream" in (err.activity_type or ""):
-        return "llm_failed"
-    return "failed"

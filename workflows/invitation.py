@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         ReferralRef,
         ResendRequest,
     )
+    from schemas.notifications import NotifyRequest
+    from workflows.notify_step import notify
 
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
@@ -84,6 +86,10 @@ class Invitation:
                 input.invitation_id, "invite", 0, schedule.expires_at
             )
         closed = await self._wait_until_closed(input.invitation_id, schedule)
+        if closed.status == "accepted" and workflow.patched("notify-inviter"):
+            await notify(
+                NotifyRequest(kind="invitation_accepted", invitation_id=input.invitation_id)
+            )
         if closed.referral_id is not None:
             await workflow.execute_activity_method(
                 InvitationActivities.start_referral,

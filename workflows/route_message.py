@@ -19,13 +19,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.agents_db import AgentDbActivities
     from activities.chat_db import ChatDbActivities
     from activities.llm import LlmActivities
+    from activities.team_db import TeamDbActivities
     from schemas.agents import ClassifyRequest, StartReplies
+    from schemas.notifications import NotifyRequest
+    from schemas.team import StartTeam
     from schemas.workflows import (
         MessageRef,
         RecordedMentions,
         RouteMessageInput,
         RouteMessageResult,
     )
+    from workflows.notify_step import notify
 
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
@@ -41,6 +45,13 @@ CLASSIFY_RETRY = RetryPolicy(
 class RouteMessage:
     @workflow.run
     async def run(self, input: RouteMessageInput) -> RouteMessageResult:
+        recorded, result = await self._route(input)
+        people = recorded.routable and (recorded.user_ids or recorded.mentions_all)
+        if people and workflow.patched("notify-mentions"):
+            await notify(NotifyRequest(kind="mention", message_id=input.message_id))
+        return result
+
+    async def _route(self, input: RouteMessageInput) -> tuple[RecordedMentions, RouteMessageResult]:
         workflow.set_current_details(f"message {input.message_id}, step: recording mentions")
         recorded = await workflow.execute_local_activity_method(
             ChatDbActivities.record_mentions,
@@ -56,7 +67,10 @@ class RouteMessage:
         )
         if not recorded.routable or recorded.sender_user_id is None:
             workflow.set_current_details(f"message {input.message_id}: nothing to route")
-            return result
+            return recorded, result
+        if recorded.team_agent_ids:
+            await self._start_team(recorded, result)
+            return recorded, result
         if not recorded.agent_ids and recorded.auto_route:
             await self._route_by_intent(recorded, result)
         if result.agent_ids:
@@ -77,7 +91,29 @@ class RouteMessage:
             )
             result.reply_ids = [*started.started, *started.already_started]
         workflow.set_current_details(_routed(input.message_id, result))
-        return result
+        return recorded, result
+
+    async def _start_team(self, recorded: RecordedMentions, result: RouteMessageResult) -> None:
+        """Several agents answer together: one TeamReply (the API may have started it)."""
+        assert recorded.sender_user_id is not None
+        agents = ", ".join(f"@{a}" for a in recorded.team_agent_ids)
+        workflow.set_current_details(
+            f"message {recorded.message_id}, step: starting the team answer of {agents}"
+        )
+        await workflow.execute_local_activity_method(
+            TeamDbActivities.start_team,
+            StartTeam(
+                message_id=recorded.message_id,
+                room_id=recorded.room_id,
+                requested_by=recorded.sender_user_id,
+                agent_ids=recorded.team_agent_ids,
+            ),
+            start_to_close_timeout=timedelta(seconds=20),
+            retry_policy=DB_RETRY,
+        )
+        result.agent_ids, result.routed_by = recorded.team_agent_ids, "team"
+        result.reply_ids = [f"team-{recorded.message_id}"]
+        workflow.set_current_details(_routed(recorded.message_id, result))
 
     async def _route_by_intent(
         self, recorded: RecordedMentions, result: RouteMessageResult

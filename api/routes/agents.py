@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentUser, SettingsDep
-from iaf.agents.registry import get_registry
+from iaf.agents.registry import CATEGORIES, Category, get_registry
 from iaf.errors import ApiError
-from schemas.agents import AgentList, AgentOut
+from schemas.agents import AgentCategoryOut, AgentList, AgentOut
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
@@ -18,12 +18,15 @@ async def search_agents(
     settings: SettingsDep,
     q: str = Query(default="", max_length=100, description="what was typed after @"),
     limit: int = Query(default=10, ge=1, le=50),
+    category: Category | None = Query(default=None, description="only agents of this category"),
 ) -> AgentList:
-    """Best matches first (exact id, id prefix, name prefix, substring, description); an
-    empty `q` lists every agent by id. Any signed-in user may read the directory."""
-    personas = get_registry().search(q, limit)
+    """Best matches first (exact id or alias, id prefix, name prefix, substring, description);
+    an empty `q` lists every agent (of the category) by id. Any signed-in user may read it."""
+    registry = get_registry()
+    personas = registry.search(q, limit, category)
     return AgentList(
-        items=[AgentOut.of(p, p.resolved_model(settings.default_llm_model)) for p in personas]
+        items=[AgentOut.of(p, p.resolved_model(settings.default_llm_model)) for p in personas],
+        categories=[AgentCategoryOut(id=c, count=len(registry.in_category(c))) for c in CATEGORIES],
     )
 
 

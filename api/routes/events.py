@@ -13,12 +13,13 @@ from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, SessionDep, StateDep, open_stream
+from api.presence import online
 from api.sse import resume_point, sse
 from api.streams import OpenStream
-from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
+from iaf.rooms import service as rooms
 from iaf.rooms.service import room_for_member
 from schemas.chat import ReadMarker, ReadMarkerOut
 from schemas.common import MAX_BIGINT
@@ -61,6 +62,19 @@ async def room_stream(
     subscription: Subscription = state.broker.subscribe(str(room_id))
     if opened is not None:
         opened.wakeup = subscription.wakeup  # an ended credential wakes the stream up
+    async with online(state.presence, user_id):
+        async for frame in _room_frames(state, room_id, user_id, since, subscription, opened):
+            yield frame
+
+
+async def _room_frames(
+    state: AppState,
+    room_id: uuid.UUID,
+    user_id: uuid.UUID,
+    since: int | None,
+    subscription: Subscription,
+    opened: OpenStream | None,
+) -> AsyncIterator[dict[str, Any]]:
     try:
         await announce_presence(state, room_id, user_id, "online")
         if since is None:
@@ -140,12 +154,12 @@ async def mark_read(
     state: StateDep,
     response: Response,
 ) -> ReadMarkerOut:
-    await room_for_member(session, room_id, user)
+    room, _ = await room_for_member(session, room_id, user)
     limit = state.settings.read_markers_per_minute
     await state.limiter.hit(f"read:{user.id}", limit, 60, response, session)
     if not await MessageRepository(session).in_room(body.message_id, room_id):
         raise ApiError(422, "invalid_message", "message_id is not a message of this room")
-    stored = await MemberRepository(session).mark_read(room_id, user.id, body.message_id)
+    stored = await rooms.mark_read(session, room, user, body.message_id)
     await EventRepository(session).notify_ephemeral(
         room_id, "read", {"user_id": str(user.id), "message_id": stored}
     )

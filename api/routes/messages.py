@@ -19,7 +19,7 @@ from iaf.db.repositories.referrals import ReferralRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
 from iaf.files import service as files
-from iaf.rooms.service import ensure_writable, room_for_member
+from iaf.rooms.service import ensure_writable, room_for_member, with_receipts
 from iaf.settings import Settings
 from iaf.workflow_calls import (
     signal_first_action,
@@ -150,8 +150,9 @@ async def list_messages(
 ) -> Page[MessageOut]:
     if before is not None and after is not None and after >= before:
         raise ApiError(422, "invalid_request", "after must be smaller than before")
-    await room_for_member(session, room_id, user)
+    room, _ = await room_for_member(session, room_id, user)
     items = await MessageRepository(session).page(room_id, before, after, limit)
+    items = await with_receipts(session, room, items)
     full = len(items) == limit
     return Page[MessageOut](
         items=items,

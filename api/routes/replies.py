@@ -2,7 +2,8 @@
 
 Cancelling asks Temporal to cancel `reply-{message_id}-{agent}`; the workflow stops the
 stream, releases the reserved credits and sends agent.error with code "cancelled". A reply
-already stored cannot be cancelled (409).
+already stored cannot be cancelled (409). A team answer (`team-{message_id}`, its parts
+`team-{message_id}-{agent}`) is cancelled as a whole, whichever of its replies is named.
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ from schemas.agents import TERMINAL_STATUSES, CancelOut, ReplyOut
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/chat", tags=["replies"])
 
-# reply-{message_id}-{agent id}: anything else names no reply (422, not a database lookup).
-ReplyId = Annotated[str, Path(pattern=r"^reply-[0-9]{1,19}-[a-z0-9][a-z0-9_-]{0,39}$")]
+# reply-{message_id}-{agent id}, team-{message_id}[-{agent id}]: anything else names no reply
+# (422, not a database lookup).
+ReplyId = Annotated[
+    str,
+    Path(
+        pattern=r"^(reply-[0-9]{1,19}-[a-z0-9][a-z0-9_-]{0,39}"
+        r"|team-[0-9]{1,19}(-[a-z0-9][a-z0-9_-]{0,39})?)$"
+    ),
+]
 
 
 async def _run_in_room(
@@ -53,15 +61,18 @@ async def cancel_reply(
     room_id: uuid.UUID, reply_id: ReplyId, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> CancelOut:
     run, role = await _run_in_room(session, room_id, reply_id, user)
+    if run.is_team_part:  # a team answer stops as a whole: judge by its synthesis
+        run = await AgentRunRepository(session).in_room(str(run.team_id), room_id) or run
     if run.requested_by != user.id and role not in ("owner", "admin"):
         raise ApiError(
             403, "forbidden", "only who asked for the reply or a room owner or admin may cancel it"
         )
     if run.status in TERMINAL_STATUSES:
         raise ApiError(409, "reply_finished", f"the reply is already {run.status}")
+    workflow_id = run.team_id or run.reply_id
     await session.close()
     try:
-        await workflow_calls.cancel_reply(state.temporal, run.reply_id)
+        await workflow_calls.cancel_reply(state.temporal, workflow_id)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(409, "reply_finished", "the reply has already finished") from None

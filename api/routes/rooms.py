@@ -21,6 +21,8 @@ from schemas.chat import (
     MemberOut,
     MemberRoleChanged,
     MemberRoleUpdate,
+    MembershipOut,
+    MembershipUpdate,
     RoomCreate,
     RoomOut,
     RoomUpdate,
@@ -33,6 +35,15 @@ router = APIRouter(prefix="/api/chat", tags=["rooms"])
 async def create_room(
     body: RoomCreate, user: CurrentUser, session: SessionDep, state: StateDep, response: Response
 ) -> RoomOut:
+    """201 with the new room; 200 with the direct room the caller already shares with the
+    colleague named (one direct room per pair, not counted against the daily limit)."""
+    existing = await rooms.existing_direct_room(session, user, body)
+    if existing is not None:
+        response.status_code = 200
+        room, role = await rooms.room_for_member(session, existing.id, user)
+        muted = await rooms.is_muted(session, room, user)
+        await session.commit()
+        return RoomOut.of(room, role, muted=muted)
     limit = state.settings.rooms_per_day
     await state.limiter.hit(f"rooms:{user.id}", limit, DAY_SECONDS, response, session)
     room = await rooms.create_room(session, user, body)
@@ -54,7 +65,19 @@ async def list_rooms(
 @router.get("/rooms/{room_id}")
 async def get_room(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> RoomOut:
     room, role = await rooms.room_for_member(session, room_id, user)
-    return RoomOut.of(room, role)
+    return RoomOut.of(room, role, muted=await rooms.is_muted(session, room, user))
+
+
+@router.patch("/rooms/{room_id}/membership")
+async def update_membership(
+    room_id: uuid.UUID, body: MembershipUpdate, user: CurrentUser, session: SessionDep
+) -> MembershipOut:
+    """The caller's own settings in the room: `is_muted` (no mention badge, no notification)."""
+    room, _ = await rooms.room_for_member(session, room_id, user)
+    await rooms.set_muted(session, room, user, body.is_muted)
+    member = await MemberRepository(session).get(room.id, user.id)
+    await session.commit()
+    return MembershipOut.model_validate(member, from_attributes=True)
 
 
 @router.put("/rooms/{room_id}")
@@ -63,8 +86,9 @@ async def update_room(
 ) -> RoomOut:
     room, role = await rooms.room_for_member(session, room_id, user)
     room = await rooms.update_room(session, room, role, body)
+    muted = await rooms.is_muted(session, room, user)
     await session.commit()
-    return RoomOut.of(room, role)
+    return RoomOut.of(room, role, muted=muted)
 
 
 @router.delete("/rooms/{room_id}", status_code=204)

@@ -20,6 +20,7 @@ from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, StateDep, open_stream
+from api.presence import online
 from api.sse import resume_point, sse
 from api.streams import OpenStream
 from iaf.db.repositories.user_events import UserEventRepository
@@ -91,6 +92,14 @@ async def _stored_since(
 
 async def user_stream(
     state: AppState, user_id: uuid.UUID, since: int | None, opened: OpenStream | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    async with online(state.presence, user_id):
+        async for frame in _user_frames(state, user_id, since, opened):
+            yield frame
+
+
+async def _user_frames(
+    state: AppState, user_id: uuid.UUID, since: int | None, opened: OpenStream | None
 ) -> AsyncIterator[dict[str, Any]]:
     assert state.user_broker is not None
     own = state.user_broker.subscribe(str(user_id))

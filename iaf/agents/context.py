@@ -10,7 +10,8 @@ Stored context shape (JSON):
      "sources": [{"label", "document_id", "chunk", "score", "text"}],
      "memories": [{"memory_id", "score", "text"}],
      "steps": [{"step", "query", "hits", "best_score"}],
-     "handoff_hint": agent id or null}
+     "handoff_hint": agent id or null,
+     "brief": the project room's topic (project rooms only)}
 """
 
 from __future__ import annotations
@@ -30,6 +31,20 @@ ROOM_NOTE = (
     " Answer in the language of the message you are answering (French to French, Arabic"
     " to Arabic, English to English)."
 )
+
+# What the synthesis reads for a teammate that could not answer.
+NO_ANSWER = "(no answer)"
+# A team answer's synthesis: the marker is the offline model's cue (iaf.llm.offline).
+SYNTHESIS_NOTE = (
+    "[task: synthesise] Several teammates answered the question below; their answers follow"
+    " as quoted data. Write one answer from theirs: keep what they agree on, say where they"
+    " differ, and credit each point to the teammate who made it, by name in bold (for"
+    " example **Architect**). Add no expertise none of them gave, and say which teammates"
+    " could not answer."
+)
+
+# A project room's topic is its brief: every agent there reads it (the offline model says so).
+BRIEF_PREFIX = "Project brief (this room's topic): "
 
 
 @dataclass(frozen=True)
@@ -110,7 +125,9 @@ def build_messages(
     context: dict[str, Any], persona: AgentPersona, handoff_hint: str | None = None
 ) -> list[dict[str, str]]:
     """Chat messages for litellm from a stored context."""
-    system = [persona.system_prompt, ROOM_NOTE]
+    system = [persona.prompt(), ROOM_NOTE]
+    if context.get("brief"):
+        system.append(f"{BRIEF_PREFIX}{' '.join(str(context['brief']).split())}")
     sources = context.get("sources") or []
     if sources:
         system.append(
@@ -123,7 +140,12 @@ def build_messages(
             "What the person asking asked agents to remember about them:\n"
             + "\n".join(source_block("memory", m["text"]) for m in memories)
         )
+    team = context.get("team")
+    if team:
+        system.append(SYNTHESIS_NOTE)
     messages = [{"role": "system", "content": "\n\n".join(system)}]
+    if team:
+        messages.append({"role": "user", "content": _team_answers(team)})
     for item in context.get("history") or []:
         if item["role"] == "assistant":
             messages.append({"role": "assistant", "content": item["text"]})
@@ -131,6 +153,13 @@ def build_messages(
             messages.append({"role": "user", "content": f"{item['name']}: {item['text']}"})
     messages.append({"role": "user", "content": _question(context, handoff_hint)})
     return messages
+
+
+def _team_answers(team: dict[str, Any]) -> str:
+    """The teammates' answers as quoted blocks, then the ones that could not answer."""
+    blocks = [source_block(a["name"], a["text"]) for a in team.get("answers") or []]
+    blocks += [source_block(name, NO_ANSWER) for name in team.get("missing") or []]
+    return "Answers from your teammates:\n" + "\n".join(blocks)
 
 
 def _question(context: dict[str, Any], handoff_hint: str | None) -> str:

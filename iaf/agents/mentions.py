@@ -9,8 +9,9 @@ Rules (they decide who gets notified and which agents run, so they are deliberat
 - If the full name is unknown but ends with `-` or `_`, it is retried without them, so
   `@architect-- thoughts?` still mentions the architect; `end` then excludes the stripped
   characters. A handle that really ends with `_` still matches on the first try.
-- `@all` and `@room` mean everyone: kind "all", id "all". They win over any agent or user
-  of the same name; agents win over users. Handle creation should refuse such collisions.
+- `@all` and `@room` mean everyone: kind "all", id "all". `@team` asks several agents to
+  answer together: kind "team", id "team". They win over any agent or user of the same
+  name; agents (by id or alias, reported as the id) win over users.
 - Not mentions: an `@` preceded by a word character or `.` (e-mail addresses such as
   `bob@example.com`), an `@` escaped with a backslash (`\\@pm`; an even number of
   backslashes does not escape), anything in an inline code span or a fenced code block
@@ -23,13 +24,14 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-MentionKind = Literal["agent", "user", "all"]
+MentionKind = Literal["agent", "user", "all", "team"]
 
 ALL_NAMES = frozenset({"all", "room"})
+TEAM_NAME = "team"
 
 _MENTION = re.compile(r"@([A-Za-z0-9_-]+)")
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
@@ -47,10 +49,13 @@ class Mention:
 
 
 def parse_mentions(
-    text: str, agent_ids: Collection[str], user_handles: Collection[str] = ()
+    text: str, agent_ids: Collection[str] | Mapping[str, str], user_handles: Collection[str] = ()
 ) -> list[Mention]:
-    """All mentions in `text`, in order of appearance."""
-    agents = {a.lower(): a for a in sorted(agent_ids)}
+    """All mentions in `text`, in order of appearance. `agent_ids` may map aliases to ids."""
+    if isinstance(agent_ids, Mapping):
+        agents = {name.lower(): agent_ids[name] for name in sorted(agent_ids)}
+    else:
+        agents = {a.lower(): a for a in sorted(agent_ids)}
     users = {u.lower(): u for u in sorted(user_handles, reverse=True)}
     code = _code_ranges(text)
     starts = [s for s, _ in code]
@@ -89,11 +94,24 @@ def _resolve(
         return None
     if name in ALL_NAMES:
         return "all", "all"
+    if name == TEAM_NAME:
+        return "team", TEAM_NAME
     if name in agents:
         return "agent", agents[name]
     if name in users:
         return "user", users[name]
     return None
+
+
+def without_code(text: str) -> str:
+    """`text` with its code spans and fenced blocks blanked out (for reading its prose)."""
+    kept, cursor = [], 0
+    for start, end in _code_ranges(text):
+        kept.append(text[cursor:start])
+        kept.append(" ")
+        cursor = end
+    kept.append(text[cursor:])
+    return "".join(kept)
 
 
 def _is_mention_position(text: str, at: int, end: int) -> bool:

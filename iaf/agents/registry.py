@@ -19,9 +19,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 RetrievalScope = Literal["org+room", "room", "none"]
+#: Where an agent sits in the directory (`GET /api/agents?category=`), in display order.
+Category = Literal["planning", "design", "engineering", "quality", "delivery", "orchestration"]
+CATEGORIES: tuple[Category, ...] = (
+    "planning",
+    "design",
+    "engineering",
+    "quality",
+    "delivery",
+    "orchestration",
+)
 
 #: Names that `@` can address but that no agent may take (see `iaf.agents.mentions`).
-RESERVED_IDS = frozenset({"all", "room"})
+RESERVED_IDS = frozenset({"all", "room", "team"})
 
 _ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
@@ -39,7 +49,12 @@ class AgentPersona(BaseModel):
     name: str = Field(min_length=1, max_length=80)
     description: str = Field(min_length=1)
     role: str = Field(min_length=1)
+    category: Category
     system_prompt: str = Field(min_length=1)
+    # What the role looks at first: said in the prompt, so every answer shows the role.
+    focus: tuple[str, ...] = ()
+    # Other names `@` reaches this agent by (the seed's BMAD ids, such as bmm-architect).
+    aliases: tuple[str, ...] = ()
     # Empty means "use settings.default_llm_model", so one setting switches every agent.
     model: str = ""
     temperature: float = Field(default=0.3, ge=0.0, le=2.0)
@@ -53,6 +68,16 @@ class AgentPersona(BaseModel):
     def _not_reserved(cls, value: str) -> str:
         if value in RESERVED_IDS:
             raise ValueError(f"{value!r} is reserved for @{value} mentions")
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _valid_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for alias in value:
+            if not re.match(_ID_PATTERN, alias) or len(alias) > 40:
+                raise ValueError(f"alias {alias!r} is not a valid agent id")
+            if alias in RESERVED_IDS:
+                raise ValueError(f"{alias!r} is reserved for @{alias} mentions")
         return value
 
     @field_validator("system_prompt")
@@ -71,6 +96,13 @@ class AgentPersona(BaseModel):
     def resolved_model(self, default_model: str) -> str:
         """The litellm model string to call for this agent."""
         return self.model or default_model
+
+    def prompt(self) -> str:
+        """The system prompt with the role line every answer is written from."""
+        role = f"Your role: {self.role}."
+        if self.focus:
+            role += f" Look first at: {'; '.join(self.focus)}."
+        return f"{self.system_prompt}\n{role}"
 
     @property
     def mention(self) -> str:
@@ -94,6 +126,12 @@ class AgentRegistry:
                 raise PersonaError(f"{persona.id}: cannot hand off to itself")
         self._by_id = dict(sorted(by_id.items()))
         self._ids = frozenset(self._by_id)
+        self._names = {agent_id: agent_id for agent_id in self._by_id}
+        for persona in self._by_id.values():
+            for alias in persona.aliases:
+                if alias in self._names:
+                    raise PersonaError(f"{persona.id}: alias {alias!r} is taken already")
+                self._names[alias] = persona.id
 
     @classmethod
     def from_directory(cls, directory: Path | Traversable) -> AgentRegistry:
@@ -104,22 +142,32 @@ class AgentRegistry:
         return cls(_load_persona(f) for f in files)
 
     def get(self, agent_id: str) -> AgentPersona | None:
-        return self._by_id.get(agent_id)
+        """By id or alias."""
+        return self._by_id.get(self._names.get(agent_id, agent_id))
 
     def ids(self) -> frozenset[str]:
         return self._ids
+
+    def names(self) -> dict[str, str]:
+        """Every name `@` reaches an agent by (ids and aliases), mapped to the agent's id."""
+        return dict(self._names)
+
+    def in_category(self, category: str | None) -> list[AgentPersona]:
+        """Every persona of a category (all of them for None), sorted by id."""
+        return [p for p in self._by_id.values() if category is None or p.category == category]
 
     def all(self) -> list[AgentPersona]:
         """Every persona, sorted by id."""
         return list(self._by_id.values())
 
-    def search(self, q: str, limit: int = 10) -> list[AgentPersona]:
+    def search(self, q: str, limit: int = 10, category: str | None = None) -> list[AgentPersona]:
         """Autocomplete: the best matches for what the user typed after `@`."""
         needle = q.strip().lstrip("@").lower()
+        candidates = self.in_category(category)
         if not needle:
-            return self.all()[: max(limit, 0)]
+            return candidates[: max(limit, 0)]
         ranked: list[tuple[int, str, AgentPersona]] = []
-        for persona in self._by_id.values():
+        for persona in candidates:
             rank = _search_rank(persona, needle)
             if rank is not None:
                 ranked.append((rank, persona.id, persona))
@@ -141,7 +189,7 @@ def _search_rank(persona: AgentPersona, needle: str) -> int | None:
     name = persona.name.lower()
     if persona.id == needle:
         return 0
-    if persona.id.startswith(needle):
+    if persona.id.startswith(needle) or needle in persona.aliases:
         return 1
     if name.startswith(needle):
         return 2

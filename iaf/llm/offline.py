@@ -16,7 +16,16 @@ What it answers (a pure function of the messages):
   advice.
 - `@` is removed from quoted text so the reply mentions no one by accident.
 
+Roles: a line "Your role: <role>. Look first at: <a>; <b>." in the system prompt (every
+persona's prompt ends with one) adds a line saying that role and what it looks at, in the
+reply's language, so each agent's answer shows its role. A line "Project brief (this room's
+topic): <brief>" adds a line saying the answer works from that brief.
+
 Markers (for the platform's tests):
+- `[task: synthesise]` in a system message: the reply brings several agents' answers together
+  (the `[source: <agent name>]` blocks), quoting each agent's own point (its answer without
+  the opening line) after the agent's name in bold, in source order; a block whose text is
+  "(no answer)" becomes a line saying that agent could not answer.
 - `[task: classify]` in a system message: the reply is only the id of the best agent among
   lines `- <id>: <description and keywords>` of the system prompt, by word overlap with the
   last user message, or `none`.
@@ -29,6 +38,8 @@ Markers (for the platform's tests):
   any token. `[offline: fail-after=<n>]`: stream n tokens, then raise (non-streaming calls
   raise at once). `[offline: fail-once=<key>]`: fail the first request carrying this key in
   this process, succeed afterwards (tests of Temporal retries; `reset_offline_state()`).
+- `[offline: fail-for=<agent id>]`: raise like `[offline: fail]`, but only for that agent
+  (the `@<id>` of the system prompt's first line): one member of a team fails, every time.
 - `[offline: slow=<tokens_per_second>]` in the last user message overrides the rate.
 - `[offline: markdown]`: the reply ends with a heading, lists, a code block and a link.
 
@@ -75,6 +86,9 @@ from litellm.types.utils import (
 PROVIDER = "offline"
 DEFAULT_MODEL = "offline/iaf-offline"
 CLASSIFY_MARKER = "[task: classify]"
+SYNTHESIS_MARKER = "[task: synthesise]"
+# What a synthesis reads for a teammate that could not answer (iaf.agents.context).
+NO_ANSWER = "(no answer)"
 FAIL_MARKER = "[offline: fail]"
 MAX_SOURCES = 3
 
@@ -86,6 +100,8 @@ _SOURCE_END = re.compile(r"^[ \t]*\[/source\][ \t]*$", re.I | re.M)
 _HANDOFF_ASK = re.compile(r"\b(?:ask|hand\s+off\s+to)\s+@([A-Za-z0-9_-]+)", re.IGNORECASE)
 _HANDED_OFF = re.compile(r"Handing off to @([A-Za-z0-9_-]+)\.")
 _AGENT_LINE = re.compile(r"^\s*-\s*([a-z0-9]+(?:-[a-z0-9]+)*):(.*)$", re.M)
+_BRIEF_LINE = re.compile(r"^Project brief \(this room's topic\): (.+)$", re.M)
+_ROLE_LINE = re.compile(r"^Your role: (.+?)\.(?: Look first at: (.+?)\.)?\s*$", re.M)
 _STOPWORDS_TEXT = (
     "the a an and or but of to in on for with at by from is are was were be been it its this "
     "that these those what how why who when where which can could should would will do does "
@@ -265,7 +281,14 @@ def compose_answer(messages: Sequence[Any]) -> str:
     question = " ".join(_MARKER.sub("", extract_sources(last_text)[1]).split())
     persona, self_id = _persona(extract_sources(system)[1])
     language = detect_language(question)
+    if SYNTHESIS_MARKER in system:
+        return "\n".join(_synthesis_lines(persona, question, sources, language))
     lines = _answer_lines(persona, question, _best_sources(sources, _stems(question)), language)
+    lines.extend(_role_lines(extract_sources(system)[1], language))
+    brief = _BRIEF_LINE.search(extract_sources(system)[1])
+    if brief:
+        shown_brief = _unmention(_clip(brief.group(1), 30))
+        lines.append(_PHRASES.get(language, _PHRASES["en"])["brief"].format(brief=shown_brief))
     if "markdown" in _markers(last_text):
         lines.extend(MARKDOWN_SAMPLE)
     earlier = "\n".join(message_text(m) for m in messages if m is not last)
@@ -294,6 +317,12 @@ _PHRASES = {
         "opening": "(offline model) As {persona}, on {shown}:",
         "your_message": "your message",
         "found": "here is what I found in the knowledge base.",
+        "role": "My role: {role}.",
+        "brief": 'Working from the project brief: "{brief}".',
+        "focus": "I look first at: {focus}.",
+        "missing": "- **{name}** could not answer.",
+        "synthesis": "(offline model) As {persona}, bringing the team's {count} answers together"
+        " on {shown}:",
         "none": "I found no knowledge about this in the room or organisation documents."
         " My general advice: state the goal and the constraints, list the options with"
         " their trade-offs, and share any document that should guide the answer.",
@@ -302,6 +331,12 @@ _PHRASES = {
         "opening": "(offline model) En tant que {persona}, à propos de {shown} :",
         "your_message": "votre message",
         "found": "voici ce que j'ai trouvé dans la base de connaissances.",
+        "role": "Mon rôle : {role}.",
+        "brief": "D'après le brief du projet : « {brief} ».",
+        "focus": "Je regarde d'abord : {focus}.",
+        "missing": "- **{name}** n'a pas pu répondre.",
+        "synthesis": "(offline model) En tant que {persona}, voici les {count} réponses de"
+        " l'équipe réunies, à propos de {shown} :",
         "none": "je n'ai trouvé aucune connaissance à ce sujet dans les documents du salon"
         " ou de l'organisation. Mon conseil général : précisez l'objectif et les contraintes,"
         " listez les options avec leurs compromis, et partagez tout document qui devrait"
@@ -311,6 +346,12 @@ _PHRASES = {
         "opening": "(offline model) بصفتي {persona}، بخصوص {shown}:",
         "your_message": "رسالتك",
         "found": "إليك ما وجدته في قاعدة المعرفة.",
+        "role": "دوري: {role}.",
+        "brief": "انطلاقًا من موجز المشروع: «{brief}».",
+        "focus": "أنظر أولاً إلى: {focus}.",
+        "missing": "- **{name}** لم يتمكن من الإجابة.",
+        "synthesis": "(offline model) بصفتي {persona}، أجمع هنا {count} إجابات من الفريق بخصوص"
+        " {shown}:",
         "none": "لم أجد أي معرفة عن هذا في مستندات الغرفة أو المؤسسة. نصيحتي العامة: حدّد"
         " الهدف والقيود، واذكر الخيارات مع مزايا وعيوب كل منها، وشارك أي مستند ينبغي أن"
         " يوجّه الإجابة.",
@@ -358,6 +399,44 @@ def _answer_lines(
     return [f"{opening} {phrases['none']}"]
 
 
+def _role_lines(system: str, language: str) -> list[str]:
+    """The persona's role and focus, said in the reply's language (none without a role line)."""
+    match = _ROLE_LINE.search(system)
+    if match is None:
+        return []
+    phrases = _PHRASES.get(language, _PHRASES["en"])
+    line = phrases["role"].format(role=_unmention(match.group(1)))
+    if match.group(2):
+        line += " " + phrases["focus"].format(focus=_unmention(match.group(2)))
+    return [line]
+
+
+def _own_point(text: str) -> str:
+    """What an agent's answer says beyond its opening line (which restates the question)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("(offline model)"):
+        lines = lines[1:]
+    return _clip(" ".join(lines), 40)
+
+
+def _synthesis_lines(
+    persona: str, question: str, sources: list[Source], language: str
+) -> list[str]:
+    """One line per agent, in the order given: its name, then its own point quoted."""
+    phrases = _PHRASES.get(language, _PHRASES["en"])
+    by_agent = list({source.label: source for source in sources}.values())
+    answers = [s for s in by_agent if s.text != NO_ANSWER]
+    shown = f'"{_unmention(_clip(question, 25))}"' if question else phrases["your_message"]
+    opening = phrases["synthesis"].format(persona=persona, count=len(answers), shown=shown)
+    lines = [opening]
+    for source in by_agent:
+        if source.text == NO_ANSWER:
+            lines.append(phrases["missing"].format(name=source.label))
+        else:
+            lines.append(f'- **{source.label}**: "{_unmention(_own_point(source.text))}"')
+    return lines
+
+
 def _markers(text: str) -> dict[str, str]:
     return {m.group(1).lower(): m.group(2) or "" for m in _MARKER.finditer(text)}
 
@@ -386,6 +465,9 @@ def plan_reply(messages: Sequence[Any], tokens_per_second: float, model: str) ->
     markers = _markers(message_text(user_messages[-1])) if user_messages else {}
     if "fail" in markers:
         raise OfflineFailure("failure requested by marker", model)
+    failing = markers.get("fail-for")
+    if failing is not None and failing.lower() == _self_id(messages):
+        raise OfflineFailure("failure requested by marker for this agent", model)
     key = markers.get("fail-once")
     if key is not None:
         with _failed_lock:
@@ -400,6 +482,11 @@ def plan_reply(messages: Sequence[Any], tokens_per_second: float, model: str) ->
         tokens_per_second=_rate(markers.get("slow"), tokens_per_second),
         fail_after=int(_float(fail_after, 0)) if fail_after is not None else None,
     )
+
+
+def _self_id(messages: Sequence[Any]) -> str | None:
+    system = "\n".join(message_text(m) for m in messages if _role(m) == "system")
+    return _persona(extract_sources(system)[1])[1]
 
 
 def split_tokens(text: str) -> list[str]:

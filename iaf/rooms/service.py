@@ -4,6 +4,11 @@ Only members see a room (anyone else gets the 404 of a room that does not exist)
 admins manage it; only an owner makes or unmakes an owner, and a room keeps one. Member
 changes of one room run one after the other under a row lock, so those counts are taken on
 committed data. Nothing here commits: the caller commits the request's transaction.
+
+The kinds differ (docs/DESIGN.md, "Room kinds"): a direct room is two people, one per pair,
+without roles to change, and keeps per-message read receipts; a group room has any number of
+members, roles and invitations, and read markers only; a project room is a group room whose
+topic is the project's brief, which agents read, and which auto-routes questions by default.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import Room, User
 from iaf.db.repositories.members import MemberRepository
+from iaf.db.repositories.read_receipts import ReadReceiptRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.db.repositories.rooms import RoomRepository
+from iaf.db.repositories.user_events import UserEventRepository
 from iaf.db.repositories.users import UserRepository
 from iaf.errors import ApiError
-from schemas.chat import RoomCreate, RoomUpdate
+from schemas.chat import MessageOut, ReadReceiptOut, RoomCreate, RoomUpdate
 
 DIRECT_ROOM_MEMBERS = 2
 
@@ -68,8 +75,9 @@ async def create_room(session: AsyncSession, creator: User, body: RoomCreate) ->
             raise ApiError(422, "invalid_member", f"user {invitee_id} is not in your organisation")
     if body.kind == "direct" and len(invitees) != DIRECT_ROOM_MEMBERS - 1:
         raise ApiError(422, "invalid_request", "a direct room has exactly one other member")
+    auto_route = body.auto_route if body.auto_route is not None else body.kind == "project"
     room = await RoomRepository(session).create(
-        creator.org_id, creator.id, body.name, body.kind, body.topic, body.auto_route
+        creator.org_id, creator.id, body.name, body.kind, body.topic, auto_route
     )
     members, events = MemberRepository(session), EventRepository(session)
     await events.append(room.id, "member.add", {"user_id": str(creator.id), "role": "owner"})
@@ -151,6 +159,10 @@ async def change_member_role(
 ) -> str:
     """Returns the member's previous role; emits member.update when the role changed."""
     ensure_room_admin(role)
+    if room.kind == "direct":
+        raise ApiError(
+            409, "direct_room_roles", "a direct room's two people have no roles to change"
+        )
     members = MemberRepository(session)
     current = await members.role_of(room.id, user_id)
     if current is None:
@@ -186,3 +198,63 @@ async def remove_member(
         raise ApiError(403, "forbidden", "only an owner may remove an owner")
     await members.remove(room.id, user_id)
     await EventRepository(session).append(room.id, "member.remove", {"user_id": str(user_id)})
+
+
+async def existing_direct_room(
+    session: AsyncSession, creator: User, body: RoomCreate
+) -> Room | None:
+    """The direct room the creator already shares with the one colleague named, if any:
+    opening a conversation with someone twice opens the same one."""
+    invitees = {i for i in body.member_ids if i != creator.id}
+    if body.kind != "direct" or len(invitees) != 1:
+        return None
+    return await RoomRepository(session).direct_room_between(
+        creator.org_id, creator.id, invitees.pop()
+    )
+
+
+async def is_muted(session: AsyncSession, room: Room, user: User) -> bool:
+    member = await MemberRepository(session).get(room.id, user.id)
+    return bool(member and member.is_muted)
+
+
+async def set_muted(session: AsyncSession, room: Room, user: User, muted: bool) -> None:
+    """A personal setting: allowed in an archived room too. The person's other sessions hear
+    of it on their own stream (room.update)."""
+    if await MemberRepository(session).set_muted(room.id, user.id, muted):
+        await UserEventRepository(session).append(user.id, "room.update", {"room_id": str(room.id)})
+
+
+async def mark_read(session: AsyncSession, room: Room, user: User, message_id: int) -> int:
+    """Moves the caller's read marker; in a direct room, also receipts each message of the
+    other person up to it and tells the room (`message.read`, stored and replayed)."""
+    before, stored = await MemberRepository(session).advance_read(room.id, user.id, message_id)
+    if room.kind == "direct" and stored > before:
+        read, at = await ReadReceiptRepository(session).record(room.id, user.id, before, stored)
+        if read and at is not None:
+            await EventRepository(session).append(
+                room.id,
+                "message.read",
+                {"user_id": str(user.id), "message_ids": read, "read_at": at.isoformat()},
+            )
+    return stored
+
+
+async def with_receipts(
+    session: AsyncSession, room: Room, messages: list[MessageOut]
+) -> list[MessageOut]:
+    """Direct rooms show who read each message and when; other kinds show nothing."""
+    if room.kind != "direct":
+        return messages
+    receipts = await ReadReceiptRepository(session).for_messages(room.id, [m.id for m in messages])
+    return [
+        m.model_copy(
+            update={
+                "read_by": [
+                    ReadReceiptOut.model_validate(r, from_attributes=True)
+                    for r in receipts.get(m.id, [])
+                ]
+            }
+        )
+        for m in messages
+    ]

@@ -37,6 +37,7 @@ def make(agent_id: str, keywords: list[str]) -> AgentPersona:
         name=agent_id.title(),
         description="d",
         role="r",
+        category="engineering",
         system_prompt="p",
         keywords=tuple(keywords),
     )

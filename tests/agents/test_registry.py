@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from iaf.agents.mentions import parse_mentions
 from iaf.agents.registry import (
+    CATEGORIES,
     AgentPersona,
     AgentRegistry,
     PersonaError,
@@ -36,6 +39,7 @@ def persona(agent_id: str, **fields: object) -> AgentPersona:
         "name": agent_id.title(),
         "description": f"{agent_id} things",
         "role": "Helper",
+        "category": "engineering",
         "system_prompt": f"You are {agent_id}.",
     }
     values.update(fields)
@@ -49,22 +53,81 @@ def write_persona(directory: Path, stem: str, body: str) -> None:
 def toml_for(agent_id: str, extra: str = "") -> str:
     return (
         f'id = "{agent_id}"\nname = "{agent_id.title()}"\ndescription = "d"\nrole = "r"\n'
+        'category = "quality"\n'
         f'system_prompt = """\nYou are {agent_id}.\n"""\n{extra}'
     )
 
 
+# The seed's catalogue (bmm-architect, pm, developer, tester, tech-writer, …) completed with
+# the BMAD method's other roles.
+BMAD = {"product-owner", "qa", "orchestrator", "master", "agent-builder", "workflow-builder"}
+
+
 def test_ships_the_required_personas() -> None:
     registry = get_registry()
-    assert registry.ids() >= REQUIRED
-    assert len(registry) >= 12
+    assert registry.ids() >= REQUIRED | BMAD
+    assert len(registry) == 19
     assert isinstance(registry.ids(), frozenset)
+
+
+def test_every_category_has_agents_and_every_agent_a_category() -> None:
+    registry = get_registry()
+    by_category = {c: [p.id for p in registry.in_category(c)] for c in CATEGORIES}
+    assert all(by_category.values()), by_category
+    assert sorted(a for ids in by_category.values() for a in ids) == sorted(registry.ids())
+    assert "qa" in by_category["quality"] and "orchestrator" in by_category["orchestration"]
+    assert [p.id for p in registry.search("", 50, "quality")] == ["qa", "security", "tester"]
+
+
+def test_the_seeds_bmad_ids_reach_the_same_agents() -> None:
+    registry = get_registry()
+    seed = {
+        "bmm-architect": "architect",
+        "bmm-pm": "pm",
+        "bmm-developer": "developer",
+        "bmm-tester": "tester",
+        "bmm-tech-writer": "writer",
+        "po": "product-owner",
+        "bmad-orchestrator": "orchestrator",
+        "bmad-master": "master",
+        "ux-expert": "ux",
+    }
+    for alias, agent_id in seed.items():
+        persona = registry.get(alias)
+        assert persona is not None and persona.id == agent_id, alias
+        assert registry.names()[alias] == agent_id
+    found = parse_mentions("@bmm-architect and @PO, then @writer", registry.names())
+    assert [(m.kind, m.id) for m in found] == [
+        ("agent", "architect"),
+        ("agent", "product-owner"),
+        ("agent", "writer"),
+    ]
+
+
+def test_aliases_must_be_free_and_valid() -> None:
+    with pytest.raises(PersonaError, match="taken"):
+        AgentRegistry([persona("a", aliases=("b",)), persona("b")])
+    with pytest.raises(ValidationError):
+        persona("a", aliases=("team",))
+    with pytest.raises(ValidationError):
+        persona("a", aliases=("Not An Id",))
+    with pytest.raises(ValidationError):
+        persona("a", category="marketing")
+
+
+def test_every_prompt_ends_with_its_role() -> None:
+    for p in get_registry():
+        assert p.focus, p.id
+        assert p.prompt().splitlines()[-1] == (
+            f"Your role: {p.role}. Look first at: {'; '.join(p.focus)}."
+        )
 
 
 def test_registry_is_cached() -> None:
     assert get_registry() is get_registry()
 
 
-@pytest.mark.parametrize("agent_id", sorted(REQUIRED))
+@pytest.mark.parametrize("agent_id", sorted(get_registry().ids()))
 def test_shipped_persona_is_substantive(agent_id: str) -> None:
     p = get_registry().get(agent_id)
     assert p is not None
@@ -127,7 +190,8 @@ def test_search_shipped_personas() -> None:
     assert registry.search("pm")[0].id == "pm"
     assert [p.id for p in registry.search("de")][:3] == ["designer", "developer", "devops"]
     assert registry.search("data")[0].id == "data-engineer"
-    assert registry.search("master")[0].id == "scrum-master"
+    assert [p.id for p in registry.search("master")][:2] == ["master", "scrum-master"]
+    assert registry.search("bmm-architect")[0].id == "architect"
     assert registry.search("pipelines")[0].id == "data-engineer"
 
 

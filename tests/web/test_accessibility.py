@@ -3,6 +3,8 @@ axe-core finds no serious or critical violation on the main views."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.async_api import Page, expect
 
@@ -47,9 +49,9 @@ async def test_sign_in_switch_rooms_and_ask_an_agent_with_the_keyboard_only(
     assert await page.evaluate(FOCUS_RING), "the message box shows no focus ring"
 
     await page.keyboard.type("@archi")
-    await expect(page.get_by_role("option", name="Architect")).to_have_attribute(
-        "aria-selected", "true"
-    )
+    await expect(
+        page.get_by_role("option", name=re.compile(r"^Architect @architect"))
+    ).to_have_attribute("aria-selected", "true")
     await page.keyboard.press("Enter")
     await page.keyboard.type("what is the next step?")
     await page.keyboard.press("Enter")

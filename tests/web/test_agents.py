@@ -5,6 +5,7 @@ screenshot for the README is taken here."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ async def test_mention_an_agent_and_read_its_markdown_reply(
 
     box = page.locator("#composer-input")
     await box.press_sequentially("@archi")
-    option = page.get_by_role("option", name="Architect")
+    option = page.get_by_role("option", name=re.compile(r"^Architect @architect"))
     await expect(option).to_be_visible()
     await box.press("Enter")
     await expect(box).to_have_value("@architect ")

@@ -1,10 +1,10 @@
 /* The open room: its live stream (GET /api/chat/rooms/{id}/events), header and members. */
 
-import { api, enc } from "./api.js";
-import { $, listOf, sleep } from "./dom.js";
+import { api, enc, refusal } from "./api.js";
+import { $, listOf, sleep, toast } from "./dom.js";
 import { t } from "./i18n.js";
 import { clearTyping, closeMentions, onTyping, setReplyTo } from "./composer.js";
-import { appendNotice, clearMessages, loadMessages, markDeleted, upsertMessage } from "./messages.js";
+import { appendNotice, clearMessages, loadMessages, markDeleted, markRead, upsertMessage } from "./messages.js";
 import { clearReplies, replyHandlers } from "./replies.js";
 import { loadRooms, renderRooms } from "./rooms.js";
 import { LiveStream } from "./sse.js";
@@ -18,6 +18,7 @@ export function wireChat({ membersChanged, invitationsChanged, roomGone }) {
   onMembersChanged = membersChanged;
   onInvitationsChanged = invitationsChanged;
   onRoomGone = roomGone;
+  $("mute-toggle").addEventListener("click", toggleMute);
 }
 
 function setStatus(status) {
@@ -46,6 +47,25 @@ export function renderRoomHeader() {
   $("room-archived").hidden = !room.archived;
   $("composer").hidden = Boolean(room.archived);
   $("room-kind").textContent = room.kind === "direct" ? "@" : "#";
+  const mute = $("mute-toggle");
+  mute.setAttribute("aria-pressed", String(Boolean(room.is_muted)));
+  mute.textContent = t(room.is_muted ? "room.unmute" : "room.mute");
+  mute.title = t("room.mute_hint");
+}
+
+/** Muting is the caller's own setting: no mention badge, no e-mail for this room. */
+async function toggleMute() {
+  const room = currentRoom();
+  if (!room) return;
+  try {
+    const membership = await api(`/api/chat/rooms/${enc(room.id)}/membership`, { method: "PATCH", body: { is_muted: !room.is_muted } });
+    room.is_muted = membership.is_muted;
+    if (room.is_muted) room.unread_mentions = 0;
+    renderRoomHeader();
+    renderRooms();
+  } catch (err) {
+    toast(t("room.mute_failed", { reason: refusal(err) }));
+  }
 }
 
 export async function openRoom(roomId) {
@@ -134,6 +154,9 @@ function handleEvent(type, data) {
       break;
     case "room.update":
       loadRooms();
+      break;
+    case "message.read":
+      markRead(data);
       break;
     case "room.delete":
       onRoomGone(state.roomId);

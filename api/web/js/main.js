@@ -13,7 +13,7 @@ import { storedReply } from "./replies.js";
 import { fillColleagues, loadInvitations, renderDetails, renderMembers, wireRoomPanel } from "./room-panel.js";
 import { loadRooms, renderRooms, startUserStream, stopUserStream, wireRoomList, wireRooms } from "./rooms.js";
 import { navigate, parse, roomPath, startRouting } from "./router.js";
-import { confirmEmail, leaveSettings, showSection, wireSettings } from "./settings.js";
+import { confirmEmail, leaveSettings, showSection, unsubscribe, wireSettings } from "./settings.js";
 import { closeSearch, wireSearch } from "./search.js";
 import { roomById, state } from "./state.js";
 
@@ -49,6 +49,10 @@ async function showRoute(route) {
     await showConfirmation();
     return;
   }
+  if (route.view === "unsubscribe") {
+    await showUnsubscribe();
+    return;
+  }
   if (!session.token) {
     showAuth();
     return;
@@ -82,10 +86,24 @@ async function showRoute(route) {
   showRoomAttachments();
 }
 
-async function showConfirmation() {
+function showNotice(title) {
   $("auth-view").hidden = true;
   $("app-view").hidden = true;
   $("notice-view").hidden = false;
+  $("notice-title").dataset.i18n = title;
+  $("notice-title").textContent = t(title);
+}
+
+async function showUnsubscribe() {
+  showNotice("unsubscribe.title");
+  $("notice-text").textContent = t("unsubscribe.working");
+  const result = await unsubscribe();
+  $("notice-text").textContent = result.ok ? t("unsubscribe.done") : t("unsubscribe.failed", { reason: result.message });
+  $("notice-link").focus();
+}
+
+async function showConfirmation() {
+  showNotice("confirm.title");
   $("notice-text").textContent = t("confirm.working");
   const result = await confirmEmail();
   $("notice-text").textContent = result.ok ? t("confirm.done", { email: result.email }) : t("confirm.failed", { reason: result.message });
@@ -108,7 +126,7 @@ async function enterApp() {
   await loadRooms();
   entered = true;
   const route = parse();
-  await showRoute(route.view === "confirm-email" ? { view: "home" } : route);
+  await showRoute(["confirm-email", "unsubscribe"].includes(route.view) ? { view: "home" } : route);
 }
 
 function leaveApp(reason) {
@@ -199,6 +217,10 @@ async function start() {
   const route = parse();
   if (route.view === "confirm-email") {
     await showConfirmation();
+    return;
+  }
+  if (route.view === "unsubscribe") {
+    await showUnsubscribe();
     return;
   }
   if (!session.token) {

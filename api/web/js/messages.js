@@ -160,7 +160,26 @@ export function renderMessage(message) {
       message.reply_to_id ? h("div", { className: "quote" }, quoteOf(message)) : null,
       content,
       renderAttachments(message),
+      mine ? receipt(message) : null,
       deleted ? null : messageActions(message, mine)));
+}
+
+/** Direct rooms only: when the other person read one of my messages. */
+function receipt(message) {
+  const read = (message.read_by || [])[0];
+  if (!read) return null;
+  return h("p", { className: "receipt muted small", title: read.read_at },
+    t("message.read", { time: formatTime(read.read_at) }));
+}
+
+/** A `message.read` event: the messages the other person just read get their receipt. */
+export function markRead(data) {
+  for (const id of data.message_ids || []) {
+    const message = state.messages.get(Number(id));
+    if (!message) continue;
+    const others = (message.read_by || []).filter((r) => String(r.user_id) !== String(data.user_id));
+    upsertMessage({ ...message, read_by: [...others, { user_id: data.user_id, read_at: data.read_at }] }, { quiet: true });
+  }
 }
 
 function messageActions(message, mine) {

@@ -55,6 +55,7 @@ export function renderRooms() {
       },
       h("span", { className: "room-hash", "aria-hidden": "true" }, room.kind === "direct" ? "@" : "#"),
       h("span", { className: "room-name" }, room.name || t("rooms.untitled")),
+      room.is_muted ? h("span", { className: "muted-mark", title: t("rooms.muted"), "aria-label": t("rooms.muted") }, "🔕") : null,
       badge(mentioned, "badge mention", t("rooms.mentions", { count: mentioned })),
       badge(unread, "badge", t("rooms.unread", { count: unread }))));
   }));
@@ -65,9 +66,10 @@ async function createRoom(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const name = form.elements.name.value.trim();
+  const kind = form.elements.kind.value === "project" ? "project" : "group";
   if (!name) return;
   try {
-    const room = await api("/api/chat/rooms", { method: "POST", body: { name, kind: "group" } });
+    const room = await api("/api/chat/rooms", { method: "POST", body: { name, kind } });
     form.reset();
     state.rooms = [room, ...state.rooms.filter((r) => r.id !== room.id)];
     renderRooms();

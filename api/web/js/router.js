@@ -2,6 +2,7 @@
  *   /rooms/{id}            a room          /rooms/{id}/settings   its settings panel
  *   /settings/{section}    profile, credits or privacy
  *   /confirm-email#token=… the link mailed to confirm a new address
+ *   /unsubscribe#token=…   the digest e-mail's link (works signed out)
  * The server answers each of these paths with index.html (api/web_client.py). */
 
 let onChange = () => {};
@@ -12,6 +13,7 @@ export function parse(path = window.location.pathname) {
   const settings = /^\/settings(?:\/([a-z]+))?\/?$/.exec(path);
   if (settings) return { view: "settings", section: settings[1] || "profile" };
   if (path === "/confirm-email") return { view: "confirm-email" };
+  if (path === "/unsubscribe") return { view: "unsubscribe" };
   return { view: "home" };
 }
 

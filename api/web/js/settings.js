@@ -90,6 +90,18 @@ export async function confirmEmail() {
   }
 }
 
+/** The page a digest e-mail's link opens: /unsubscribe#token=… (no sign-in needed). */
+export async function unsubscribe() {
+  const token = new URLSearchParams(window.location.hash.slice(1)).get("token") || "";
+  window.history.replaceState(null, "", window.location.pathname);
+  try {
+    await api("/api/notifications/unsubscribe", { method: "POST", body: { token } });
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, message: refusal(err) };
+  }
+}
+
 // ---------------------------------------------------------------- credits
 
 function entryLabel(entry) {

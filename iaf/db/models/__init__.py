@@ -2,7 +2,7 @@
 
 from iaf.db.models.agents import AgentRun, KnowledgeChunk, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
-from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember
+from iaf.db.models.chat import Message, MessageReadReceipt, Room, RoomEvent, RoomMember
 from iaf.db.models.crawl import KnowledgeSource, KnowledgeSourcePage
 from iaf.db.models.files import Attachment
 from iaf.db.models.gdpr import (
@@ -17,6 +17,12 @@ from iaf.db.models.gdpr import (
 from iaf.db.models.identity import ApiKey, Org, PasswordReset, User
 from iaf.db.models.invitations import Invitation, Referral
 from iaf.db.models.ledger import LedgerEntry
+from iaf.db.models.notifications import (
+    Notification,
+    NotificationDigest,
+    NotificationSetting,
+    UserPresence,
+)
 from iaf.db.models.openai_sessions import OpenAISession
 from iaf.db.models.ops import RateLimitCounter
 from iaf.db.models.sessions import EmailChange, RevokedToken
@@ -43,6 +49,10 @@ __all__ = [
     "LedgerEntry",
     "Memory",
     "Message",
+    "MessageReadReceipt",
+    "Notification",
+    "NotificationDigest",
+    "NotificationSetting",
     "OpenAISession",
     "Org",
     "PasswordReset",
@@ -54,4 +64,5 @@ __all__ = [
     "RoomMember",
     "User",
     "UserEvent",
+    "UserPresence",
 ]

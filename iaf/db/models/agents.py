@@ -58,6 +58,9 @@ class AgentRun(Base):
     depth: Mapped[int] = mapped_column(Integer, server_default="0")
     parent_reply_id: Mapped[str | None] = mapped_column(String(120))
     root_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The team answer (TeamReply `team-{message_id}`) this run is a part of, or its synthesis
+    # (reply_id == team_id); None for a reply of its own.
+    team_id: Mapped[str | None] = mapped_column(String(120), index=True)
     # {code, message} of the final failure or cancellation.
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # The assembled context (history, sources, memories) while the reply runs; reduced to
@@ -70,6 +73,11 @@ class AgentRun(Base):
     stream_attempt: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
+
+    @property
+    def is_team_part(self) -> bool:
+        """One agent's answer inside a team answer: kept as a draft, never a room message."""
+        return self.team_id is not None and self.reply_id != self.team_id
 
 
 # A reply is stored at most once, whatever is retried (messages.metadata->>'reply_id').

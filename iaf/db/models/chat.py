@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -64,6 +65,9 @@ class RoomMember(Base):
     # owner | admin | member
     role: Mapped[str] = mapped_column(String(20), default="member")
     last_read_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Muted: the room's mentions neither badge nor notify this member (no `mention` user event,
+    # no e-mail); its messages still count as unread.
+    is_muted: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
     joined_at: Mapped[datetime] = created_at_column()
 
 
@@ -120,3 +124,24 @@ class RoomEvent(Base):
     type: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class MessageReadReceipt(Base):
+    """When a member of a direct room read each message of the other person (direct rooms
+    only: in a group, who read what when is the room's read markers' business, not everyone's)."""
+
+    __tablename__ = "message_read_receipts"
+    __table_args__ = (
+        Index("ix_message_read_receipts_room_id_message_id", "room_id", "message_id"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    room_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("rooms.id", ondelete="CASCADE")
+    )
+    read_at: Mapped[datetime] = created_at_column()

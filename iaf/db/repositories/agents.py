@@ -49,6 +49,7 @@ class AgentRunRepository:
                 depth=input.depth,
                 parent_reply_id=input.parent_reply_id,
                 root_message_id=input.root_message_id,
+                team_id=input.team_id,
                 usage={},
             )
             .on_conflict_do_nothing(index_elements=["reply_id"])
@@ -68,6 +69,7 @@ class AgentRunRepository:
             depth=input.depth,
             parent_reply_id=input.parent_reply_id,
             root_message_id=input.root_message_id,
+            team_id=input.team_id,
             usage={},
         )
         # A no-op update of the existing row takes its lock and lets RETURNING show it.
@@ -158,12 +160,15 @@ class AgentRunRepository:
         *,
         error: dict[str, Any] | None = None,
         context: dict[str, Any] | None = None,
+        keep_answer: bool = False,
     ) -> None:
-        """Terminal status; the stored context keeps references only (no text) from here on."""
+        """Terminal status; the stored context keeps references only (no text) from here on.
+        A team part keeps its answer until the team's synthesis has read it (`clear_drafts`)."""
         assert status in TERMINAL_STATUSES
         run.status = status
         run.error = error
-        run.answer = None
+        if not keep_answer:
+            run.answer = None
         run.context = context
         run.updated_at = datetime.now(UTC)
         await self.session.flush()
@@ -217,3 +222,25 @@ class AgentRunRepository:
         await self.session.flush()
         await self.session.refresh(message)
         return message
+
+    async def team_runs(self, team_id: str) -> list[AgentRun]:
+        """A team answer's runs (its parts and its synthesis), oldest first."""
+        rows = await self.session.scalars(
+            select(AgentRun)
+            .where(AgentRun.team_id == team_id)
+            .order_by(AgentRun.created_at, AgentRun.reply_id)
+            .execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+    async def clear_drafts(self, team_id: str) -> None:
+        """The parts' answers, once the synthesis is written (or the team gave up)."""
+        await self.session.execute(
+            update(AgentRun)
+            .where(
+                AgentRun.team_id == team_id,
+                AgentRun.reply_id != team_id,
+                AgentRun.answer.is_not(None),
+            )
+            .values(answer=None, updated_at=func.now())
+        )

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import Room, RoomMember, User
+
+# The marker before and after, in one statement (the row lock orders concurrent readers).
+_ADVANCE_READ = text(
+    "UPDATE room_members m"
+    " SET last_read_message_id = greatest(coalesce(o.old, 0), :message_id)"
+    " FROM (SELECT room_id, user_id, last_read_message_id AS old FROM room_members"
+    "       WHERE room_id = :room_id AND user_id = :user_id FOR UPDATE) o"
+    " WHERE m.room_id = o.room_id AND m.user_id = o.user_id"
+    " RETURNING o.old, m.last_read_message_id"
+)
 
 
 class MemberRepository:
@@ -88,6 +98,37 @@ class MemberRepository:
             )
             or 0
         )
+
+    async def get(self, room_id: uuid.UUID, user_id: uuid.UUID) -> RoomMember | None:
+        return await self.session.scalar(
+            select(RoomMember)
+            .where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
+            .execution_options(populate_existing=True)
+        )
+
+    async def set_muted(self, room_id: uuid.UUID, user_id: uuid.UUID, muted: bool) -> bool:
+        """True when the member's setting changed."""
+        result = await self.session.execute(
+            update(RoomMember)
+            .where(
+                RoomMember.room_id == room_id,
+                RoomMember.user_id == user_id,
+                RoomMember.is_muted.is_not(muted),
+            )
+            .values(is_muted=muted)
+            .returning(RoomMember.user_id)
+        )
+        return result.first() is not None
+
+    async def advance_read(
+        self, room_id: uuid.UUID, user_id: uuid.UUID, message_id: int
+    ) -> tuple[int, int]:
+        """Moves the read marker forward; returns (the marker before, the marker now)."""
+        result = await self.session.execute(
+            _ADVANCE_READ, {"room_id": room_id, "user_id": user_id, "message_id": message_id}
+        )
+        old, stored = result.one()
+        return int(old or 0), int(stored or 0)
 
     async def mark_read(self, room_id: uuid.UUID, user_id: uuid.UUID, message_id: int) -> int:
         """Read markers only move forward; returns the marker now stored."""

@@ -62,3 +62,15 @@ class EventRepository:
             {"room_id": room_id},
         )
         return int(value or 0)
+
+    async def exists(self, room_id: uuid.UUID, type_: str, key: str, value: str) -> bool:
+        """Whether the room's log holds an event of this type whose `key` is `value` (makes a
+        once-only event idempotent for a step that may run again)."""
+        found = await self.session.scalar(
+            text(
+                "SELECT 1 FROM room_events WHERE room_id = :room_id AND type = :type"
+                " AND data ->> :key = :value LIMIT 1"
+            ),
+            {"room_id": room_id, "type": type_, "key": key, "value": value},
+        )
+        return found is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -39,3 +40,13 @@ class UserEventRepository:
             text("SELECT room_id FROM room_members WHERE user_id = :user_id"), {"user_id": user_id}
         )
         return list(rows)
+
+    async def append(self, user_id: uuid.UUID, type_: str, data: dict[str, Any]) -> None:
+        """An event for this person only; its delivery id is drawn (and NOTIFYed) at commit."""
+        await self.session.execute(
+            text(
+                "INSERT INTO user_events (user_id, type, data)"
+                " VALUES (:user_id, :type, CAST(:data AS jsonb))"
+            ),
+            {"user_id": user_id, "type": type_, "data": json.dumps(data)},
+        )

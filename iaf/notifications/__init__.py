@@ -1,0 +1,1 @@
+"""E-mail notifications for people who were away: queueing rules, digests, unsubscribing."""

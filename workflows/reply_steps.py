@@ -1,0 +1,167 @@
+"""The steps of one agent's answer, shared by AgentReply and TeamReply (not a workflow).
+
+reserve credits -> build context (retrieval, refined up to persona.max_steps) -> stream ->
+store -> settle, or abort. Short database steps are local activities; the context step is a
+local activity where the worker serves retrieval, else it runs on the retrieval task queue;
+the streaming step heartbeats, and a retry of it starts afresh with agent.reset. Retry
+policies and timeouts are set here, at the call sites, for every caller alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.agents_db import AgentDbActivities
+    from activities.llm import LlmActivities
+    from activities.retrieval import CONTEXT_NOT_SERVED, RetrievalActivities
+    from iaf.agents.context import plan_step
+    from schemas.agents import (
+        AbortRequest,
+        AbortResult,
+        AgentReplyInput,
+        BeginReply,
+        ContextRequest,
+        ContextSummary,
+        PersistResult,
+        PlanDecision,
+        ReplyRef,
+        SettleResult,
+        StreamRequest,
+        StreamResult,
+    )
+
+LOCAL: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=20),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=timedelta(seconds=5),
+        maximum_attempts=20,
+    ),
+}
+CONTEXT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=["ReplyMissing"],
+)
+STREAM_NON_RETRYABLE = ["LlmRejected", "ReplyNotRunning", "UnknownAgent"]
+
+
+class ReplySteps:
+    """One workflow's calls for its answers; `progress` says which step runs (UI details)."""
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self.progress = progress
+        # Once a local context step is refused (this worker serves no retrieval), use the queue.
+        self.context_remote = False
+
+    async def begin(self, input: AgentReplyInput) -> BeginReply:
+        self.progress("reserving credits")
+        begun: BeginReply = await workflow.execute_local_activity_method(
+            AgentDbActivities.begin_reply, input, **LOCAL
+        )
+        return begun
+
+    async def gather_context(self, reply_id: str, begun: BeginReply) -> tuple[int, PlanDecision]:
+        """Retrieve, then let the planner answer, hand off, or refine and retrieve again."""
+        decision = PlanDecision(action="answer")
+        steps = 0
+        for step in range(begun.max_steps):
+            self.progress(f"building context (step {step + 1})")
+            summary = await self.context_step(ContextRequest(reply_id=reply_id, step=step), begun)
+            steps = step + 1
+            decision = plan_step(summary, begun.max_steps, begun.retrieval_min_score)
+            if decision.action != "refine":
+                break
+        return steps, decision
+
+    async def context_step(self, request: ContextRequest, begun: BeginReply) -> ContextSummary:
+        """A local activity where this worker serves retrieval, else the retrieval queue."""
+        if begun.context_local and not self.context_remote:
+            try:
+                return await workflow.execute_local_activity_method(
+                    RetrievalActivities.build_reply_context,
+                    request,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=CONTEXT_RETRY,
+                )
+            except (ActivityError, ApplicationError) as err:
+                # A local activity's failure may arrive unwrapped, without its ActivityError.
+                cause = err.cause if isinstance(err, ActivityError) else err
+                if not (isinstance(cause, ApplicationError) and cause.type == CONTEXT_NOT_SERVED):
+                    raise
+                self.context_remote = True
+        return await workflow.execute_activity_method(
+            RetrievalActivities.build_reply_context,
+            request,
+            task_queue=begun.retrieval_task_queue or None,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=CONTEXT_RETRY,
+        )
+
+    async def stream(
+        self, ref: ReplyRef, begun: BeginReply, decision: PlanDecision
+    ) -> StreamResult:
+        self.progress("streaming the answer")
+        return await workflow.execute_activity_method(
+            LlmActivities.stream_reply,
+            StreamRequest(
+                reply_id=ref.reply_id,
+                handoff_hint=decision.target if decision.action == "handoff" else None,
+            ),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=begun.stream_heartbeat_seconds),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=begun.retry_initial_seconds),
+                backoff_coefficient=2.0,
+                maximum_attempts=begun.stream_max_attempts,
+                non_retryable_error_types=STREAM_NON_RETRYABLE,
+            ),
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+
+    async def persist(self, ref: ReplyRef) -> PersistResult:
+        self.progress("storing the reply")
+        persisted: PersistResult = await workflow.execute_local_activity_method(
+            AgentDbActivities.persist_reply, ref, **LOCAL
+        )
+        return persisted
+
+    async def settle(self, ref: ReplyRef) -> SettleResult:
+        """Settling is bookkeeping the stored reply owes: a late cancellation does not skip it."""
+        self.progress("settling credits")
+        try:
+            return await workflow.execute_local_activity_method(
+                AgentDbActivities.settle_reply, ref, **LOCAL
+            )
+        except (asyncio.CancelledError, ActivityError) as err:
+            if not is_cancelled_exception(err):
+                raise
+            return await workflow.execute_local_activity_method(
+                AgentDbActivities.settle_reply, ref, **LOCAL
+            )
+
+    async def abort(self, reply_id: str, code: str) -> AbortResult:
+        """Final failure or cancellation: releases the credits and tells the room, once."""
+        return await workflow.execute_local_activity_method(
+            AgentDbActivities.abort_reply, AbortRequest(reply_id=reply_id, code=code), **LOCAL
+        )
+
+
+def failure_code(err: BaseException) -> str:
+    """What the room is told about a failed answer (never the exception's text)."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and cause.type in ("LlmRejected", "LlmUnavailable"):
+        return "llm_rejected" if cause.type == "LlmRejected" else "llm_failed"
+    if isinstance(err, ActivityError) and "stream" in (err.activity_type or ""):
+        return "llm_failed"
+    return "failed"
