@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from iaf.accounts.service import default_org_name
 from iaf.db.models import DataSubjectRequest, User
 from iaf.db.repositories.erasure import ErasureRepository
 from iaf.db.repositories.erasure_audit import AuditRepository
@@ -40,6 +41,9 @@ from schemas.gdpr import (
     StepResult,
     VerificationPart,
 )
+
+# Attempts at an archive no message changed during, before the activity retries later.
+EXPORT_WRITES = 3
 
 
 def exports_dir(settings: Settings) -> Path:
@@ -159,7 +163,9 @@ class GdprDatabaseActivities:
                 else None
             )
             if user is not None:
-                await ErasureTargetRepository(session).capture(request.id, user)
+                await ErasureTargetRepository(session).capture(
+                    request.id, user, with_texts=self.settings.anonymise_policy == "tombstone"
+                )
             targets = await _targets(session, input.request_id)
             uid = targets.user_id
             counts = {
@@ -186,6 +192,12 @@ class GdprDatabaseActivities:
                 "message_events": await erasure.anonymise_message_events(
                     targets.user_id, tombstone, targets.room_ids
                 ),
+                # The subject's words go with the replies written for them, and with what
+                # agents copied of them (a kept message keeps its replies too).
+                "replies_withdrawn": (
+                    await erasure.withdraw_replies_for(targets.user_id) if tombstone else 0
+                ),
+                "copies_redacted": await erasure.redact_copies(targets) if tombstone else 0,
                 "mentions": await erasure.unmention(targets.user_id, targets.room_ids),
                 "agent_runs": await erasure.forget_agent_runs(targets.user_id),
                 "agent_stream_events": await erasure.compact_agent_streams(targets.room_ids),
@@ -234,13 +246,16 @@ class GdprDatabaseActivities:
             counts = {
                 "references_released": sum(released.values()),
                 "account": await erasure.delete_user(targets.user_id),
-                "org": await erasure.tidy_org(targets),
+                "org": await erasure.tidy_org(targets, default_org_name(targets.name)),
             }
             scrubbed = await ErasureScanRepository(session).scrub_everywhere(targets)
-            counts["scrubbed_rows"] = sum(
-                v for k, v in scrubbed.items() if not k.endswith(":failed")
-            )
-            counts["scrub_failures"] = sum(1 for k in scrubbed if k.endswith(":failed"))
+            refused = sorted(k for k in scrubbed if ":failed" in k)
+            if refused:
+                # The whole step rolls back and is retried; the status says where and why.
+                raise ApplicationError(
+                    "the database refused to scrub " + ", ".join(refused), type="ScrubRefused"
+                )
+            counts["scrubbed_rows"] = sum(scrubbed.values())
             return StepResult(step=input.step, counts=counts)
 
         return await run_step(self.sessionmaker, input, body)
@@ -293,7 +308,9 @@ class GdprDatabaseActivities:
 
         async def body(session: AsyncSession) -> VerificationPart:
             targets = await _targets(session, input.request_id)
-            needles = Needles.of(targets.email, targets.name, str(targets.user_id))
+            needles = Needles.of(
+                targets.email, targets.name, str(targets.user_id), targets.fingerprints
+            )
             # Unzipping every archive is CPU and disk work: off the event loop.
             checked, findings, review = await asyncio.to_thread(
                 scan_exports, exports_dir(self.settings), needles, str(targets.user_id)
@@ -394,9 +411,8 @@ class GdprDatabaseActivities:
                 )
                 return ExportResult(request_id=input.request_id, status="cancelled")
             await requests.set_status(request.id, "in_progress", only_from=("pending", "error"))
-            document = await self._document(session, request)
             name = f"{request.id}.zip"
-            size = write_archive(document, exports_dir(self.settings) / name)
+            size = await self._write_current(session, request, exports_dir(self.settings) / name)
             expires = datetime.now(UTC) + link_days
             if not await requests.set_status(
                 request.id,
@@ -417,6 +433,24 @@ class GdprDatabaseActivities:
 
         return await run_step(
             self.sessionmaker, input, body, detail=lambda r: {"archive_bytes": r.archive_bytes}
+        )
+
+    async def _write_current(
+        self, session: AsyncSession, request: DataSubjectRequest, path: Path
+    ) -> int:
+        """Write the archive; again when a message was edited or deleted while it was being
+        written (it would hold the old text). Gives up for now, retryably, after a few."""
+        exports = ExportRepository(session)
+        assert request.subject_user_id is not None
+        for _ in range(EXPORT_WRITES):
+            before = await exports.messages_version(request.subject_user_id)
+            size = write_archive(await self._document(session, request), path)
+            if await exports.messages_version(request.subject_user_id) == before:
+                return size
+        self._remove_archives([path.name])
+        raise ApplicationError(
+            "the subject's messages kept changing while the archive was written",
+            type="ExportChanging",
         )
 
     async def _document(self, session: AsyncSession, request: DataSubjectRequest) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from iaf.settings import Settings
 from schemas.agents import AgentReplyInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
-from schemas.knowledge import VectorJob
+from schemas.knowledge import VectorJob, VectorKind
 from schemas.workflows import RouteMessageInput
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ async def start_mentioned_replies(
 async def start_vector_job(
     client: Client,
     settings: Settings,
-    kind: Literal["document", "memory"],
+    kind: VectorKind,
     item_id: uuid.UUID,
     owner_id: uuid.UUID,
     *,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -18,6 +18,7 @@ from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
+from iaf.privacy.guests import event_for_guest
 from iaf.rooms.service import room_for_member
 from schemas.chat import ReadMarker
 from schemas.common import MAX_BIGINT
@@ -74,7 +75,24 @@ async def announce_presence(
 
 
 async def room_stream(
-    state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, since: int | None
+    state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, since: int | None, guest: bool = False
+) -> AsyncIterator[dict[str, str]]:
+    """The room's events after `since`, then live; a guest's view of them (event_for_guest)."""
+    view = event_for_guest if guest else _as_stored
+    async for frame in _room_events(state, room_id, user_id, since, view):
+        yield frame
+
+
+def _as_stored(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return data
+
+
+async def _room_events(
+    state: AppState,
+    room_id: uuid.UUID,
+    user_id: uuid.UUID,
+    since: int | None,
+    view: Callable[[str, dict[str, Any]], dict[str, Any]],
 ) -> AsyncIterator[dict[str, str]]:
     subscription: Subscription = state.broker.subscribe(str(room_id))
     await announce_presence(state, room_id, user_id, "online")
@@ -84,7 +102,7 @@ async def room_stream(
                 since = await EventRepository(session).latest_id(room_id)
         last = since
         async for event_id, type_, data in _stored_since(state, room_id, last):
-            yield sse(event_id, type_, data)
+            yield sse(event_id, type_, view(type_, data))
             last = event_id
         while True:
             await subscription.wakeup.wait()
@@ -92,7 +110,7 @@ async def room_stream(
             if subscription.lagged.is_set():
                 subscription.lagged.clear()
                 async for event_id, type_, data in _stored_since(state, room_id, last):
-                    yield sse(event_id, type_, data)
+                    yield sse(event_id, type_, view(type_, data))
                     last = event_id
                     if _removes(type_, data, user_id):
                         return
@@ -100,7 +118,7 @@ async def room_stream(
                 live: LiveEvent = subscription.queue.get_nowait()
                 if live.id is not None and live.id <= last:
                     continue
-                yield sse(live.id, live.type, live.data)
+                yield sse(live.id, live.type, view(live.type, live.data))
                 if live.id is not None:
                     last = live.id
                 if _removes(live.type, live.data, user_id):
@@ -129,10 +147,11 @@ async def stream_events(
     last_event_id: str | None = Header(default=None),
 ) -> EventSourceResponse:
     since = resume_point(last_event_id, after)
-    await room_for_member(session, room_id, user)
+    room, _ = await room_for_member(session, room_id, user)
+    guest = user.org_id != room.org_id
     await session.close()  # release the connection before the long-lived stream starts
     return EventSourceResponse(
-        room_stream(state, room_id, user.id, since),
+        room_stream(state, room_id, user.id, since, guest),
         ping=int(state.settings.sse_heartbeat_seconds) or 15,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

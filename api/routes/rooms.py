@@ -10,10 +10,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, StateDep
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.rooms import service as rooms
+from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.chat import (
     MemberAdd,
     MemberOut,
@@ -61,10 +62,18 @@ async def update_room(
 
 
 @router.delete("/rooms/{room_id}", status_code=204)
-async def delete_room(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
-    _, role = await rooms.room_for_member(session, room_id, user)
-    await rooms.delete_room(session, room_id, role)
+async def delete_room(
+    room_id: uuid.UUID, user: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    room, role = await rooms.room_for_member(session, room_id, user)
+    await rooms.delete_room(session, room, role)
     await session.commit()
+    await best_effort(
+        f"RemoveVectors for room {room_id}",
+        start_vector_job(
+            state.temporal, state.settings, "room", room_id, user.id, removal=True, room_id=room_id
+        ),
+    )
     return Response(status_code=204)
 
 

@@ -2,7 +2,7 @@
 
 from iaf.db.models.agents import AgentRun, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
-from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember
+from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember, RoomVectorRemoval
 from iaf.db.models.gdpr import (
     Consent,
     ConsentChange,
@@ -41,5 +41,6 @@ __all__ = [
     "Room",
     "RoomEvent",
     "RoomMember",
+    "RoomVectorRemoval",
     "User",
 ]

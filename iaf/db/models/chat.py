@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,6 +36,9 @@ class Room(Base):
     kind: Mapped[str] = mapped_column(String(20), default="group")
     topic: Mapped[str] = mapped_column(Text, default="")
     auto_route: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A room for its owner and agents only (a /v1 conversation, a direct room created with
+    # no one else): nobody joins it, so agents there may use the owner's memories.
+    owner_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
@@ -108,4 +112,26 @@ class RoomEvent(Base):
     )
     type: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+# A finished reply's stream events are deleted (its message holds the text), and a withdrawn
+# reply's at once: found by reply id without scanning the room's whole log.
+Index(
+    "ix_room_events_stream_reply_id",
+    RoomEvent.data["reply_id"].astext,
+    postgresql_where=text("type IN ('agent.delta', 'agent.reset')"),
+)
+
+
+class RoomVectorRemoval(Base):
+    """A deleted room whose knowledge vectors are still to be removed (RemoveVectors).
+
+    Written in the room deletion's transaction, deleted once the points are gone, so a
+    worker that finds one left over (Temporal was away) starts the removal again."""
+
+    __tablename__ = "room_vector_removals"
+
+    room_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = created_at_column()
