@@ -80,11 +80,10 @@ class MessageCopyRepository:
                 {"room": room_id, "text_ids": [str(i) for i in message_ids]},
             )
         await self.drop_stream_events(reply_ids)
-        # A finished run keeps its references (no text); one still running keeps nothing.
+        # Until it is settled a run's context still holds the texts it read: none is kept.
         await self._exec(
-            "UPDATE agent_runs SET answer = NULL, updated_at = now(), context ="
-            " CASE WHEN status IN ('done', 'error', 'cancelled') THEN coalesce(context, '{}')"
-            " ELSE '{}' END || jsonb_build_object('withdrawn', CAST(:reason AS text))"
+            "UPDATE agent_runs SET answer = NULL, updated_at = now(),"
+            " context = jsonb_build_object('withdrawn', CAST(:reason AS text))"
             " WHERE reply_id = ANY(:ids)",
             {"ids": reply_ids, "reason": reason},
         )

@@ -1,0 +1,105 @@
+"""Deleting or editing a message rewrites every stored copy of its text: its events (a member
+replaying from Last-Event-ID 0, even one who joins later, never sees the old words), the
+replies agents wrote to it, their events and deltas, and replies still being written."""
+
+from __future__ import annotations
+
+import uuid
+
+from iaf.workflow_calls import reply_workflow_id
+from tests.agent_helpers import rows
+from tests.helpers import colleague, open_stream, signup
+from tests.privacy_helpers import postgres_holding, replay, reply_over
+
+
+def secret() -> str:
+    return f"Quokka{uuid.uuid4().hex[:8]}"
+
+
+async def test_a_deleted_message_and_the_reply_quoting_it_leave_no_copy(
+    client, settings, database_url
+):
+    alice = await signup(client, "Alma Deleter")
+    bob = await colleague(alice, "Boris Reader")
+    room = await alice.new_room("copies", member_ids=[bob.id])
+    word = secret()
+    asked = await alice.say(room["id"], f"@architect how do we ship the {word} release safely?")
+    reply_id = reply_workflow_id(asked["id"], "architect")
+    assert await reply_over(database_url, reply_id) == "done"
+    kept = await bob.say(room["id"], "bob's own words stay exactly as written")
+    assert postgres_holding(database_url, [word])[word], "the reply quoted the question"
+
+    deleted = await alice.delete(f"/api/chat/messages/{asked['id']}")
+    assert deleted.status_code == 204
+    assert postgres_holding(database_url, [word]) == {}
+
+    carol = await colleague(alice, "Carla Latecomer")
+    added = await alice.post(f"/api/chat/rooms/{room['id']}/members", json={"user_id": carol.id})
+    assert added.status_code == 201
+    events = await replay(client, carol, room["id"], database_url)
+    assert all(word not in str(e.data) for e in events)
+    kinds = [e.event for e in events]
+    assert "agent.delta" not in kinds and kinds.count("message.delete") == 2  # question, reply
+    listed = (await carol.get(f"/api/chat/rooms/{room['id']}/messages")).json()["items"]
+    by_id = {m["id"]: m for m in listed}
+    assert by_id[asked["id"]]["content"] == "" and by_id[asked["id"]]["deleted_at"]
+    reply = [m for m in listed if m["type"] == "agent"]
+    assert len(reply) == 1 and reply[0]["content"] == "" and reply[0]["deleted_at"]
+    assert by_id[kept["id"]]["content"] == "bob's own words stay exactly as written"
+    withdrawn = rows(
+        database_url,
+        "SELECT metadata ->> 'withdrawn', (SELECT context FROM agent_runs WHERE reply_id = %s)"
+        " FROM messages WHERE id = %s",
+        reply_id,
+        reply[0]["id"],
+    )
+    assert withdrawn[0][0] == "source_deleted" and word not in str(withdrawn[0][1])
+
+
+async def test_an_edit_leaves_only_the_new_text_and_withdraws_the_old_reply(
+    client, settings, database_url
+):
+    alice = await signup(client, "Edda Editor")
+    room = await alice.new_room("edits")
+    old, new = secret(), secret()
+    asked = await alice.say(room["id"], f"@architect plan the {old} migration please")
+    reply_id = reply_workflow_id(asked["id"], "architect")
+    assert await reply_over(database_url, reply_id) == "done"
+    edited = await alice.put(
+        f"/api/chat/messages/{asked['id']}", json={"content": f"plan the {new} migration"}
+    )
+    assert edited.status_code == 200 and edited.json()["content"] == f"plan the {new} migration"
+    assert postgres_holding(database_url, [old]) == {}
+    events = await replay(client, alice, room["id"], database_url)
+    texts = [e.data.get("content") for e in events if e.event in ("message.new", "message.edit")]
+    assert f"plan the {new} migration" in texts and all(old not in str(e.data) for e in events)
+
+
+async def test_deleting_the_question_while_the_reply_streams_stores_no_answer(
+    client, settings, database_url
+):
+    alice = await signup(client, "Stella Streamer")
+    room = await alice.new_room("streaming")
+    word = secret()
+    async with open_stream(client, alice, room["id"]) as stream:
+        asked = await alice.say(
+            room["id"], f"@architect explain the {word} design at length [offline: slow=8]"
+        )
+        reply_id = reply_workflow_id(asked["id"], "architect")
+        await stream.wait_for(
+            lambda e: e.event == "agent.delta" and e.data["reply_id"] == reply_id, 60
+        )
+        assert (await alice.delete(f"/api/chat/messages/{asked['id']}")).status_code == 204
+        await stream.wait_for(
+            lambda e: e.event == "agent.error" and e.data["reply_id"] == reply_id, 60
+        )
+    assert await reply_over(database_url, reply_id) in ("cancelled", "error")
+    assert (
+        rows(
+            database_url,
+            "SELECT count(*) FROM messages WHERE type = 'agent' AND room_id = %s",
+            room["id"],
+        )[0][0]
+        == 0
+    )
+    assert postgres_holding(database_url, [word]) == {}
