@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench soak lint install clean
 
 run: $(STAMP)
 	$(VENV)/bin/iaf dev
@@ -14,6 +14,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Long randomised runs of the stateful tests (make test runs them bounded, with a fixed seed).
+soak: $(STAMP)
+	IAF_PRIVACY_SOAK=1 $(PY) -m pytest tests/privacy/test_stateful_privacy.py -p no:cacheprovider
 
 SOURCES := api workflows activities workers schemas iaf
 

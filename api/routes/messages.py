@@ -122,7 +122,9 @@ async def start_routing(
     for outcome in await asyncio.gather(*starts, return_exceptions=True):
         if isinstance(outcome, BaseException):
             log.warning(
-                "workflows for %s not started now (%s); the sweep will", message_id, outcome
+                "workflows for %s not started now (%s); the sweep will",
+                message_id,
+                type(outcome).__name__,  # an error's text may quote what it was given
             )
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import uuid
 
+from activities.gdpr_database import GdprDatabaseActivities
 from iaf.workflow_calls import reply_workflow_id
 from tests.agent_helpers import rows
+from tests.gdpr_helpers import read_archive, wait_user_export
 from tests.helpers import colleague, open_stream, signup
 from tests.privacy_helpers import postgres_holding, replay, reply_over
 
@@ -103,3 +105,34 @@ async def test_deleting_the_question_while_the_reply_streams_stores_no_answer(
         == 0
     )
     assert postgres_holding(database_url, [word]) == {}
+
+
+async def test_an_export_written_while_a_message_changes_holds_only_the_new_text(
+    client, settings, monkeypatch
+):
+    alice = await signup(client, "Xenia Exporter")
+    room = await alice.new_room("export while editing")
+    old, new = secret(), secret()
+    message = await alice.say(room["id"], f"the {old} figures")
+    real = GdprDatabaseActivities._document
+    calls: list[int] = []
+
+    async def gathered_then_edited(self, session, request):  # type: ignore[no-untyped-def]
+        document = await real(self, session, request)
+        calls.append(1)
+        if len(calls) == 1:  # the author edits while the archive is being written
+            edited = await alice.put(
+                f"/api/chat/messages/{message['id']}", json={"content": f"the {new} figures"}
+            )
+            assert edited.status_code == 200
+        return document
+
+    monkeypatch.setattr(GdprDatabaseActivities, "_document", gathered_then_edited)
+    assert (await alice.get("/api/user/data-export")).status_code == 202
+    done = await wait_user_export(alice)
+    assert done["status"] == "complete", done
+    download = await client.get(done["download_url"].replace(settings.public_base_url, ""))
+    document, files = read_archive(download.content)
+    assert len(calls) == 2
+    assert [m["content"] for m in document["sections"]["messages"]] == [f"the {new} figures"]
+    assert old.encode() not in b"".join(files.values())
