@@ -252,8 +252,9 @@ class GdprDatabaseActivities:
             refused = sorted(k for k in scrubbed if ":failed" in k)
             if refused:
                 # The whole step rolls back and is retried; the status says where and why.
+                columns = ", ".join(refused)  # table.column:failed:SQLSTATE, never a value
                 raise ApplicationError(
-                    "the database refused to scrub " + ", ".join(refused), type="ScrubRefused"
+                    f"the database refused to scrub {columns}", type="ScrubRefused"
                 )
             counts["scrubbed_rows"] = sum(scrubbed.values())
             return StepResult(step=input.step, counts=counts)

@@ -236,6 +236,7 @@ ALLOWED_IN_MESSAGES = {
     "exc.code",
     "type(exc).__name__",
     "message",
+    "columns",  # the table.column:failed:SQLSTATE of a refused scrub: names, never values
 }
 
 
