@@ -20,6 +20,7 @@ from iaf.db.repositories.erasure_scan import ErasureScanRepository
 from iaf.db.repositories.erasure_targets import ErasureTargetRepository, Targets
 from iaf.db.repositories.gdpr_export import ExportRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
+from iaf.db.repositories.source_copies import SourceCopyRepository
 from iaf.gdpr import receipt
 from iaf.gdpr.archive import write_archive
 from iaf.gdpr.art15 import art15_information
@@ -215,6 +216,8 @@ class GdprDatabaseActivities:
             erasure, uid = ErasureRepository(session), targets.user_id
             archives = await erasure.delete_exports(uid)
             counts = {
+                # What agents quoted of their documents and memories, wherever it was used.
+                "quotes_of_their_sources": await SourceCopyRepository(session).forget_all_of(uid),
                 "private_rooms": await erasure.delete_private_rooms(uid),
                 "memories": await erasure.delete_memories(uid),
                 "knowledge_documents": await erasure.delete_knowledge(uid),

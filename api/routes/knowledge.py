@@ -17,6 +17,7 @@ from api.deps import CurrentUser, SessionDep, StateDep
 from iaf.db.models import KnowledgeDocument, User
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.rooms import RoomRepository
+from iaf.db.repositories.source_copies import SourceCopyRepository
 from iaf.errors import ApiError
 from iaf.rooms.service import ensure_writable, room_for_member
 from iaf.workflow_calls import best_effort, start_vector_job
@@ -113,6 +114,8 @@ async def delete_document(
     await _ensure_may_manage(session, document, user)
     if document.status != "deleting":
         await KnowledgeRepository(session).set_status(document.id, "deleting")
+        # Replies that quoted it lose the quotes now; RemoveVectors deletes points and row.
+        await SourceCopyRepository(session).forget_document(document.id, document.content)
         await session.refresh(document)
     await session.commit()
     await _start_job(state, document, removal=True)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, SessionDep, StateDep
 from iaf.db.repositories.memories import MemoryRepository
+from iaf.db.repositories.source_copies import SourceCopyRepository
 from iaf.errors import ApiError
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import MemoryCreate, MemoryList, MemoryOut
@@ -70,6 +71,8 @@ async def delete_memory(
     if memory is None or memory.user_id != user.id or memory.status == "deleting":
         raise ApiError(404, "memory_not_found", "memory not found")
     await memories.set_status(memory.id, "deleting")
+    # Replies that quoted it lose the quotes now; RemoveVectors deletes its point and row.
+    await SourceCopyRepository(session).forget_memory(memory.id, user.id, memory.content)
     await session.commit()
     await best_effort(
         f"RemoveVectors for memory {memory.id}",

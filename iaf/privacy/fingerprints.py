@@ -55,14 +55,26 @@ def _digest(run: Iterable[str]) -> str:
     return hashlib.blake2b(" ".join(run).encode(), digest_size=8).hexdigest()
 
 
+_SENTENCE_END = re.compile(r"[.!?]+\s+|\n+")
+
+
 def fingerprint(text: str) -> set[str]:
-    """The hashes that stand for `text` (empty for texts under MIN_WORDS words)."""
+    """The hashes that stand for `text`: its 5-word runs, and each sentence of exactly
+    MIN_WORDS words as one run (a quote may be that sentence alone). Empty for texts under
+    MIN_WORDS words."""
     folded = [w.folded for w in words(text)]
     if len(folded) < MIN_WORDS:
         return set()
     if len(folded) < SHINGLE_WORDS:
         return {_digest(folded)}
-    return {_digest(folded[i : i + SHINGLE_WORDS]) for i in range(len(folded) - SHINGLE_WORDS + 1)}
+    prints = {
+        _digest(folded[i : i + SHINGLE_WORDS]) for i in range(len(folded) - SHINGLE_WORDS + 1)
+    }
+    for sentence in _SENTENCE_END.split(text):
+        short = [w.folded for w in words(sentence)]
+        if len(short) == MIN_WORDS:
+            prints.add(_digest(short))
+    return prints
 
 
 def copied_spans(text: str, prints: Collection[str]) -> list[Span]:

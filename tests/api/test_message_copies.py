@@ -8,10 +8,11 @@ import uuid
 
 from activities.gdpr_database import GdprDatabaseActivities
 from iaf.workflow_calls import reply_workflow_id
-from tests.agent_helpers import rows
+from tests.agent_helpers import ingest, rows
+from tests.agents.test_prompt_injection import ask, remember
 from tests.gdpr_helpers import read_archive, wait_user_export
 from tests.helpers import colleague, open_stream, signup
-from tests.privacy_helpers import postgres_holding, replay, reply_over
+from tests.privacy_helpers import eventually, postgres_holding, replay, reply_over
 
 
 def secret() -> str:
@@ -136,3 +137,31 @@ async def test_an_export_written_while_a_message_changes_holds_only_the_new_text
     assert len(calls) == 2
     assert [m["content"] for m in document["sections"]["messages"]] == [f"the {new} figures"]
     assert old.encode() not in b"".join(files.values())
+
+
+async def test_deleting_a_document_or_memory_takes_its_quotes_out_of_replies(client, database_url):
+    alice = await signup(client, "Dora Sourcedeleter")
+    room = await alice.new_room("just me", kind="direct")
+    doc_word, memory_word = secret(), secret()
+    await ingest(
+        alice, "Runbook", f"Deploy the service with {doc_word} pipelines.", "room", room["id"]
+    )
+    await remember(alice, f"I deploy with {memory_word} tools")
+    answer = await ask(alice, room["id"], database_url, "@architect how do we deploy the service?")
+    assert doc_word in answer and memory_word in answer
+
+    document = rows(
+        database_url, "SELECT id FROM knowledge_documents WHERE room_id = %s", room["id"]
+    )
+    deleted = await alice.delete(f"/api/knowledge/documents/{document[0][0]}")
+    assert deleted.status_code == 202
+    memory = (await alice.get("/api/memories")).json()["items"][0]
+    assert (await alice.delete(f"/api/memories/{memory['id']}")).status_code == 204
+
+    async def holding() -> dict[str, list[str]]:  # the rows go once RemoveVectors ran
+        return postgres_holding(database_url, [doc_word, memory_word])
+
+    assert await eventually(holding, lambda held: held == {}) == {}
+    listed = (await alice.get(f"/api/chat/rooms/{room['id']}/messages")).json()["items"]
+    reply = [m for m in listed if m["type"] == "agent"][-1]["content"]
+    assert "[erased]" in reply and reply.startswith("(offline model) As the Architect")

@@ -48,3 +48,8 @@ def test_a_persons_short_overlap_is_kept_and_a_long_quote_redacted():
     assert redact(short, prints, "[erased]", LONG_QUOTE_WORDS) == short
     long = f"Quoting: {SECRET[11:]} (end)"
     assert redact(long, prints, "[erased]", LONG_QUOTE_WORDS) == "Quoting: [erased] (end)"
+
+
+def test_a_four_word_sentence_of_a_longer_text_is_found_alone():
+    prints = fingerprint("Our runbook is long. Deploy with blue pipelines. Then verify everything.")
+    assert longest_copy('- "Deploy with blue pipelines." [source: Runbook]', prints) == 4

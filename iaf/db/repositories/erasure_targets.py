@@ -75,8 +75,8 @@ class ErasureTargetRepository:
         )
 
     async def _fingerprints(self, user_id: uuid.UUID) -> set[str]:
-        """Every text the subject wrote that others may have quoted: their messages, and
-        each earlier version an edit replaced (kept in the message.edit events)."""
+        """Every text the subject wrote that others or agents may have quoted: their
+        messages (and any earlier version still in an event), documents and memories."""
         rows = await self.session.execute(
             text(
                 "SELECT content FROM messages WHERE sender_user_id = :uid AND content <> ''"
@@ -84,6 +84,8 @@ class ErasureTargetRepository:
                 " 'message.edit') AND data ->> 'sender_user_id' = :uid_text"
                 " AND room_id IN (SELECT room_id FROM room_members WHERE user_id = :uid"
                 "  UNION SELECT room_id FROM messages WHERE sender_user_id = :uid)"
+                " UNION SELECT content FROM knowledge_documents WHERE owner_id = :uid"
+                " UNION SELECT content FROM memories WHERE user_id = :uid"
             ),
             {"uid": user_id, "uid_text": str(user_id)},
         )
