@@ -21,11 +21,12 @@ from iaf.db.repositories.erasure_targets import ErasureTargetRepository, Targets
 from iaf.db.repositories.gdpr_export import ExportRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.db.repositories.source_copies import SourceCopyRepository
+from iaf.db.repositories.stale_archives import StaleArchiveRepository
 from iaf.gdpr import receipt
 from iaf.gdpr.archive import write_archive
 from iaf.gdpr.art15 import art15_information
 from iaf.gdpr.export_schema import FORMAT, VERSION
-from iaf.gdpr.exports_scan import scan_exports
+from iaf.gdpr.exports_scan import archives_naming, scan_exports
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
 from iaf.settings import Settings
@@ -215,6 +216,7 @@ class GdprDatabaseActivities:
             targets = await _targets(session, input.request_id)
             erasure, uid = ErasureRepository(session), targets.user_id
             archives = await erasure.delete_exports(uid)
+            others = await self._withdraw_archives_naming(session, targets)
             counts = {
                 # What agents quoted of their documents and memories, wherever it was used.
                 "quotes_of_their_sources": await SourceCopyRepository(session).forget_all_of(uid),
@@ -226,10 +228,22 @@ class GdprDatabaseActivities:
                 "rate_limit_buckets": await erasure.delete_rate_limit_buckets(targets),
                 "export_requests": sum(1 for name in archives if name.endswith(".zip")),
                 "export_archives": self._remove_archives(archives),
+                "others_archives_withdrawn": self._remove_archives(others),
             }
             return StepResult(step=input.step, counts=counts)
 
         return await run_step(self.sessionmaker, input, body)
+
+    async def _withdraw_archives_naming(self, session: AsyncSession, targets: Targets) -> list[str]:
+        """Other people's archives that hold the subject's data: withdrawn (reading every
+        archive is disk and CPU work: off the event loop)."""
+        needles = Needles.of(
+            targets.email, targets.name, str(targets.user_id), targets.fingerprints
+        )
+        names = await asyncio.to_thread(
+            archives_naming, exports_dir(self.settings), needles, str(targets.user_id)
+        )
+        return await StaleArchiveRepository(session).withdraw_named(names)
 
     def _remove_archives(self, names: list[str]) -> int:
         removed = 0

@@ -18,7 +18,9 @@ from iaf.db.models import KnowledgeDocument, User
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.db.repositories.source_copies import SourceCopyRepository
+from iaf.db.repositories.stale_archives import StaleArchiveRepository
 from iaf.errors import ApiError
+from iaf.gdpr.service import remove_archives
 from iaf.rooms.service import ensure_writable, room_for_member
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import DocumentCreate, DocumentList, DocumentOut
@@ -112,12 +114,16 @@ async def delete_document(
 ) -> DocumentOut:
     document = await visible_document(session, document_id, user, for_update=True)
     await _ensure_may_manage(session, document, user)
+    stale: list[str] = []
     if document.status != "deleting":
         await KnowledgeRepository(session).set_status(document.id, "deleting")
-        # Replies that quoted it lose the quotes now; RemoveVectors deletes points and row.
+        # Replies that quoted it lose the quotes now (and the owner's archives holding it
+        # go); RemoveVectors deletes its points and its row.
         await SourceCopyRepository(session).forget_document(document.id, document.content)
+        stale = await StaleArchiveRepository(session).withdraw_for(document.owner_id)
         await session.refresh(document)
     await session.commit()
+    remove_archives(state.settings, stale)
     await _start_job(state, document, removal=True)
     return DocumentOut.model_validate(document, from_attributes=True)
 

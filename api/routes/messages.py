@@ -15,6 +15,7 @@ from api.ratelimit import enforce
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.referrals import ReferralRepository
 from iaf.errors import ApiError
+from iaf.gdpr.service import remove_archives
 from iaf.messages import service as messages
 from iaf.privacy.guests import ORG_ONLY_NOTICE
 from iaf.rooms.service import room_for_member
@@ -184,7 +185,9 @@ async def delete_message(
 
 async def _cancel_withdrawn(state: StateDep, change: messages.Change) -> None:
     """Replies still running for the old text stop; should Temporal be away, their persist
-    step refuses to store an answer to a message that changed meanwhile."""
+    step refuses to store an answer to a message that changed meanwhile. Archives holding
+    the old text lose their files."""
+    remove_archives(state.settings, change.stale_archives)
     for reply_id in change.running_replies:
         await best_effort(f"cancel of {reply_id}", _cancelled(state, reply_id))
 

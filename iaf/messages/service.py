@@ -4,9 +4,10 @@ Deleted means gone, for a message as for an account (docs/privacy.md): the row k
 text, its earlier events are rewritten (a client replaying from Last-Event-ID 0 sees the
 deletion, not the words), the replies agents wrote to it are withdrawn the same way, and a
 reply still being prepared forgets it. An edit does the same for the previous text: the
-events carry the new text and the replies to the old one are withdrawn. Nothing here
-commits; the caller commits the request's one transaction, then cancels the withdrawn
-replies still running (`Change.running_replies`).
+events carry the new text and the replies to the old one are withdrawn. The author's
+export archives holding the old text are withdrawn too. Nothing here commits; the caller
+commits the request's one transaction, then cancels the withdrawn replies still running
+and removes the withdrawn archives' files (`Change`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from iaf.db.models import Message, User
 from iaf.db.repositories.message_copies import MessageCopyRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
+from iaf.db.repositories.stale_archives import StaleArchiveRepository
 from iaf.errors import ApiError
 from iaf.rooms.service import ensure_writable, room_for_member
 from schemas.chat import MessageOut
@@ -32,6 +34,8 @@ WITHDRAWN_DELETED = "source_deleted"
 class Change:
     message: MessageOut | None = None
     running_replies: list[str] = field(default_factory=list)
+    # The author's export archives that held the old text: their files go after the commit.
+    stale_archives: list[str] = field(default_factory=list)
 
 
 async def _message_for(session: AsyncSession, message_id: int, user: User) -> tuple[Message, str]:
@@ -80,7 +84,7 @@ async def edit_message(
     await EventRepository(session).append(
         message.room_id, "message.edit", out.model_dump(mode="json")
     )
-    return Change(out, running)
+    return Change(out, running, await StaleArchiveRepository(session).withdraw_for(user.id))
 
 
 async def delete_message(session: AsyncSession, message_id: int, user: User) -> Change:
@@ -96,4 +100,7 @@ async def delete_message(session: AsyncSession, message_id: int, user: User) -> 
     await EventRepository(session).append(
         message.room_id, "message.delete", {"id": message.id, "room_id": str(message.room_id)}
     )
-    return Change(None, running)
+    stale = []
+    if message.sender_user_id is not None:
+        stale = await StaleArchiveRepository(session).withdraw_for(message.sender_user_id)
+    return Change(None, running, stale)

@@ -165,3 +165,24 @@ async def test_deleting_a_document_or_memory_takes_its_quotes_out_of_replies(cli
     listed = (await alice.get(f"/api/chat/rooms/{room['id']}/messages")).json()["items"]
     reply = [m for m in listed if m["type"] == "agent"][-1]["content"]
     assert "[erased]" in reply and reply.startswith("(offline model) As the Architect")
+
+
+async def test_an_archive_holding_a_deleted_text_is_withdrawn_and_a_new_one_made(client, settings):
+    alice = await signup(client, "Wanda Withdrawer")
+    room = await alice.new_room("archive")
+    word = secret()
+    message = await alice.say(room["id"], f"the {word} numbers")
+    assert (await alice.get("/api/user/data-export")).status_code == 202
+    first = await wait_user_export(alice)
+    assert first["status"] == "complete"
+    link = first["download_url"].replace(settings.public_base_url, "")
+    assert word.encode() in b"".join(read_archive((await client.get(link)).content)[1].values())
+
+    assert (await alice.delete(f"/api/chat/messages/{message['id']}")).status_code == 204
+    assert (await client.get(link)).status_code == 410
+    assert not (settings.data_dir / "exports" / f"{first['id']}.zip").exists()
+    again = await alice.get("/api/user/data-export")
+    assert again.status_code == 202 and again.json()["id"] != first["id"]
+    second = await wait_user_export(alice)
+    fresh = await client.get(second["download_url"].replace(settings.public_base_url, ""))
+    assert word.encode() not in b"".join(read_archive(fresh.content)[1].values())
