@@ -569,7 +569,7 @@ async def test_nothing_removed_stays_and_nothing_of_anyone_else_changes(
     await asyncio.to_thread(run_state_machine_as_test, machine, settings=options)
     print(f"privacy runs: {dict(world.done)}")
     # The bounded run (a fixed seed) is chosen so that every rule ran: it proves something.
-    assert set(world.done) >= set(RULES), world.done
+    assert SOAK or set(world.done) >= set(RULES), world.done
     assert world.done["of them the worker's"], "the log capture saw the worker's records"
 
 
