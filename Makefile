@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench soak lint install clean
+.PHONY: run test test-busy soak bench lint install clean screenshots
 
 run: $(STAMP)
 	$(VENV)/bin/iaf dev
@@ -12,12 +12,25 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The whole suite with both cores taken by two busy loops started and stopped here: a test
+# that waits on a fixed short time instead of a condition fails under it.
+test-busy: $(STAMP)
+	@$(PY) -c 'while True: pass' & one=$$!; $(PY) -c 'while True: pass' & two=$$!; \
+	trap 'kill $$one $$two 2>/dev/null' EXIT; $(PY) -m pytest
+
+# Longer chaos, fuzzing and stateful privacy runs than `make test` affords (tests/chaos, the
+# OpenAPI fuzzer, random unseeded runs of the privacy state machine).
+SOAK_ENV := IAF_CHAOS_SCALE=5 IAF_FUZZ_REQUESTS=20000 IAF_PRIVACY_SOAK=1
+soak: $(STAMP)
+	$(SOAK_ENV) $(PY) -m pytest tests/chaos tests/api/test_fuzz_openapi.py \
+		tests/privacy/test_stateful_privacy.py
+
 bench: $(STAMP)
 	$(PY) -m bench
 
-# Long randomised runs of the stateful tests (make test runs them bounded, with a fixed seed).
-soak: $(STAMP)
-	IAF_PRIVACY_SOAK=1 $(PY) -m pytest tests/privacy/test_stateful_privacy.py -p no:cacheprovider
+# The README's picture of the web client, taken by the browser tests (Debian's chromium).
+screenshots: $(STAMP)
+	IAF_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/web/test_agents.py -q -k markdown
 
 SOURCES := api workflows activities workers schemas iaf
 

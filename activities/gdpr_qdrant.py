@@ -1,15 +1,13 @@
 """Erasure in Qdrant: delete the subject's points by payload filter, verify none are left.
 
-Runs on settings.temporal_retrieval_task_queue, in the one process that owns the Qdrant client.
+Runs on settings.temporal_retrieval_task_queue, in the process that holds the vector store.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
-from qdrant_client import AsyncQdrantClient, models
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -17,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from iaf.db.repositories.erasure_targets import ErasureTargetRepository, Targets
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
+from iaf.retrieval.vectors import VectorBackend, Where, where
 from schemas.gdpr import FindingOut, StepInput, StepResult, VerificationPart
 
 # Collection → the payload key that names the person a point belongs to.
@@ -24,18 +23,16 @@ OWNER_KEYS = {"knowledge": "owner_id", "memories": "user_id"}
 _SCROLL_PAGE = 1000
 
 
-def owner_filter(key: str, user_id: uuid.UUID) -> models.Filter:
-    return models.Filter(
-        must=[models.FieldCondition(key=key, match=models.MatchValue(value=str(user_id)))]
-    )
+def owner_filter(key: str, user_id: uuid.UUID) -> Where:
+    return where(**{key: str(user_id)})
 
 
 class GdprQdrantActivities:
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], qdrant: AsyncQdrantClient
+        self, sessionmaker: async_sessionmaker[AsyncSession], vectors: VectorBackend
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.qdrant = qdrant
+        self.vectors = vectors
 
     async def _targets(self, session: AsyncSession, request_id: str) -> Targets:
         targets = await ErasureTargetRepository(session).get(uuid.UUID(request_id))
@@ -46,15 +43,14 @@ class GdprQdrantActivities:
     async def delete_owned(self, user_id: uuid.UUID) -> dict[str, int]:
         """Delete by owner filter, then count: the step only succeeds when nothing is left."""
         counts: dict[str, int] = {}
+        existing = await self.vectors.collections()
         for collection, key in OWNER_KEYS.items():
-            if not await self.qdrant.collection_exists(collection):
+            if collection not in existing:
                 continue
             selector = owner_filter(key, user_id)
-            before = (await self.qdrant.count(collection, count_filter=selector, exact=True)).count
-            await self.qdrant.delete(
-                collection, points_selector=models.FilterSelector(filter=selector), wait=True
-            )
-            left = (await self.qdrant.count(collection, count_filter=selector, exact=True)).count
+            before = await self.vectors.count(collection, selector)
+            await self.vectors.delete(collection, selector)
+            left = await self.vectors.count(collection, selector)
             if left:
                 raise RuntimeError(f"{left} points of the subject left in {collection}")
             counts[collection] = before
@@ -80,21 +76,15 @@ class GdprQdrantActivities:
         checked = 0
         findings: list[FindingOut] = []
         review: list[FindingOut] = []
-        for collection in (await self.qdrant.get_collections()).collections:
-            owner_key = OWNER_KEYS.get(collection.name)
+        for collection in await self.vectors.collections():
+            owner_key = OWNER_KEYS.get(collection)
             hits: dict[tuple[str, bool], int] = {}
-            offset: Any = None
+            offset: str | None = None
             while True:
-                points, offset = await self.qdrant.scroll(
-                    collection.name,
-                    limit=_SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=True,
-                    with_vectors=False,
-                )
+                points, offset = await self.vectors.scroll(collection, _SCROLL_PAGE, offset)
                 for point in points:
                     checked += 1
-                    payload = point.payload or {}
+                    payload = point.payload
                     owned = owner_key is not None and str(payload.get(owner_key)) == subject
                     text = json.dumps(payload, ensure_ascii=False, default=str)
                     for kind in needles.found_in_text(text):
@@ -104,7 +94,7 @@ class GdprQdrantActivities:
                 if offset is None:
                     break
             for (kind, trace), rows in hits.items():
-                found = FindingOut(location=f"qdrant:{collection.name}", needle=kind, rows=rows)
+                found = FindingOut(location=f"qdrant:{collection}", needle=kind, rows=rows)
                 (findings if trace else review).append(found)
         return checked, findings, review
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import litellm
@@ -24,6 +25,7 @@ from iaf.agents.registry import get_registry
 from iaf.db.engine import autocommit_sessions
 from iaf.db.repositories.agents import AgentRunRepository
 from iaf.db.repositories.messages import MessageRepository
+from iaf.observability.metrics import FIRST_DELTA
 from iaf.settings import Settings
 from schemas.agents import ClassifyRequest, ClassifyResult, StreamRequest, StreamResult
 
@@ -65,8 +67,11 @@ class DeltaWriter:
         agent_id: str,
         attempt: int,
         interval: float,
+        started_at: datetime | None = None,
     ) -> None:
         self.runs = AgentRunRepository(session)
+        # When the reply began (agent_runs.created_at): the first delta's latency from there.
+        self.started_at = started_at
         self.session = session
         self.room_id = room_id
         self.reply_id = reply_id
@@ -110,6 +115,9 @@ class DeltaWriter:
         await self.session.commit()
         if not owned:
             raise superseded()
+        if self.seq == 0 and self.attempt == 1 and self.started_at is not None:
+            waited = datetime.now(UTC) - self.started_at
+            FIRST_DELTA.labels(self.agent_id).observe(max(0.0, waited.total_seconds()))
         self.seq += 1
         self.chars += len(text)
         self.last_flush = now
@@ -173,6 +181,7 @@ class LlmActivities:
                 run.agent_id,
                 attempt,
                 self.settings.delta_coalesce_ms / 1000,
+                run.created_at,
             )
             usage, finish = await self._stream(model, messages, persona.temperature, writer)
             answer = usage.pop("answer").replace("\x00", "")

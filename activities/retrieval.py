@@ -1,8 +1,8 @@
 """Activities that embed text and talk to Qdrant (settings.temporal_retrieval_task_queue).
 
-In the embedded stack one worker serves this queue, because Qdrant local mode admits one
-process per path (DESIGN rule 6); in production every worker does. The embedding model and
-the Qdrant client are built once per worker process and injected here.
+In the embedded stack one worker serves this queue, because the embedded Qdrant (Edge) admits
+one process (DESIGN rule 6); in production every worker does. The embedding model and the
+vector store are built once per worker process and injected here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import uuid
 from collections import OrderedDict
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,13 +29,14 @@ from iaf.agents.registry import AgentPersona, get_registry
 from iaf.db.models import AgentRun, Room
 from iaf.db.repositories.agents import AgentRunRepository
 from iaf.db.repositories.knowledge import KnowledgeRepository
+from iaf.db.repositories.knowledge_chunks import KnowledgeChunkRepository
 from iaf.db.repositories.memories import MemoryRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_audience import RoomAudienceRepository
 from iaf.db.repositories.room_vector_removals import RoomVectorRemovalRepository
-from iaf.retrieval.chunker import chunk_text
 from iaf.retrieval.embedder import Embedder
-from iaf.retrieval.store import KNOWLEDGE, MEMORIES, VectorStore, chunk_point_id
+from iaf.retrieval.indexing import KnowledgeIndexer
+from iaf.retrieval.store import KNOWLEDGE, MEMORIES, Hit, SearchQuery, VectorStore
 from iaf.settings import Settings
 from schemas.agents import ContextRequest, ContextSummary
 from schemas.chat import MessageOut
@@ -84,6 +84,7 @@ class RetrievalActivities:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self.indexer = KnowledgeIndexer(sessionmaker, store, embedder, settings)
 
     # --- agent reply context --------------------------------------------------------------
 
@@ -215,14 +216,17 @@ class RetrievalActivities:
         only in a room nobody but them ever reads (a /v1 conversation, a direct room with
         agents only)."""
         top_k = self.settings.retrieval_top_k
+        search = SearchQuery(
+            query, vector, self.settings.retrieval_mode, self.settings.retrieval_candidates
+        )
         audience = await RoomAudienceRepository(session).of(room)
         sources = []
         if persona.retrieval_scope != "none":
             include_org = persona.retrieval_scope == "org+room" and not audience.guests
-            sources = await self._sources(session, room, vector, include_org, top_k)
+            sources = await self._sources(session, room, search, include_org, top_k)
         memories = []
         if audience.private_to(run.requested_by):
-            memories = await self._memories(session, run, room, vector)
+            memories = await self._memories(session, run, room, search)
         context["sources"] = merge_hits(
             context["sources"], sources, lambda s: (s["document_id"], s["chunk"]), top_k
         )
@@ -238,40 +242,39 @@ class RetrievalActivities:
         self,
         session: AsyncSession,
         room: Room,
-        vector: list[float],
+        search: SearchQuery,
         include_org: bool,
         top_k: int,
     ) -> list[dict[str, Any]]:
-        """Chunks of the room's (and the org's) ready documents; a point whose document is
-        being deleted or belongs elsewhere is dropped by the title lookup."""
+        """Chunks of the room's (and the org's) ready documents, their text from PostgreSQL;
+        a point whose document is being deleted or belongs elsewhere finds no passage."""
         hits = await self.store.search_knowledge(
-            vector, str(room.org_id), str(room.id), include_org=include_org, limit=top_k
+            search, str(room.org_id), str(room.id), include_org=include_org, limit=top_k
         )
-        titles = await KnowledgeRepository(session).ready_titles(
-            [uuid.UUID(h.payload["document_id"]) for h in hits], room.org_id
-        )
+        keys = [(uuid.UUID(h.payload["document_id"]), int(h.payload["chunk"])) for h in hits]
+        passages = await KnowledgeChunkRepository(session).ready_passages(keys, room.org_id)
         return [
             {
-                "label": titles[uuid.UUID(h.payload["document_id"])],
-                "document_id": h.payload["document_id"],
-                "chunk": int(h.payload["chunk"]),
-                "score": round(h.score, 4),
-                "text": str(h.payload.get("text", "")),
+                "label": passages[key][0],
+                "document_id": str(key[0]),
+                "chunk": key[1],
+                "score": _relevance(hit),
+                "text": passages[key][1],
                 # An organisation-wide document: the reply is for the organisation's people.
-                "org": h.payload.get("room_id") is None,
+                "org": hit.payload.get("room_id") is None,
             }
-            for h in hits
-            if uuid.UUID(h.payload["document_id"]) in titles
+            for key, hit in zip(keys, hits, strict=True)
+            if key in passages
         ]
 
     async def _memories(
-        self, session: AsyncSession, run: AgentRun, room: Room, vector: list[float]
+        self, session: AsyncSession, run: AgentRun, room: Room, search: SearchQuery
     ) -> list[dict[str, Any]]:
         """The requester's ready memories in the room's organisation."""
         if run.requested_by is None:
             return []
         found = await self.store.search_memories(
-            vector, str(run.requested_by), str(room.org_id), self.settings.memory_top_k
+            search, str(run.requested_by), str(room.org_id), self.settings.memory_top_k
         )
         texts = await MemoryRepository(session).ready_contents(
             [uuid.UUID(h.payload["memory_id"]) for h in found], run.requested_by
@@ -279,7 +282,7 @@ class RetrievalActivities:
         return [
             {
                 "memory_id": h.payload["memory_id"],
-                "score": round(h.score, 4),
+                "score": _relevance(h),
                 "text": texts[uuid.UUID(h.payload["memory_id"])],
             }
             for h in found
@@ -327,78 +330,18 @@ class RetrievalActivities:
 
     @activity.defn(name="ingest_knowledge_document")
     async def ingest_document(self, ref: DocumentRef) -> IngestResult:
-        """Chunk, embed, upsert; the row lock serialises this with a concurrent removal."""
-        async with self.sessionmaker() as session:
-            knowledge = KnowledgeRepository(session)
-            document = await knowledge.get(ref.document_id)
-            if document is None or document.status in ("deleting", "ready"):
-                status = "gone" if document is None else document.status
-                return IngestResult(status=status, chunks=document.chunk_count if document else 0)
-            await knowledge.set_status(document.id, "processing", error=None)
-            await session.commit()
-            payload = {
-                "org_id": str(document.org_id),
-                "room_id": str(document.room_id) if document.room_id else None,
-                "document_id": str(document.id),
-                "owner_id": str(document.owner_id),
-            }
-            chunks = chunk_text(
-                document.content,
-                self.settings.knowledge_chunk_chars,
-                self.settings.knowledge_chunk_overlap_chars,
-            )
-        vectors = await self.embedder.embed(chunks)
-        activity.heartbeat(len(chunks))
-        await self.store.ensure(KNOWLEDGE, await self.embedder.dimension())
-        async with self.sessionmaker() as session:
-            knowledge = KnowledgeRepository(session)
-            document = await knowledge.get(ref.document_id, for_update=True)
-            if document is None or document.status != "processing":
-                return IngestResult(status="gone" if document is None else document.status)
-            await self.store.upsert(
-                KNOWLEDGE,
-                [
-                    (chunk_point_id(document.id, i), vector, {**payload, "chunk": i, "text": text})
-                    for i, (text, vector) in enumerate(zip(chunks, vectors, strict=True))
-                ],
-            )
-            await self.store.delete_where(
-                KNOWLEDGE, "document_id", str(document.id), min_chunk=len(chunks)
-            )
-            await knowledge.set_status(
-                document.id,
-                "ready",
-                chunk_count=len(chunks),
-                embedding_model=self.embedder.model_name,
-                indexed_at=datetime.now(UTC),
-            )
-            await session.commit()
-        return IngestResult(status="ready", chunks=len(chunks))
+        """Chunk, embed and store in batches, progress on the document; a retry resumes after
+        the last batch its previous attempt stored (reported in its heartbeats)."""
+        details = activity.info().heartbeat_details
+        resume_at = int(details[0]) if details else 0
+        outcome = await self.indexer.document(
+            ref.document_id, resume_at=resume_at, on_batch=activity.heartbeat
+        )
+        return IngestResult(status=outcome.status, chunks=outcome.chunks)
 
     @activity.defn(name="index_memory")
     async def index_memory(self, ref: MemoryRef) -> IndexResult:
-        async with self.sessionmaker() as session:
-            memory = await MemoryRepository(session).get(ref.memory_id)
-            if memory is None or memory.status != "pending":
-                return IndexResult(status="gone" if memory is None else memory.status)
-            text, user_id, org_id = memory.content, memory.user_id, memory.org_id
-        vector = (await self.embedder.embed([text]))[0]
-        await self.store.ensure(MEMORIES, await self.embedder.dimension())
-        async with self.sessionmaker() as session:
-            memories = MemoryRepository(session)
-            memory = await memories.get(ref.memory_id, for_update=True)
-            if memory is None or memory.status != "pending":
-                return IndexResult(status="gone" if memory is None else memory.status)
-            payload = {
-                "user_id": str(user_id),
-                "org_id": str(org_id),
-                "memory_id": str(memory.id),
-                "text": text,
-            }
-            await self.store.upsert(MEMORIES, [(str(memory.id), vector, payload)])
-            await memories.set_status(memory.id, "ready", indexed_at=datetime.now(UTC))
-            await session.commit()
-        return IndexResult(status="ready")
+        return IndexResult(status=(await self.indexer.memory(ref.memory_id)).status)
 
     @activity.defn(name="remove_vectors")
     async def remove_vectors(self, input: RemoveVectorsInput) -> IndexResult:
@@ -420,6 +363,11 @@ class RetrievalActivities:
                 await memories.delete(input.item_id)
             await session.commit()
         return IndexResult(status="removed")
+
+
+def _relevance(hit: Hit) -> float:
+    """The dense cosine when there is one: what retrieval_min_score is measured against."""
+    return round(hit.similarity if hit.similarity is not None else hit.score, 4)
 
 
 class ContextElsewhere:

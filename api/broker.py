@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from iaf.observability.metrics import EVENTS_FANNED_OUT
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "room_events"
@@ -52,9 +54,16 @@ FetchEvent = Callable[[int], Awaitable[LiveEvent | None]]
 
 
 class RoomEventBroker:
-    def __init__(self, dsn: str, fetch_event: FetchEvent) -> None:
+    """Listens on `channel`; each notice goes to the subscribers of its `key` (a room id, or a
+    person's id for the user_events channel)."""
+
+    def __init__(
+        self, dsn: str, fetch_event: FetchEvent, channel: str = CHANNEL, key: str = "room_id"
+    ) -> None:
         self.dsn = dsn
         self.fetch_event = fetch_event
+        self.channel = channel
+        self.key = key
         self.rooms: dict[str, set[Subscription]] = {}
         self._inbox: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -75,8 +84,11 @@ class RoomEventBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def subscribe(self, room_id: str) -> Subscription:
+    def subscribe(self, room_id: str, into: Subscription | None = None) -> Subscription:
+        """`into`: deliver to that subscription's queue too (one reader for many rooms)."""
         subscription = Subscription(room_id)
+        if into is not None:
+            subscription = Subscription(room_id, into.queue, into.lagged, into.wakeup)
         self.rooms.setdefault(room_id, set()).add(subscription)
         return subscription
 
@@ -95,7 +107,7 @@ class RoomEventBroker:
                 connection = await asyncpg.connect(self.dsn)
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await connection.add_listener(CHANNEL, self._on_notify)
+                await connection.add_listener(self.channel, self._on_notify)
                 self.connected.set()
                 self._resync_all()  # anything sent while we were away is in the table
                 delay = 0.2
@@ -121,7 +133,7 @@ class RoomEventBroker:
                 log.exception("could not dispatch room event")
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
-        room_id = str(message["room_id"])
+        room_id = str(message[self.key])
         subscribers = self.rooms.get(room_id)
         if not subscribers:
             return
@@ -134,6 +146,7 @@ class RoomEventBroker:
             return
         for subscription in list(subscribers):
             subscription.offer(event)
+        EVENTS_FANNED_OUT.labels(event.type).inc(len(subscribers))
 
     def _resync_all(self) -> None:
         for subscribers in self.rooms.values():

@@ -5,11 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions import (
+    AdminShutdownError,
+    CannotConnectNowError,
+    ConnectionDoesNotExistError,
+    InterfaceError,
+)
 from asyncpg.exceptions import DataError as AsyncpgDataError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SqlalchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from iaf.errors import ApiError
@@ -76,6 +83,47 @@ def client_data_error(exc: DBAPIError) -> str | None:
     return None
 
 
+# Errors that say the server is away, not that a statement was wrong: answered 503.
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    ConnectionDoesNotExistError,
+    CannotConnectNowError,
+    AdminShutdownError,
+    InterfaceError,
+)
+DATABASE_RETRY_AFTER = "2"
+
+
+def database_unreachable(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    error: BaseException | None = exc.orig
+    for _ in range(5):
+        if error is None:
+            return False
+        if isinstance(error, _UNREACHABLE):
+            return True
+        error = error.__cause__
+    return False
+
+
+def unavailable(request: Request) -> JSONResponse:
+    """503 with Retry-After: the server is away, not the request wrong (the breaker in
+    api/db_breaker.py then answers the next ones without waiting on it)."""
+    state = getattr(request.app.state, "iaf", None)
+    breaker = getattr(state, "breaker", None)
+    retry_after = DATABASE_RETRY_AFTER
+    if breaker is not None:
+        retry_after = str(breaker.retry_after_seconds)
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unreachable; retry shortly",
+        {"Retry-After": retry_after},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -100,6 +148,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         """Backstop: validation should refuse such values first; a miss is still a 422."""
+        if database_unreachable(exc):
+            return unavailable(request)
         sqlstate = client_data_error(exc)
         if sqlstate is None:
             log.error("database error", exc_info=exc)
@@ -107,7 +157,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning(
             "%s %s: the database refused a value (%s: %s); validation should have",
             request.method,
-            request.url.path,
+            getattr(request.scope.get("route"), "path", "unmatched"),  # a path may hold a token
             sqlstate,
             type(exc.orig).__name__,
         )
@@ -116,6 +166,16 @@ def install_error_handlers(app: FastAPI) -> None:
             "invalid_value",
             "a value in the request cannot be stored (out of range or not valid text)",
         )
+
+    @app.exception_handler(SqlalchemyTimeout)
+    async def pool_exhausted(request: Request, _: SqlalchemyTimeout) -> JSONResponse:
+        return unavailable(request)
+
+    @app.exception_handler(OSError)
+    async def connection_refused(request: Request, exc: OSError) -> JSONResponse:
+        """asyncpg raises OSError itself when the server refuses or drops the connection."""
+        log.warning("%s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return unavailable(request)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

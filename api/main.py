@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.broker import LiveEvent, RoomEventBroker
-from api.deps import AppState
+from api.db_breaker import DatabaseAvailability, DatabaseBreaker
+from api.deps import AppState, authenticate
 from api.errors import error_response, install_error_handlers
+from api.openapi import install_openapi
 from api.ratelimit import RateLimiter
 from api.routes import (
     agents,
@@ -27,18 +26,23 @@ from api.routes import (
     health,
     invitations,
     knowledge,
+    me,
     memories,
     messages,
     openai_compat,
     replies,
     rooms,
+    user_events,
 )
+from api.streams import CredentialWatch, OpenStream
+from api.telemetry import HttpTelemetry
+from api.telemetry import router as metrics_router
+from api.web_client import install_web_client
 from iaf.db.engine import autocommit_sessions, make_engine, make_sessionmaker, plain_url
 from iaf.db.repositories.room_events import EventRepository
 from iaf.settings import Settings, get_settings
 from iaf.temporal_client import connect
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -81,12 +85,21 @@ class BodySizeLimit:
         await self.app(scope, counted, send)
 
 
+async def no_fetch(_event_id: int) -> LiveEvent | None:
+    """user_events notices always carry their (small, id-only) data."""
+    return None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url, settings.database_pool_size)
+        engine = make_engine(
+            settings.database_url,
+            settings.database_pool_size,
+            settings.database_connect_timeout_seconds,
+        )
         sessionmaker = make_sessionmaker(engine)
 
         async def fetch_event(event_id: int) -> LiveEvent | None:
@@ -96,7 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         broker = RoomEventBroker(plain_url(settings.database_url), fetch_event)
         await broker.start()
-        app.state.iaf = AppState(
+        user_broker = RoomEventBroker(
+            plain_url(settings.database_url), no_fetch, channel="user_events", key="user_id"
+        )
+        await user_broker.start()
+        app.state.iaf = state = AppState(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
@@ -105,16 +122,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broker=broker,
             limiter=RateLimiter(engine),
             jwt_secret=settings.secret("jwt_secret"),
+            user_broker=user_broker,
         )
+        watch, breaker = await start_guards(state)
         try:
             yield
         finally:
+            await breaker.stop()
+            await watch.stop()
+            await user_broker.stop()
             await broker.stop()
             await engine.dispose()
 
-    app = FastAPI(title="IAFactory Agents", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc are served by install_web_client, from vendored assets (no CDN).
+    app = FastAPI(
+        title="IAFactory Agents",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(DatabaseAvailability)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -122,20 +153,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    routers = (health, auth, rooms, messages, events, invitations, credits)
+    app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
+    routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
     for module in (*routers, gdpr_user, compliance, *agent_routers):
         app.include_router(module.router)
-    _mount_web(app)
+    app.include_router(metrics_router)
+    install_web_client(app)
     return app
 
 
-def _mount_web(app: FastAPI) -> None:
-    if not (WEB_DIR / "index.html").exists():
-        return
+async def start_guards(state: AppState) -> tuple[CredentialWatch, DatabaseBreaker]:
+    """What keeps streams honest: ended when their credentials end (a NOTIFY from the
+    database) and when the database becomes unreachable (the breaker's probe)."""
+    settings = state.settings
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(WEB_DIR / "index.html")
+    async def verify(stream: OpenStream) -> None:
+        async with state.read_sessionmaker() as session:
+            await authenticate(stream.token, state, session, stream.route)
 
-    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+    dsn = plain_url(settings.database_url)
+    watch = CredentialWatch(dsn, state.streams, verify)
+    await watch.start()
+    retry_ms = int(settings.database_retry_after_seconds * 1000)
+
+    def end_streams() -> None:
+        state.streams.end_all("database_unavailable", retry_ms)
+
+    breaker = DatabaseBreaker(
+        dsn,
+        settings.database_probe_interval_seconds,
+        settings.database_probe_timeout_seconds,
+        settings.database_retry_after_seconds,
+        on_open=end_streams,
+    )
+    state.breaker = breaker
+    await breaker.start()
+    return watch, breaker

@@ -12,6 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from iaf.db.repositories.ratelimit import RateLimitRepository, WindowUsage
 from iaf.errors import ApiError
 
+DAY_SECONDS = 24 * 3600
+
+
+def per_address(bucket: str, address: str) -> str:
+    """`kind:key` counted per client address too, as `kind@address:key`: what follows the
+    first colon stays the key alone (an e-mail, an id), which GDPR erasure matches on to
+    delete a person's counters (iaf/db/repositories/erasure.py)."""
+    kind, _, key = bucket.partition(":")
+    return f"{kind}@{address.replace(':', '_')}:{key}"
+
 
 class RateLimiter:
     """Counts requests per bucket; raises 429 once the sliding window holds more than `limit`."""

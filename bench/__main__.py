@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.chat", "bench.agents", "bench.gdpr_erasure"]
+BENCHMARKS = [
+    "bench.chat",
+    "bench.agents",
+    "bench.knowledge",
+    "bench.retrieval_quality",
+    "bench.gdpr_erasure",
+    "bench.web",
+]
 
 
 def main() -> None:

@@ -7,6 +7,9 @@ AGENT_ID = SearchAttributeKey.for_keyword("AgentId")
 KIND = SearchAttributeKey.for_keyword("Kind")
 REQUEST_ID = SearchAttributeKey.for_keyword("RequestId")
 SUBJECT_REF = SearchAttributeKey.for_keyword("SubjectRef")
+# A GDPR request's legal deadline (one month after it was made): overdue ones are
+# `DueAt < "<now>" AND ExecutionStatus = "Running"`.
+DUE_AT = SearchAttributeKey.for_datetime("DueAt")
 
 # Their types, registered on the dev server at start and by `iaf migrate` elsewhere.
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -15,4 +18,5 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "Kind": "Keyword",
     "RequestId": "Keyword",
     "SubjectRef": "Keyword",
+    "DueAt": "Datetime",
 }

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,14 +32,22 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-# argon2 costs tens of milliseconds of CPU by design; the API runs it on a thread (argon2
-# releases the GIL), so one sign-up or login does not stall every other request.
+# argon2 costs tens of milliseconds of CPU and 64 MiB of memory per call by design. The API
+# runs it on threads of its own (argon2 releases the GIL), so a login never stalls the event
+# loop; two of them, so a flood of logins queues here instead of taking every core and
+# gigabytes of memory, and never fills the default executor other work shares. Routes that
+# call it are rate-limited as well (login, sign-up, delete-account, password changes).
+ARGON2_THREADS = 2
+_argon2_pool = ThreadPoolExecutor(max_workers=ARGON2_THREADS, thread_name_prefix="argon2")
+
+
 async def hashed_password(password: str) -> str:
-    return await asyncio.to_thread(hash_password, password)
+    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, hash_password, password)
 
 
 async def password_matches(password_hash: str | None, password: str) -> bool:
-    return await asyncio.to_thread(verify_password, password_hash, password)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_argon2_pool, verify_password, password_hash, password)
 
 
 def issue_access_token(

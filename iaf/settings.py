@@ -19,6 +19,13 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:55432/iaf"
     database_pool_size: int = 10
+    # A new connection gives up after this long (asyncpg waits a minute by default).
+    database_connect_timeout_seconds: float = 5.0
+    # The API's breaker: a SELECT 1 this often, failing after this long (twice in a row opens
+    # it); while open, requests get 503 with this Retry-After.
+    database_probe_interval_seconds: float = 0.25
+    database_probe_timeout_seconds: float = 0.6
+    database_retry_after_seconds: int = 2
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -30,7 +37,7 @@ class Settings(BaseSettings):
     temporal_start_timeout_seconds: float = 1.0
     temporal_start_backoff_seconds: float = 5.0
 
-    # Qdrant server when set; otherwise qdrant-client local mode under data_dir.
+    # Qdrant server when set; otherwise Qdrant Edge (the engine in-process) under data_dir.
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
     qdrant_path: Path | None = None
@@ -65,6 +72,19 @@ class Settings(BaseSettings):
     message_max_bytes: int = 16 * 1024
     message_edit_window_minutes: int = 15
     sse_heartbeat_seconds: float = 15.0
+    # Open SSE streams one person may hold on one API process (429 beyond).
+    sse_streams_per_user: int = 20
+    # /healthz answers from one check per interval, whoever calls it and how often.
+    health_cache_seconds: float = 2.0
+    # Daily limits per person (per organisation for org users): what a stolen token or a
+    # runaway script could otherwise repeat without end.
+    message_edits_per_day: int = 2000
+    rooms_per_day: int = 200
+    member_additions_per_day: int = 1000
+    org_users_per_day: int = 200
+    invitations_per_day: int = 300
+    password_resets_per_hour: int = 5
+    password_reset_minutes: float = 60.0
     sweep_interval_seconds: float = 10.0
     sweep_min_age_seconds: float = 5.0
     sweep_batch_size: int = 500
@@ -80,6 +100,10 @@ class Settings(BaseSettings):
     reply_history_token_budget: int = 2000
     reply_history_max_messages: int = 50
     retrieval_top_k: int = 5
+    # hybrid: MiniLM and BM25 ranks fused (RRF); dense or sparse alone for comparison.
+    retrieval_mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    # How many of each side's best chunks the fusion ranks.
+    retrieval_candidates: int = 20
     memory_top_k: int = 3
     # Below this best similarity the planner refines the query and retrieves again.
     retrieval_min_score: float = 0.3
@@ -98,6 +122,9 @@ class Settings(BaseSettings):
     # Empty: default_llm_model classifies ambiguous messages in auto-routing rooms.
     classifier_model: str = ""
     knowledge_max_bytes: int = 256 * 1024
+    # An uploaded .md/.txt/.pdf file (its extracted text must also fit knowledge_max_bytes);
+    # below the API's 1 MiB body limit, multipart framing included.
+    knowledge_file_max_bytes: int = 900 * 1024
     knowledge_chunk_chars: int = 800
     knowledge_chunk_overlap_chars: int = 120
     knowledge_uploads_per_hour: int = 120
@@ -137,6 +164,28 @@ class Settings(BaseSettings):
     # OpenAI-compatible API (/v1): how long a request waits for its reply before giving up
     # (the reply is then cancelled).
     openai_reply_timeout_seconds: float = 300.0
+
+    # Operations: logs, metrics, traces, shutdown.
+    # The project's own loggers; everything else (libraries) logs from third_party_log_level.
+    log_level: str = "INFO"
+    third_party_log_level: str = "WARNING"
+    # auto: JSON lines when stderr is not a terminal, short text when it is; dev: short text
+    # without the line per HTTP request (the console of `iaf dev`).
+    log_format: Literal["auto", "json", "text", "dev"] = "auto"
+    # Also write every line as JSON here (`iaf dev` keeps its processes' logs in data_dir/logs).
+    log_file: Path | None = None
+    # A Prometheus listener for this process on metrics_host:metrics_port (off when unset);
+    # loopback by default, so only the machine itself (or a sidecar) can scrape it.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    # When set, the API also serves /metrics to `Authorization: Bearer <token>`; 404 otherwise.
+    metrics_token: SecretStr | None = None
+    # OTLP/HTTP traces (e.g. http://otel-collector:4318) when set; no tracing otherwise.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "iaf"
+    # On SIGINT/SIGTERM a worker lets running activities finish for this long, then cancels
+    # them; Temporal retries what did not finish on another worker (or after a restart).
+    worker_shutdown_grace_seconds: float = 2.0
 
     @property
     def resolved_qdrant_path(self) -> Path:

@@ -30,6 +30,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from iaf.observability.tracing import temporal_interceptors
 from iaf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ async def connect(settings: Settings, lazy: bool = False) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
-        interceptors=[_GuardInterceptor(guard)],
+        # Tracing (when on) first, so a start the guard refuses is in the trace too.
+        interceptors=[*temporal_interceptors(), _GuardInterceptor(guard)],
         lazy=lazy,
     )

@@ -13,25 +13,29 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
-from datetime import timedelta
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from iaf.search_attributes import AGENT_ID, KIND, REQUEST_ID, ROOM_ID, SUBJECT_REF
+from iaf.search_attributes import AGENT_ID, DUE_AT, KIND, REQUEST_ID, ROOM_ID, SUBJECT_REF
 from iaf.security import pseudonym
 from iaf.settings import Settings
 from schemas.agents import AgentReplyInput
+from schemas.auth import PasswordResetInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
 from schemas.knowledge import VectorJob, VectorKind
+from schemas.profile import EmailChangeMail
 from schemas.workflows import RouteMessageInput
 
 log = logging.getLogger(__name__)
 RPC_TIMEOUT = timedelta(seconds=5)
+# How much longer than the start timeout a request waits for all its starts together.
+START_DEADLINE_MARGIN_SECONDS = 0.25
 
 # Workflow type names, as registered by the worker (the class names in workflows/).
 ROUTE_MESSAGE = "RouteMessage"
@@ -43,6 +47,8 @@ INVITATION = "Invitation"
 REFERRAL = "Referral"
 DATA_EXPORT = "DataExport"
 ERASURE = "Erasure"
+EMAIL_CHANGE_MAIL = "EmailChangeMail"
+PASSWORD_RESET = "PasswordReset"
 WORKFLOW_TYPES = frozenset(
     {
         ROUTE_MESSAGE,
@@ -54,6 +60,8 @@ WORKFLOW_TYPES = frozenset(
         REFERRAL,
         DATA_EXPORT,
         ERASURE,
+        EMAIL_CHANGE_MAIL,
+        PASSWORD_RESET,
     }
 )
 
@@ -105,9 +113,10 @@ def search_attributes(
     room_id: uuid.UUID | str | None = None,
     agent_id: str | None = None,
     request_id: uuid.UUID | str | None = None,
+    due_at: datetime | None = None,
 ) -> TypedSearchAttributes:
     """Kind, SubjectRef (already a pseudonym) and whichever IDs the workflow is about."""
-    pairs: list[SearchAttributePair[str]] = [SearchAttributePair(KIND, kind)]
+    pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(KIND, kind)]
     if subject is not None:
         pairs.append(SearchAttributePair(SUBJECT_REF, subject))
     if room_id is not None:
@@ -116,6 +125,8 @@ def search_attributes(
         pairs.append(SearchAttributePair(AGENT_ID, agent_id))
     if request_id is not None:
         pairs.append(SearchAttributePair(REQUEST_ID, str(request_id)))
+    if due_at is not None:
+        pairs.append(SearchAttributePair(DUE_AT, due_at))
     return TypedSearchAttributes(pairs)
 
 
@@ -145,6 +156,11 @@ async def start_route_message(
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             search_attributes=search_attributes("route", subject, room_id=room_id),
             static_summary=f"route message {message_id}",
+            static_details=(
+                f"Message {message_id} in room {room_id}: record its mentions, notify the people"
+                " it mentions, and start one AgentReply per agent it mentions (or the agent the"
+                " room's auto-routing picks)."
+            ),
             rpc_timeout=timedelta(seconds=settings.temporal_start_timeout_seconds),
         )
     except WorkflowAlreadyStartedError:
@@ -171,9 +187,13 @@ async def start_agent_reply(
     expected = reply_workflow_id(input.message_id, input.agent_id)
     if input.reply_id != expected:
         raise ValueError(f"reply_id must be {expected!r}")
-    details = f"room {input.room_id}; depth {input.depth}"
+    details = (
+        f"@{input.agent_id} answers message {input.message_id} in room {input.room_id}"
+        f" (hand-off depth {input.depth}). Steps: reserving credits, building context,"
+        " streaming the answer, storing the reply, settling credits, handing off."
+    )
     if input.parent_reply_id:
-        details += f"; handed over by {input.parent_reply_id}"
+        details += f" Handed over by {input.parent_reply_id}."
     try:
         await client.start_workflow(
             AGENT_REPLY,
@@ -224,18 +244,44 @@ async def start_mentioned_replies(
     from iaf.agents.mentions import mentioned_agents, parse_mentions
     from iaf.agents.registry import get_registry
 
-    started = []
-    for agent_id in mentioned_agents(parse_mentions(content, get_registry().ids())):
-        input = AgentReplyInput(
+    inputs = [
+        AgentReplyInput(
             reply_id=reply_workflow_id(message_id, agent_id),
             message_id=message_id,
             room_id=room_id,
             agent_id=agent_id,
             requested_by=str(sender_id),
         )
-        if await start_agent_reply(client, settings, input, eager=False):
-            started.append(input.reply_id)
-    return started
+        for agent_id in mentioned_agents(parse_mentions(content, get_registry().ids()))
+    ]
+    # In parallel: each start waits up to the start timeout, so in sequence a message
+    # mentioning three agents kept its POST three timeouts long while Temporal stalled.
+    outcomes = await asyncio.gather(
+        *(start_agent_reply(client, settings, input, eager=False) for input in inputs)
+    )
+    return [input.reply_id for input, started in zip(inputs, outcomes, strict=True) if started]
+
+
+async def within_start_timeout(settings: Settings, label: str, *starts: Awaitable[object]) -> None:
+    """Run every start a request makes at once and wait for them together, at most about
+    `temporal_start_timeout_seconds` (DESIGN rule 5: what was stored is acknowledged; a start
+    that did not happen now is left to the sweep). Each guarded call times out on its own
+    first, which tells the guard; the margin only bounds calls the guard does not time."""
+    tasks = [asyncio.ensure_future(start) for start in starts]
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(
+        tasks, timeout=settings.temporal_start_timeout_seconds + START_DEADLINE_MARGIN_SECONDS
+    )
+    for task in pending:
+        task.cancel()
+    for task in done:
+        error = task.exception()
+        if error is not None:
+            reason = type(error).__name__
+            log.warning("%s: a workflow start failed now (%s); the sweep will retry", label, reason)
+    if pending:
+        log.warning("%s: %d workflow starts still waiting were cancelled", label, len(pending))
 
 
 async def start_vector_job(
@@ -270,12 +316,24 @@ async def start_vector_job(
             search_attributes=search_attributes(
                 label, subject_ref(settings, owner_id), room_id=room_id
             ),
-            static_summary=f"{'remove' if removal else 'index'} {kind} {item_id}",
+            static_summary=f"{'remove' if removal else label} {kind} {item_id}",
+            static_details=_vector_details(kind, item_id, removal),
             rpc_timeout=RPC_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:
         return False
     return True
+
+
+def _vector_details(kind: str, item_id: uuid.UUID, removal: bool) -> str:
+    if removal:
+        return f"Delete the Qdrant points of {kind} {item_id}; it is already out of every context."
+    if kind == "document":
+        return (
+            f"Chunk, embed and store knowledge document {item_id} in Qdrant; its status"
+            " (knowledge_documents) goes processing -> ready, or failed: the run then fails too."
+        )
+    return f"Embed and store memory {item_id} in Qdrant."
 
 
 async def best_effort(label: str, start: Awaitable[bool]) -> bool:
@@ -309,6 +367,11 @@ async def start_invitation(
                 "invitation", subject_ref(settings, inviter_id), room_id=room_id
             ),
             static_summary=f"invitation {invitation_id} to room {room_id}",
+            static_details=(
+                "Send the invitation mail (recipient kept in PostgreSQL only), send a reminder"
+                " before expiry, wait for accept or revoke until the expiry timer, then close the"
+                " invitation and start the referral."
+            ),
             rpc_timeout=RPC_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:
@@ -366,6 +429,10 @@ async def _start_referral(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=search_attributes("referral", subject_ref(settings, referred_user_id)),
         static_summary=f"referral {referral_id}: credits once the invited user acts",
+        static_details=(
+            "Wait for the invited user's first action (signal, or a re-read of the row) until"
+            " the deadline; then grant the referrer's credits once, or expire."
+        ),
         start_signal=start_signal,
         rpc_timeout=RPC_TIMEOUT,
     )
@@ -400,6 +467,29 @@ async def signal_first_action(
     return True
 
 
+# --- accounts -------------------------------------------------------------------------------
+
+
+def password_reset_workflow_id(reset_id: uuid.UUID | str) -> str:
+    return f"password-reset-{reset_id}"
+
+
+async def start_password_reset(
+    client: Client, settings: Settings, reset_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """Mail the link and hold its expiry (workflows/password_reset.py)."""
+    await client.start_workflow(
+        PASSWORD_RESET,
+        PasswordResetInput(reset_id=reset_id),
+        id=password_reset_workflow_id(reset_id),
+        task_queue=settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=search_attributes("password_reset", subject_ref(settings, user_id)),
+        static_summary=f"password reset {reset_id}",
+        rpc_timeout=RPC_TIMEOUT,
+    )
+
+
 # --- GDPR requests ------------------------------------------------------------------------
 
 
@@ -409,11 +499,20 @@ async def start_gdpr_request(
     kind: str,
     request_id: uuid.UUID,
     subject: str,
+    due_at: datetime | None = None,
 ) -> bool:
     """Start (or, for a retry, start again) a request's workflow; False if a run is open.
 
-    `subject` is the request's stored SubjectRef (the subject row may be gone already).
+    `subject` is the request's stored SubjectRef (the subject row may be gone already);
+    `due_at`, its legal deadline, becomes the DueAt search attribute.
     """
+    due = f", due {due_at:%Y-%m-%d}" if due_at is not None else ""
+    steps = (
+        "grace period (cancellable), freeze, anonymise, delete private data, delete vectors,"
+        " delete workflows, delete account, audit, verify"
+        if kind == "erasure"
+        else "build the JSON + CSV archive, then keep the download link open until it expires"
+    )
     try:
         await client.start_workflow(
             ERASURE if kind == "erasure" else DATA_EXPORT,
@@ -421,8 +520,12 @@ async def start_gdpr_request(
             id=gdpr_workflow_id(kind, request_id),
             task_queue=settings.temporal_task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=search_attributes(kind, subject, request_id=request_id),
-            static_summary=f"GDPR {kind} request {request_id}",
+            search_attributes=search_attributes(
+                kind, subject, request_id=request_id, due_at=due_at
+            ),
+            static_summary=f"GDPR {kind} request {request_id}{due}",
+            static_details=f"Steps: {steps}. Each step's attempts are in PostgreSQL"
+            " (data_subject_request_steps); a failed request is retried from the API or CLI.",
             rpc_timeout=RPC_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:
@@ -458,11 +561,42 @@ async def wake_cancelled_gdpr_request(client: Client, kind: str, request_id: uui
 
 
 async def start_gdpr_retry(
-    client: Client, settings: Settings, kind: str, request_id: uuid.UUID, subject: str
+    client: Client,
+    settings: Settings,
+    kind: str,
+    request_id: uuid.UUID,
+    subject: str,
+    due_at: datetime | None = None,
 ) -> bool:
     """The failed run may still be closing (it records the failure, then fails): wait for it."""
     for _ in range(20):
-        if await start_gdpr_request(client, settings, kind, request_id, subject):
+        if await start_gdpr_request(client, settings, kind, request_id, subject, due_at):
             return True
         await asyncio.sleep(0.25)
     return False
+
+
+# --- account ------------------------------------------------------------------------------
+
+
+def email_change_workflow_id(change_id: uuid.UUID | str) -> str:
+    return f"email-change-{change_id}"
+
+
+async def start_email_change_mail(
+    client: Client, settings: Settings, change_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """Mail the confirmation link of a new address (once per change)."""
+    try:
+        await client.start_workflow(
+            EMAIL_CHANGE_MAIL,
+            EmailChangeMail(email_change_id=change_id),
+            id=email_change_workflow_id(change_id),
+            task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes("email_change", subject_ref(settings, user_id)),
+            static_summary=f"e-mail change {change_id}",
+            rpc_timeout=RPC_TIMEOUT,
+        )
+    except WorkflowAlreadyStartedError:
+        return

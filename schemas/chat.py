@@ -160,6 +160,26 @@ class MessageOut(BaseModel):
         return out.model_copy(update={"sender_name": sender_name}) if sender_name else out
 
 
+class MemberAdded(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    added: bool
+
+
+class MemberRoleChanged(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    previous_role: str
+    changed: bool
+
+
+class ReadMarkerOut(BaseModel):
+    room_id: uuid.UUID
+    last_read_message_id: int
+
+
 class ReadMarker(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -41,6 +41,9 @@ class DocumentOut(BaseModel):
     size_bytes: int
     status: str
     chunk_count: int
+    # Ingestion progress: chunks embedded and stored so far, of chunks_total.
+    chunks_done: int = 0
+    chunks_total: int = 0
     error: str | None = None
     created_at: datetime
     updated_at: datetime

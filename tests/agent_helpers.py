@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,6 +15,34 @@ from iaf.settings import Settings
 from iaf.workflow_calls import reply_workflow_id
 from schemas.agents import AgentReplyResult
 from tests.helpers import Person, SSEStream
+
+
+def isolated_settings(
+    tmp_path: Path, database_url: str, temporal_address: str, prefix: str, **overrides: Any
+) -> Settings:
+    """Task queues and a Qdrant path of its own, for tests that run worker processes."""
+    from tests.conftest import make_settings
+
+    queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return make_settings(
+        tmp_path,
+        database_url,
+        temporal_address,
+        temporal_task_queue=queue,
+        temporal_retrieval_task_queue=f"{queue}-retrieval",
+        qdrant_path=tmp_path / "qdrant",
+        **overrides,
+    )
+
+
+async def streaming(stream: SSEStream, reply_id: str, deltas: int = 3) -> None:
+    """Until the reply has streamed a few deltas (it is mid-answer)."""
+    await stream.wait_for(
+        lambda e: (
+            e.event == "agent.delta" and e.data["reply_id"] == reply_id and e.data["seq"] >= deltas
+        ),
+        180,
+    )
 
 
 async def temporal(settings: Settings) -> Client:

@@ -64,6 +64,10 @@ def make_settings(
         "sweep_min_age_seconds": 0.5,
         "sse_heartbeat_seconds": 5,
         "auth_requests_per_ip_per_minute": 100_000,
+        # A busy machine can take longer than the 1 s default to start a workflow, and two
+        # slow starts open the guard (starts refused for 5 s): tests that are not about
+        # the guard must not depend on the machine being idle. Those that are set it.
+        "temporal_start_timeout_seconds": 10.0,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ async def serve_app(app: Any) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
+        await asyncio.wait_for(task, timeout=60)
 
 
 def serve_api(settings: Settings) -> contextlib.AbstractAsyncContextManager[str]:
@@ -151,7 +151,7 @@ class SSEStream:
                 key, _, value = line.partition(":")
                 fields[key] = value[1:] if value.startswith(" ") else value
 
-    async def wait_for(self, predicate: Any, timeout: float = 15.0) -> SSEEvent:
+    async def wait_for(self, predicate: Any, timeout: float = 60.0) -> SSEEvent:
         deadline = asyncio.get_running_loop().time() + timeout
         seen = 0
         while True:

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from qdrant_client import AsyncQdrantClient
 from temporalio.client import Client
 
+from iaf.retrieval.vectors import VectorBackend
 from tests.helpers import Person, SSEEvent, open_stream
 
 T = TypeVar("T")
@@ -49,19 +49,18 @@ def postgres_holding(database_url: str, needles: list[str]) -> dict[str, list[st
     return found
 
 
-async def qdrant_holding(qdrant: AsyncQdrantClient, needles: list[str]) -> dict[str, list[str]]:
+async def qdrant_holding(vectors: VectorBackend, needles: list[str]) -> dict[str, list[str]]:
+    """{needle: [collection, ...]} for every needle some point's payload still holds."""
     found: dict[str, list[str]] = {}
-    for collection in (await qdrant.get_collections()).collections:
-        offset: Any = None
+    for collection in await vectors.collections():
+        offset: str | None = None
         while True:
-            points, offset = await qdrant.scroll(
-                collection.name, limit=1000, offset=offset, with_payload=True, with_vectors=False
-            )
+            points, offset = await vectors.scroll(collection, 1000, offset)
             for point in points:
                 payload = str(point.payload or {}).lower()
                 for needle in needles:
                     if needle.lower() in payload:
-                        found.setdefault(needle, []).append(collection.name)
+                        found.setdefault(needle, []).append(collection)
             if offset is None:
                 break
     return found

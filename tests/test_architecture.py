@@ -16,6 +16,7 @@ from importlinter import configuration
 from importlinter.adapters.user_options import TomlFileUserOptionReader
 from importlinter.contracts.acyclic_siblings import AcyclicSiblingsContract
 from importlinter.contracts.forbidden import ForbiddenContract
+from importlinter.contracts.independence import IndependenceContract
 from importlinter.contracts.layers import LayersContract
 from importlinter.domain.contract import Contract
 
@@ -26,6 +27,7 @@ from workers.registry import main_workflows
 VIOLATIONS = {
     "layers": ("iaf.settings", "api.main"),
     "api-no-activities": ("api.routes.messages", "activities.llm"),
+    "routers-independent": ("api.routes.knowledge", "api.routes.rooms"),
     "workflows-no-database": ("workflows.agent_reply", "iaf.db.engine"),
     "acyclic": ("iaf.db.engine", "iaf.gdpr.service"),
 }
@@ -39,6 +41,7 @@ EXTRA_VIOLATIONS = [
 CONTRACT_TYPES: dict[str, type[Contract]] = {
     "layers": LayersContract,
     "forbidden": ForbiddenContract,
+    "independence": IndependenceContract,
     "acyclic_siblings": AcyclicSiblingsContract,
 }
 configuration.configure()  # the timer and file system the contracts use, as lint-imports does

@@ -343,6 +343,26 @@ def test_temporal_ui_is_published_on_8233(services: dict[str, Any]) -> None:
     assert service_of_url(interpolate(environment(ui)["TEMPORAL_ADDRESS"] or "")) == "temporal"
 
 
+# Operator consoles with no authentication of their own: the Temporal UI can reset or
+# terminate any workflow, Mailpit shows every mailed token.
+OPERATOR_CONSOLES = ("temporal-ui", "mailpit")
+
+
+@pytest.mark.parametrize("name", OPERATOR_CONSOLES)
+def test_operator_consoles_are_published_on_loopback_only(
+    services: dict[str, Any], name: str
+) -> None:
+    ports = [str(p) for p in services[name].get("ports") or []]
+    assert ports, f"{name} publishes nothing"
+    for port in ports:
+        assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_compose_says_how_to_put_the_consoles_behind_authentication() -> None:
+    header = COMPOSE_FILE.read_text().split("\nname:", 1)[0].lower()
+    assert "authenticat" in header and "tunnel" in header
+
+
 def test_dockerfile_builds_the_app_image() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.M)
@@ -371,3 +391,87 @@ def test_temporal_gets_the_dev_servers_eager_dispatch_config(services: dict[str,
     assert source is not None, (path, mounts)
     config = yaml.safe_load((ROOT / source).read_text())
     assert {key: entries[0]["value"] for key, entries in config.items()} == EAGER_CONFIG
+
+
+# --- metrics: Prometheus scrapes every replica, Grafana shows the dashboard -------------
+
+
+def _prometheus_config(services: dict[str, Any]) -> dict[str, Any]:
+    mounts = [str(v).split(":") for v in services["prometheus"].get("volumes", [])]
+    mounted = {target: source for source, target, *_ in mounts}
+    source = mounted.get("/etc/prometheus/prometheus.yml")
+    assert source is not None, mounts
+    config: dict[str, Any] = yaml.safe_load((ROOT / source).read_text())
+    return config
+
+
+def test_api_and_worker_serve_metrics_on_the_private_network(services: dict[str, Any]) -> None:
+    for name in ("api", "worker"):
+        env = {k: interpolate(v or "") for k, v in environment(services[name]).items()}
+        assert env.get("METRICS_HOST") == "0.0.0.0", "reachable by Prometheus, not only loopback"
+        assert 0 < int(env.get("METRICS_PORT") or "0") < 65536
+        published = " ".join(map(str, services[name].get("ports") or []))
+        assert env["METRICS_PORT"] not in published, "the metrics port is never published"
+
+
+def test_prometheus_scrapes_every_api_and_worker_replica(services: dict[str, Any]) -> None:
+    assert "prom/prometheus" in str(services["prometheus"].get("image"))
+    jobs = {job["job_name"]: job for job in _prometheus_config(services)["scrape_configs"]}
+    assert set(jobs) >= {"api", "worker"}, set(jobs)
+    for name in ("api", "worker"):
+        port = int(interpolate(environment(services[name])["METRICS_PORT"] or "0"))
+        (discovery,) = jobs[name]["dns_sd_configs"]
+        # One A record per replica: scaling needs no change to the config.
+        assert discovery["names"] == [name] and discovery.get("type", "SRV") == "A"
+        assert discovery["port"] == port, (name, discovery, port)
+
+
+def test_grafana_provisions_the_dashboard_on_prometheus(services: dict[str, Any]) -> None:
+    grafana = services["grafana"]
+    assert "grafana/grafana" in str(grafana.get("image"))
+    env = environment(grafana)
+    assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", env.get("GF_SECURITY_ADMIN_PASSWORD") or "")
+    assert interpolate(env.get("GF_AUTH_ANONYMOUS_ENABLED") or "") == "false"
+    mounts = {
+        target: source for source, target, *_ in (str(v).split(":") for v in grafana["volumes"])
+    }
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert service_of_url(datasource["url"]) == "prometheus" and datasource["uid"] == "prometheus"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "iaf.yml").read_text())["providers"]
+    assert ROOT / mounts[provider["options"]["path"]] == ROOT / "deploy" / "grafana" / "dashboards"
+
+
+def _dashboard_queries() -> list[str]:
+    import json
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "iaf.json").read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert all(p["datasource"]["uid"] == "prometheus" for p in panels)
+    return [target["expr"] for panel in panels for target in panel["targets"]]
+
+
+def test_the_dashboard_uses_the_metrics_our_processes_expose() -> None:
+    """Every `iaf_` series a panel queries exists (the Temporal SDK's are checked against a
+    live worker in tests/observability/test_metrics.py)."""
+    from prometheus_client import REGISTRY
+
+    import iaf.observability.metrics  # noqa: F401  (registers our metrics)
+
+    exposed = {s.name for family in REGISTRY.collect() for s in family.samples}
+    exposed |= {f.name for f in REGISTRY.collect() if f.type == "gauge"}  # labelled, no sample yet
+    exposed |= {
+        f"{family.name}{suffix}"
+        for family in REGISTRY.collect()
+        if family.type == "histogram"
+        for suffix in ("_bucket", "_sum", "_count")
+    }
+    exposed |= {f"{f.name}_total" for f in REGISTRY.collect() if f.type == "counter"}
+    used = {name for expr in _dashboard_queries() for name in re.findall(r"\biaf_\w+", expr)}
+    assert used and used <= exposed, f"unknown metrics in the dashboard: {used - exposed}"
+    labels = {
+        label for expr in _dashboard_queries() for label in re.findall(r"\bjob=\"(\w+)\"", expr)
+    }
+    assert labels <= {"api", "worker"}, labels

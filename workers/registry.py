@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qdrant_client import AsyncQdrantClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from activities.accounts import AccountActivities
 from activities.agents_db import AgentDbActivities, KnowledgeDbActivities
 from activities.chat_db import ChatDbActivities
 from activities.gdpr_database import GdprDatabaseActivities
@@ -21,15 +21,18 @@ from activities.mail import MailActivities
 from activities.retrieval import ContextElsewhere, RetrievalActivities
 from activities.temporal_admin import TemporalAdminActivities
 from iaf.retrieval.embedder import Embedder, make_embedder
-from iaf.retrieval.qdrant import make_qdrant
+from iaf.retrieval.qdrant import make_vector_backend
 from iaf.retrieval.store import VectorStore
+from iaf.retrieval.vectors import VectorBackend
 from iaf.settings import Settings
 from workflows.agent_reply import AgentReply
 from workflows.data_export import DataExport
+from workflows.email_change_mail import EmailChangeMail
 from workflows.erasure import Erasure
 from workflows.index_memory import IndexMemory
 from workflows.ingest_knowledge import IngestKnowledge
 from workflows.invitation import Invitation
+from workflows.password_reset import PasswordReset
 from workflows.referral import Referral
 from workflows.remove_vectors import RemoveVectors
 from workflows.route_message import RouteMessage
@@ -40,8 +43,8 @@ class WorkerClients:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     temporal: Client
-    # Built on first use by whichever feature needs it: local mode admits one opener per path.
-    qdrant: AsyncQdrantClient | None = None
+    # Built on first use by whichever feature needs it: the embedded store admits one process.
+    vectors: VectorBackend | None = None
     # The embedding model, loaded once per process by the worker that serves retrieval.
     embedder: Embedder | None = None
     retrieval: RetrievalActivities | None = None
@@ -58,6 +61,8 @@ def main_workflows() -> Sequence[type]:
         IngestKnowledge,
         IndexMemory,
         RemoveVectors,
+        EmailChangeMail,
+        PasswordReset,
     ]
 
 
@@ -105,13 +110,18 @@ def invitation_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
     invitations = InvitationActivities(clients.sessionmaker, clients.temporal, clients.settings)
     mail = MailActivities(clients.sessionmaker, clients.settings)
     ledger = LedgerActivities(clients.sessionmaker, clients.settings)
+    accounts = AccountActivities(clients.sessionmaker)
     return [
+        accounts.load_password_reset,
+        accounts.expire_password_reset,
+        mail.send_password_reset_mail,
         invitations.load_invitation_schedule,
         invitations.close_invitation,
         invitations.start_referral,
         invitations.load_referral,
         invitations.expire_referral,
         mail.send_invitation_mail,
+        mail.send_email_change_mail,
         ledger.grant_referral,
     ]
 
@@ -142,15 +152,15 @@ def gdpr_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
     ]
 
 
-def shared_qdrant(clients: WorkerClients) -> AsyncQdrantClient:
-    if clients.qdrant is None:
-        clients.qdrant = make_qdrant(clients.settings)
-    return clients.qdrant
+def shared_vectors(clients: WorkerClients) -> VectorBackend:
+    if clients.vectors is None:
+        clients.vectors = make_vector_backend(clients.settings)
+    return clients.vectors
 
 
 def retrieval_activities(clients: WorkerClients) -> Sequence[Callable[..., Any]]:
-    """Activities that touch Qdrant; in local mode exactly one process may run them (rule 6)."""
-    gdpr = GdprQdrantActivities(clients.sessionmaker, shared_qdrant(clients))
+    """Activities that touch Qdrant; with the embedded store one process runs them (rule 6)."""
+    gdpr = GdprQdrantActivities(clients.sessionmaker, shared_vectors(clients))
     retrieval = shared_retrieval(clients)
     return [
         gdpr.delete_vectors,
@@ -166,7 +176,7 @@ def shared_retrieval(clients: WorkerClients) -> RetrievalActivities:
     if clients.retrieval is None:
         clients.retrieval = RetrievalActivities(
             clients.sessionmaker,
-            VectorStore(shared_qdrant(clients)),
+            VectorStore(shared_vectors(clients)),
             shared_embedder(clients),
             clients.settings,
         )

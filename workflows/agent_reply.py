@@ -73,17 +73,23 @@ class AgentReply:
     def __init__(self) -> None:
         self.stage = "starting"
         self.context_remote = False
+        self.headline = "reply"
 
     @workflow.query
     def progress(self) -> str:
         return self.stage
 
     def _progress(self, stage: str) -> None:
+        """What the Temporal UI shows as current details (ids and the step, no content)."""
         self.stage = stage
-        workflow.set_current_details(stage)
+        since = workflow.now().strftime("%H:%M:%S")
+        workflow.set_current_details(f"{self.headline}, step: {stage} (since {since} UTC)")
 
     @workflow.run
     async def run(self, input: AgentReplyInput) -> AgentReplyResult:
+        self.headline = f"reply by @{input.agent_id} to message {input.message_id}"
+        if input.parent_reply_id:
+            self.headline += f" (handed over by {input.parent_reply_id})"
         ref = ReplyRef(reply_id=input.reply_id)
         result = AgentReplyResult(reply_id=input.reply_id, status="running")
         cancelled = False

@@ -23,6 +23,8 @@ QUICK_TIMEOUT = timedelta(seconds=30)
 class DataExport:
     @workflow.run
     async def run(self, input: GdprWorkflowInput) -> ExportResult:
+        headline = f"GDPR export request {input.request_id}"
+        workflow.set_current_details(f"{headline}, step: planning")
         plan = await workflow.execute_activity_method(
             GdprDatabaseActivities.export_plan,
             input,
@@ -37,6 +39,7 @@ class DataExport:
             maximum_attempts=plan.retry.maximum_attempts,
         )
         step = StepInput(request_id=input.request_id, step="archive")
+        workflow.set_current_details(f"{headline}, step: building the archive")
         try:
             result = await workflow.execute_activity_method(
                 GdprDatabaseActivities.export_archive,
@@ -45,6 +48,7 @@ class DataExport:
                 retry_policy=retry,
             )
         except ActivityError as error:
+            workflow.set_current_details(f"{headline}: failed building the archive")
             await workflow.execute_activity_method(
                 GdprDatabaseActivities.mark_failed,
                 step,
@@ -65,6 +69,10 @@ class DataExport:
         if result.status != "complete":
             return result
         # The download link's lifetime: a durable timer, then the archive is removed.
+        until = workflow.now() + timedelta(seconds=result.expires_in_seconds)
+        workflow.set_current_details(
+            f"{headline}: archive ready; download link open until {until:%Y-%m-%d %H:%M} UTC"
+        )
         await workflow.sleep(timedelta(seconds=result.expires_in_seconds))
         await workflow.execute_activity_method(
             GdprDatabaseActivities.export_expire,

@@ -58,6 +58,9 @@ class Erasure:
     def progress(self) -> str:
         return self.current_step
 
+    def _details(self, request_id: str, text: str) -> None:
+        workflow.set_current_details(f"GDPR erasure request {request_id}, {text}")
+
     @workflow.run
     async def run(self, input: GdprWorkflowInput) -> ErasureResult:
         plan = await workflow.execute_activity_method(
@@ -67,8 +70,10 @@ class Erasure:
             retry_policy=QUICK,
         )
         if plan.status in ("complete", "cancelled"):
+            self._details(input.request_id, f"already {plan.status}")
             return ErasureResult(request_id=input.request_id, status=plan.status)
         if "grace" not in plan.done_steps and not await self._grace(input, plan):
+            self._details(input.request_id, "cancelled during the grace period")
             return ErasureResult(request_id=input.request_id, status="cancelled")
         retry = RetryPolicy(
             initial_interval=timedelta(seconds=plan.retry.initial_seconds),
@@ -80,22 +85,32 @@ class Erasure:
             if step in plan.done_steps:
                 continue
             self.current_step = step
+            position = ERASURE_STEPS.index(step) + 1
+            self._details(input.request_id, f"step {position}/{len(ERASURE_STEPS)}: {step}")
             try:
                 result = await self._step(
                     StepInput(request_id=input.request_id, step=step), plan, retry
                 )
             except ActivityError as error:
+                self._details(input.request_id, f"failed at step {step}: retry it from the API")
                 await self._failed(input.request_id, step)
                 raise ApplicationError(
                     f"erasure step {step} failed", type="ErasureStepFailed", non_retryable=True
                 ) from error
             if result is not None:
                 return result
+        self._details(input.request_id, "complete")
         return ErasureResult(request_id=input.request_id, status="complete", clean=True)
 
     async def _grace(self, input: GdprWorkflowInput, plan: ErasurePlan) -> bool:
         """Durable timer the subject can interrupt; False when the erasure was cancelled."""
         if plan.grace_seconds > 0:
+            until = workflow.now() + timedelta(seconds=plan.grace_seconds)
+            self._details(
+                input.request_id,
+                f"step 1/{len(ERASURE_STEPS)}: grace period until {until:%Y-%m-%d %H:%M} UTC"
+                " (the subject can still cancel)",
+            )
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self.cancel_requested, timeout=timedelta(seconds=plan.grace_seconds)

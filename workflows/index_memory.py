@@ -24,6 +24,8 @@ INDEX_RETRY = RetryPolicy(
 class IndexMemory:
     @workflow.run
     async def run(self, job: VectorJob) -> IndexResult:
+        headline = f"index memory {job.item_id}"
+        workflow.set_current_details(f"{headline}, step: embedding, storing the vector")
         try:
             result = await workflow.execute_activity_method(
                 RetrievalActivities.index_memory,
@@ -39,6 +41,7 @@ class IndexMemory:
                 IndexFailure(item_id=job.item_id, reason=reason),
                 start_to_close_timeout=timedelta(seconds=15),
             )
+            workflow.set_current_details(f"{headline}: failed ({reason})")
             return IndexResult(status="failed")
-        workflow.set_current_details(result.status)
+        workflow.set_current_details(f"{headline}: {result.status}")
         return result

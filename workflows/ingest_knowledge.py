@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agents_db import KnowledgeDbActivities
@@ -28,7 +28,8 @@ INGEST_RETRY = RetryPolicy(
 class IngestKnowledge:
     @workflow.run
     async def run(self, job: VectorJob) -> IngestResult:
-        workflow.set_current_details("chunking and embedding")
+        headline = f"ingest document {job.item_id}"
+        workflow.set_current_details(f"{headline}, step: chunking, embedding, storing vectors")
         try:
             result = await workflow.execute_activity_method(
                 RetrievalActivities.ingest_document,
@@ -45,7 +46,11 @@ class IngestKnowledge:
                 IndexFailure(item_id=job.item_id, reason=reason),
                 start_to_close_timeout=timedelta(seconds=15),
             )
-            workflow.set_current_details(f"failed ({reason})")
-            return IngestResult(status="failed")
-        workflow.set_current_details(f"{result.status}: {result.chunks} chunks")
+            workflow.set_current_details(f"{headline}: failed ({reason}); the owner can retry it")
+            # A failed run, not a completed one: `ExecutionStatus = "Failed"` finds it.
+            # Its cause (the activity's failure) names what went wrong.
+            raise ApplicationError(
+                "ingestion failed", type="IngestionFailed", non_retryable=True
+            ) from err
+        workflow.set_current_details(f"{headline}: {result.status}, {result.chunks} chunks")
         return result

@@ -75,6 +75,10 @@ class Invitation:
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=DB_RETRY,
         )
+        workflow.set_current_details(
+            f"invitation {input.invitation_id}: {schedule.status}, expires"
+            f" {schedule.expires_at:%Y-%m-%d %H:%M} UTC (step: sending the invitation mail)"
+        )
         if schedule.status == "pending":
             self._invite_sent = await self._mail(
                 input.invitation_id, "invite", 0, schedule.expires_at
@@ -114,6 +118,11 @@ class Invitation:
 
     async def _wait(self, invitation_id: uuid.UUID, schedule: InvitationSchedule) -> None:
         """Until a close signal or the expiry; sends the reminder and any resends on the way."""
+        workflow.set_current_details(
+            f"invitation {invitation_id}: waiting for accept or revoke until"
+            f" {schedule.expires_at:%Y-%m-%d %H:%M} UTC; invite sent: {self._invite_sent},"
+            f" reminders sent: {self._reminders_sent}"
+        )
         while not self._woken_to_close:
             now = workflow.now()
             if now >= schedule.expires_at:

@@ -37,6 +37,10 @@ class Referral:
         ref = ReferralRef(referral_id=input.referral_id)
         while True:
             state = await self._load(ref)
+            workflow.set_current_details(
+                f"referral {input.referral_id}: {state.status}; waiting for the invited user's"
+                f" first action until {state.deadline_at:%Y-%m-%d %H:%M} UTC"
+            )
             if state.status != "pending":
                 return ReferralOutcome(referral_id=input.referral_id, status=state.status)
             self._acted = self._acted or state.acted

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 class RemoveVectors:
     @workflow.run
     async def run(self, job: VectorJob) -> IndexResult:
-        workflow.set_current_details(f"removing {job.kind} {job.item_id}")
+        workflow.set_current_details(f"remove the vectors of {job.kind} {job.item_id}")
         return await workflow.execute_activity_method(
             RetrievalActivities.remove_vectors,
             RemoveVectorsInput(kind=job.kind, item_id=job.item_id),

@@ -41,6 +41,7 @@ CLASSIFY_RETRY = RetryPolicy(
 class RouteMessage:
     @workflow.run
     async def run(self, input: RouteMessageInput) -> RouteMessageResult:
+        workflow.set_current_details(f"message {input.message_id}, step: recording mentions")
         recorded = await workflow.execute_local_activity_method(
             ChatDbActivities.record_mentions,
             MessageRef(message_id=input.message_id),
@@ -54,11 +55,15 @@ class RouteMessage:
             routed_by="mention" if recorded.agent_ids else None,
         )
         if not recorded.routable or recorded.sender_user_id is None:
+            workflow.set_current_details(f"message {input.message_id}: nothing to route")
             return result
         if not recorded.agent_ids and recorded.auto_route:
             await self._route_by_intent(recorded, result)
         if result.agent_ids:
-            workflow.set_current_details(f"starting replies: {', '.join(result.agent_ids)}")
+            agents = ", ".join(f"@{a}" for a in result.agent_ids)
+            workflow.set_current_details(
+                f"message {input.message_id}, step: starting replies by {agents}"
+            )
             started = await workflow.execute_local_activity_method(
                 AgentDbActivities.start_replies,
                 StartReplies(
@@ -71,6 +76,7 @@ class RouteMessage:
                 retry_policy=DB_RETRY,
             )
             result.reply_ids = [*started.started, *started.already_started]
+        workflow.set_current_details(_routed(input.message_id, result))
         return result
 
     async def _route_by_intent(
@@ -81,7 +87,9 @@ class RouteMessage:
             return
         if not recorded.intent_ambiguous:
             return
-        workflow.set_current_details("classifying intent")
+        workflow.set_current_details(
+            f"message {recorded.message_id}, step: classifying intent (LLM)"
+        )
         try:
             classified = await workflow.execute_activity_method(
                 LlmActivities.classify_intent,
@@ -96,3 +104,10 @@ class RouteMessage:
             return
         if classified.agent_id is not None:
             result.agent_ids, result.routed_by = [classified.agent_id], "classifier"
+
+
+def _routed(message_id: int, result: RouteMessageResult) -> str:
+    if not result.agent_ids:
+        return f"message {message_id}: no agent to start"
+    agents = ", ".join(f"@{a}" for a in result.agent_ids)
+    return f"message {message_id}: routed to {agents} (by {result.routed_by})"

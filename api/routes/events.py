@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,40 +12,19 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
-from api.deps import AppState, CurrentUser, SessionDep, StateDep
+from api.deps import AppState, CurrentUser, SessionDep, StateDep, open_stream
+from api.sse import resume_point, sse
+from api.streams import OpenStream
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
 from iaf.privacy.guests import event_for_guest
 from iaf.rooms.service import room_for_member
-from schemas.chat import ReadMarker
+from schemas.chat import ReadMarker, ReadMarkerOut
 from schemas.common import MAX_BIGINT
 
 router = APIRouter(prefix="/api/chat", tags=["events"])
-
-
-def sse(event_id: int | None, type_: str, data: dict[str, Any]) -> dict[str, str]:
-    frame = {"event": type_, "data": json.dumps(data, separators=(",", ":"), default=str)}
-    if event_id is not None:
-        frame["id"] = str(event_id)
-    return frame
-
-
-def resume_point(last_event_id: str | None, after: int | None) -> int | None:
-    """The event id to resume after: refused (422) before the stream starts when it is not
-    an event id at all, because a database error inside the stream would break it instead."""
-    raw = last_event_id.strip() if last_event_id is not None else ""
-    if not raw:
-        return after
-    # Plain ASCII digits only: int() would also take "1_000", "+5" or other scripts' digits.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_BIGINT:
-        raise ApiError(
-            422,
-            "invalid_last_event_id",
-            f"Last-Event-ID must be an event id: an integer from 0 to {MAX_BIGINT}",
-        )
-    return int(raw)
 
 
 async def _stored_since(
@@ -75,28 +53,20 @@ async def announce_presence(
 
 
 async def room_stream(
-    state: AppState, room_id: uuid.UUID, user_id: uuid.UUID, since: int | None, guest: bool = False
-) -> AsyncIterator[dict[str, str]]:
-    """The room's events after `since`, then live; a guest's view of them (event_for_guest)."""
-    view = event_for_guest if guest else _as_stored
-    async for frame in _room_events(state, room_id, user_id, since, view):
-        yield frame
-
-
-def _as_stored(type_: str, data: dict[str, Any]) -> dict[str, Any]:
-    return data
-
-
-async def _room_events(
     state: AppState,
     room_id: uuid.UUID,
     user_id: uuid.UUID,
     since: int | None,
-    view: Callable[[str, dict[str, Any]], dict[str, Any]],
-) -> AsyncIterator[dict[str, str]]:
+    opened: OpenStream | None = None,
+    guest: bool = False,
+) -> AsyncIterator[dict[str, Any]]:
+    """The room's events after `since`, then live; a guest reads them through event_for_guest."""
+    view: Callable[[str, dict[str, Any]], dict[str, Any]] = event_for_guest if guest else _as_stored
     subscription: Subscription = state.broker.subscribe(str(room_id))
-    await announce_presence(state, room_id, user_id, "online")
+    if opened is not None:
+        opened.wakeup = subscription.wakeup  # an ended credential wakes the stream up
     try:
+        await announce_presence(state, room_id, user_id, "online")
         if since is None:
             async with state.sessionmaker() as session:
                 since = await EventRepository(session).latest_id(room_id)
@@ -105,8 +75,13 @@ async def _room_events(
             yield sse(event_id, type_, view(type_, data))
             last = event_id
         while True:
+            if opened is not None and opened.ended:
+                yield opened.final_frame()
+                return
             await subscription.wakeup.wait()
             subscription.wakeup.clear()
+            if opened is not None and opened.ended:
+                continue
             if subscription.lagged.is_set():
                 subscription.lagged.clear()
                 async for event_id, type_, data in _stored_since(state, room_id, last):
@@ -125,8 +100,15 @@ async def _room_events(
                     return
     finally:
         state.broker.unsubscribe(subscription)
-        with contextlib.suppress(Exception):
-            await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
+        if opened is not None:
+            state.streams.close(opened)
+        if opened is None or opened.ended != "database_unavailable":
+            with contextlib.suppress(Exception):
+                await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
+
+
+def _as_stored(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return data
 
 
 def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:
@@ -150,8 +132,9 @@ async def stream_events(
     room, _ = await room_for_member(session, room_id, user)
     guest = user.org_id != room.org_id
     await session.close()  # release the connection before the long-lived stream starts
+    opened = open_stream(state, request, user)
     return EventSourceResponse(
-        room_stream(state, room_id, user.id, since, guest),
+        room_stream(state, room_id, user.id, since, opened, guest),
         ping=int(state.settings.sse_heartbeat_seconds) or 15,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -165,7 +148,7 @@ async def mark_read(
     session: SessionDep,
     state: StateDep,
     response: Response,
-) -> dict[str, Any]:
+) -> ReadMarkerOut:
     await room_for_member(session, room_id, user)
     limit = state.settings.read_markers_per_minute
     await state.limiter.hit(f"read:{user.id}", limit, 60, response, session)
@@ -176,7 +159,7 @@ async def mark_read(
         room_id, "read", {"user_id": str(user.id), "message_id": stored}
     )
     await session.commit()
-    return {"room_id": str(room_id), "last_read_message_id": stored}
+    return ReadMarkerOut(room_id=room_id, last_read_message_id=stored)
 
 
 @router.post("/rooms/{room_id}/typing", status_code=202)

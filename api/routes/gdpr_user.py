@@ -13,7 +13,7 @@ from iaf.db.repositories.consents import PURPOSES, ConsentRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.errors import ApiError
 from iaf.gdpr import service
-from iaf.security import hash_token, verify_password
+from iaf.security import hash_token, password_matches
 from schemas.gdpr import (
     ERASURE,
     EXPORT,
@@ -83,7 +83,10 @@ async def delete_account(
     response: Response,
 ) -> RequestOut:
     """Schedule the erasure after a grace period the user can cancel; the password confirms it."""
-    if not verify_password(user.password_hash, body.password):
+    # argon2 off the event loop, and counted: each attempt costs 64 MiB and tens of ms.
+    settings = state.settings
+    await state.limiter.hit(f"password-check:{user.id}", settings.login_attempts_per_minute, 60)
+    if not await password_matches(user.password_hash, body.password):
         raise ApiError(403, "invalid_password", "the password does not match")
     request, created = await service.create_request(
         session,

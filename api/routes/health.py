@@ -11,11 +11,12 @@ import logging
 import os
 import time
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -70,12 +71,12 @@ async def _temporal(state: StateDep) -> CheckResult:
 
 
 def local_qdrant_state(path: Path, proc_locks: Path = _PROC_LOCKS) -> tuple[str, str]:
-    """What can be told about a local-mode Qdrant storage without opening it.
+    """What can be told about the embedded Qdrant (Edge) storage without opening it.
 
     Only one process may open it (rule 6), and the retrieval worker does: opening it here,
-    even to try its lock, could keep the worker from starting. qdrant-client holds an
-    exclusive flock on `<path>/.lock` while a process has the storage open, and Linux lists
-    the flocks it holds in /proc/locks (device and inode), so reading that is a real check.
+    even to try its lock, could keep the worker from starting. The worker holds an exclusive
+    flock on `<path>/.lock` while it has the storage open, and Linux lists the flocks it
+    holds in /proc/locks (device and inode), so reading that is a real check.
     """
     lock_file = path / ".lock"
     if not path.is_dir():
@@ -89,12 +90,12 @@ def local_qdrant_state(path: Path, proc_locks: Path = _PROC_LOCKS) -> tuple[str,
         stat = lock_file.stat()
         held = proc_locks.read_text()
     except OSError:  # not Linux, or /proc not mounted: nothing more can be told
-        return "unverified", "local mode (served by the retrieval worker)"
+        return "unverified", "embedded (served by the retrieval worker)"
     key = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
     for line in held.splitlines():
         fields = line.split()
         if "FLOCK" in fields and key in fields and "->" not in fields:  # not a waiter
-            return "ok", "local mode, storage held by the retrieval worker"
+            return "ok", "embedded, storage held by the retrieval worker"
     return "down", "local_storage_not_served"
 
 
@@ -115,8 +116,26 @@ async def _smtp(state: StateDep) -> CheckResult:
     return None
 
 
-@router.get("/healthz")
-async def healthz(state: StateDep) -> JSONResponse:
+class HealthCache:
+    """One check at a time, its answer reused for `max_age` seconds: anyone may call /healthz,
+    and each check opens a connection to SMTP and asks PostgreSQL and Temporal, so a flood of
+    anonymous calls must cost one check per interval, not one per call."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self.checked_at = -float("inf")
+        self.answer: tuple[dict[str, Any], int] | None = None
+        self.lock = asyncio.Lock()
+
+    async def get(self, state: StateDep) -> tuple[dict[str, Any], int]:
+        async with self.lock:  # callers arriving during a check wait for its answer
+            if self.answer is None or time.monotonic() - self.checked_at > self.max_age:
+                self.answer = await _check_all(state)
+                self.checked_at = time.monotonic()
+            return self.answer
+
+
+async def _check_all(state: StateDep) -> tuple[dict[str, Any], int]:
     names = ("postgres", "temporal", "qdrant", "smtp")
     results = await asyncio.gather(
         _timed("postgres", _postgres(state)),
@@ -128,5 +147,18 @@ async def healthz(state: StateDep) -> JSONResponse:
     # Posting works without Temporal or SMTP (rule 5): only PostgreSQL makes the API unready.
     ready = checks["postgres"]["status"] == "ok"
     degraded = any(c["status"] == "down" for c in checks.values())
-    body = {"status": "ok" if not degraded else ("degraded" if ready else "down"), "checks": checks}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    body = {
+        "status": "ok" if not degraded else ("degraded" if ready else "down"),
+        "checks": checks,
+        "checked_at": datetime.now(UTC).isoformat(),
+    }
+    return body, 200 if ready else 503
+
+
+@router.get("/healthz")
+async def healthz(request: Request, state: StateDep) -> JSONResponse:
+    cache: HealthCache | None = getattr(request.app.state, "health_cache", None)
+    if cache is None:
+        cache = request.app.state.health_cache = HealthCache(state.settings.health_cache_seconds)
+    body, status = await cache.get(state)
+    return JSONResponse(body, status_code=status)

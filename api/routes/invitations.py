@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from api.deps import AppState, CurrentUser, SessionDep, StateDep, client_ip, optional_user
+from api.ratelimit import DAY_SECONDS, per_address
 from iaf.accounts.service import token_response
 from iaf.db.models import Invitation, User
 from iaf.db.repositories.invitations import InvitationView
@@ -57,6 +58,8 @@ async def invite(
     await state.limiter.hit(
         f"invite:{user.id}", state.settings.invitations_per_hour, 3600, response, session
     )
+    daily = state.settings.invitations_per_day
+    await state.limiter.hit(f"invite-day:{user.id}", daily, DAY_SECONDS, response, session)
     invitation, created = await service.invite(room.id, user.id, body.email, minutes)
     if not created:
         response.status_code = 200
@@ -194,6 +197,8 @@ async def accept_invitation(
     caller = await optional_user(request, state, session)
 
     async def count_login(bucket: str) -> None:
+        # Per account and client address, like /api/auth/login: strangers cannot lock one out.
+        bucket = per_address(bucket, client_ip(request))
         await state.limiter.hit(bucket, settings.login_attempts_per_minute, 60, None, session)
 
     return _accept_response(state, await service.accept(view, caller, body, count_login))

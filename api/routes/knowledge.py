@@ -3,14 +3,17 @@
 Any org member may add an org document; room documents need room membership. The API
 stores the document and starts IngestKnowledge (`ingest-{id}`); clients poll the status.
 Deleting marks the document "deleting" (agents stop using it at once) and starts
-RemoveVectors, which deletes its points and then the row.
+RemoveVectors, which deletes its points and then the row. An uploaded .md, .txt or .pdf file
+becomes a document the same way, its text extracted here (PDF with pypdf, off the event loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import CurrentUser, SessionDep, StateDep
@@ -21,6 +24,7 @@ from iaf.db.repositories.source_copies import SourceCopyRepository
 from iaf.db.repositories.stale_archives import StaleArchiveRepository
 from iaf.errors import ApiError
 from iaf.gdpr.service import remove_archives
+from iaf.knowledge_files import extract
 from iaf.rooms.service import ensure_writable, room_for_member
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import DocumentCreate, DocumentList, DocumentOut
@@ -61,6 +65,38 @@ async def create_document(
     await session.commit()
     await _start_job(state, document, removal=False)
     return DocumentOut.model_validate(document, from_attributes=True)
+
+
+async def _read_capped(upload: UploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "file_too_large", f"the file is over {limit} bytes")
+    return data
+
+
+@router.post("/documents/upload", status_code=202)
+async def upload_document(
+    file: Annotated[UploadFile, File(description="a .md, .txt or .pdf file")],
+    scope: Annotated[Literal["org", "room"], Form()],
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+    room_id: Annotated[uuid.UUID | None, Form()] = None,
+    title: Annotated[str | None, Form(max_length=200)] = None,
+) -> DocumentOut:
+    data = await _read_capped(file, state.settings.knowledge_file_max_bytes)
+    extracted = await asyncio.to_thread(extract, file.filename or "", data)
+    try:
+        body = DocumentCreate(
+            title=(title or "").strip() or extracted.title,
+            content=extracted.text,
+            scope=scope,
+            room_id=room_id,
+        )
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc).splitlines()[0]) from None
+    return await create_document(body, user, session, state, response)
 
 
 @router.get("/documents")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
@@ -11,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import ClaimantDep, CurrentUser, SessionDep, StateDep, unauthorized
-from api.ratelimit import enforce
+from api.ratelimit import DAY_SECONDS, enforce
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.referrals import ReferralRepository
 from iaf.errors import ApiError
@@ -26,6 +25,7 @@ from iaf.workflow_calls import (
     signal_first_action,
     start_mentioned_replies,
     start_route_message,
+    within_start_timeout,
 )
 from schemas.chat import MessageCreate, MessageEdit, MessageOut
 from schemas.common import MAX_BIGINT, Page, storable_text
@@ -73,7 +73,12 @@ async def post_message(
     maker = state.read_sessionmaker if autocommit else state.sessionmaker
     async with maker() as session:
         outcome = await MessageRepository(session).post(
-            room_id, user_id, body, settings.posts_per_minute, token_version=claimant.token_version
+            room_id,
+            user_id,
+            body,
+            settings.posts_per_minute,
+            token_version=claimant.token_version,
+            token_id=claimant.token_id,
         )
         if not outcome.authenticated:
             raise unauthorized()
@@ -94,18 +99,20 @@ async def post_message(
     if created and referral_id is None:
         # Referrals are created with the account, so once none is waiting it never will be.
         state.past_first_action.add(user_id)
+    starts: list[Awaitable[object]] = []
     if referral_id is not None:
-        await signal_first_action(state.temporal, settings, referral_id, user_id)
+        starts.append(signal_first_action(state.temporal, settings, referral_id, user_id))
     # Only mentions and auto-routing rooms need RouteMessage; plain chat skips Temporal.
     if created and route:
-        await start_routing(state, out.id, str(room_id), user_id, body.content)
+        starts += routing_starts(state, out.id, str(room_id), user_id, body.content)
+    await within_start_timeout(settings, f"message {out.id}", *starts)
     response.status_code = 201 if created else 200
     return out
 
 
-async def start_routing(
+def routing_starts(
     state: StateDep, message_id: int, room_id: str, sender_id: uuid.UUID, content: str
-) -> None:
+) -> list[Awaitable[object]]:
     """The message is stored already; if Temporal is away, the sweep starts it later (rule 5).
 
     Mentioned agents start here too, concurrently with RouteMessage (no routing hop
@@ -120,13 +127,7 @@ async def start_routing(
                 state.temporal, state.settings, message_id, room_id, sender_id, content
             )
         )
-    for outcome in await asyncio.gather(*starts, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            log.warning(
-                "workflows for %s not started now (%s); the sweep will",
-                message_id,
-                type(outcome).__name__,  # an error's text may quote what it was given
-            )
+    return starts
 
 
 @router.get("/rooms/{room_id}/messages")
@@ -164,9 +165,12 @@ async def edit_message(
     state: StateDep,
 ) -> MessageOut:
     content = checked_content(body.content, state.settings)
-    change = await messages.edit_message(
-        session, message_id, user, content, state.settings.message_edit_window_minutes
+    message = await messages.editable_message(
+        session, message_id, user, state.settings.message_edit_window_minutes
     )
+    limit = state.settings.message_edits_per_day
+    await state.limiter.hit(f"edit:{user.id}", limit, DAY_SECONDS, None, session)
+    change = await messages.edit_message(session, message, user, content)
     await session.commit()
     await _cancel_withdrawn(state, change)
     assert change.message is not None

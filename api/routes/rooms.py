@@ -6,18 +6,21 @@ The rules live in iaf.rooms.service; each route checks the caller, calls it and 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Response
 
 from api.deps import CurrentUser, SessionDep, StateDep
+from api.ratelimit import DAY_SECONDS
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.rooms import service as rooms
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.chat import (
     MemberAdd,
+    MemberAdded,
     MemberOut,
+    MemberRoleChanged,
     MemberRoleUpdate,
     RoomCreate,
     RoomOut,
@@ -28,7 +31,11 @@ router = APIRouter(prefix="/api/chat", tags=["rooms"])
 
 
 @router.post("/rooms", status_code=201)
-async def create_room(body: RoomCreate, user: CurrentUser, session: SessionDep) -> RoomOut:
+async def create_room(
+    body: RoomCreate, user: CurrentUser, session: SessionDep, state: StateDep, response: Response
+) -> RoomOut:
+    limit = state.settings.rooms_per_day
+    await state.limiter.hit(f"rooms:{user.id}", limit, DAY_SECONDS, response, session)
     room = await rooms.create_room(session, user, body)
     await session.commit()
     return RoomOut.of(room, "owner", 0, 0)
@@ -100,18 +107,24 @@ async def list_members(
 
 @router.post("/rooms/{room_id}/members", status_code=201)
 async def add_member(
-    room_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: SessionDep, response: Response
-) -> dict[str, Any]:
+    room_id: uuid.UUID,
+    body: MemberAdd,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+) -> MemberAdded:
     """201 when added; 200 with the member's current role when they were one already (use
     PATCH …/members/{user_id} to change a role)."""
     room, role = await rooms.lock_for_member_change(session, room_id, user)
     current = await rooms.add_member(session, room, role, body.user_id, body.role)
-    target = str(body.user_id)
     if current is not None:
         response.status_code = 200
-        return {"id": target, "user_id": target, "role": current, "added": False}
+        return MemberAdded(id=body.user_id, user_id=body.user_id, role=current, added=False)
+    limit = state.settings.member_additions_per_day
+    await state.limiter.hit(f"member-add:{user.id}", limit, DAY_SECONDS, response, session)
     await session.commit()
-    return {"id": target, "user_id": target, "role": body.role, "added": True}
+    return MemberAdded(id=body.user_id, user_id=body.user_id, role=body.role, added=True)
 
 
 @router.patch("/rooms/{room_id}/members/{user_id}")
@@ -121,19 +134,19 @@ async def change_member_role(
     body: MemberRoleUpdate,
     user: CurrentUser,
     session: SessionDep,
-) -> dict[str, Any]:
+) -> MemberRoleChanged:
     """Owners and admins change roles; only an owner makes or unmakes an owner, and a room
     keeps at least one owner. Emits member.update when the role changed."""
     room, role = await rooms.lock_for_member_change(session, room_id, user)
     previous = await rooms.change_member_role(session, room, role, user_id, body.role)
     await session.commit()
-    return {
-        "id": str(user_id),
-        "user_id": str(user_id),
-        "role": body.role,
-        "previous_role": previous,
-        "changed": previous != body.role,
-    }
+    return MemberRoleChanged(
+        id=user_id,
+        user_id=user_id,
+        role=body.role,
+        previous_role=previous,
+        changed=previous != body.role,
+    )
 
 
 @router.delete("/rooms/{room_id}/members/{user_id}", status_code=204)

@@ -7,15 +7,18 @@ Nothing here commits: the caller commits the request's one transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from iaf.db.models import User
+from iaf.db.models import PasswordReset, User
 from iaf.db.repositories.ledger import LedgerRepository
+from iaf.db.repositories.password_resets import PasswordResetRepository
 from iaf.db.repositories.users import UserRepository
 from iaf.errors import ApiError
+from iaf.mail.links import derive_token, new_salt, token_hash
 from iaf.security import issue_access_token, password_matches
 from iaf.settings import Settings
 from schemas.auth import TokenResponse, UserOut
@@ -122,6 +125,18 @@ async def password_login(session: AsyncSession, email: str, password: str) -> Us
     return user
 
 
+def api_key_scopes(user: User, asked: Sequence[str] | None) -> list[str]:
+    """The scopes a new key gets: those asked for, or all the owner's role allows; only a
+    compliance user's key may carry `compliance` (the routes check the role as well)."""
+    allowed = ["chat", "agents", "compliance"] if user.role == "compliance" else ["chat", "agents"]
+    if asked is None:
+        return allowed
+    refused = sorted(set(asked) - set(allowed))
+    if refused:
+        raise ApiError(403, "scope_not_allowed", f"your role cannot grant {', '.join(refused)}")
+    return sorted(set(asked))
+
+
 def token_response(jwt_secret: str, settings: Settings, user: User) -> TokenResponse:
     minutes = settings.access_token_minutes
     token = issue_access_token(
@@ -130,3 +145,77 @@ def token_response(jwt_secret: str, settings: Settings, user: User) -> TokenResp
     return TokenResponse(
         access_token=token, expires_in=minutes * 60, user=UserOut.model_validate(user)
     )
+
+
+# --- an org admin deactivates and reactivates colleagues ----------------------------------
+
+
+async def _colleague_for_update(session: AsyncSession, admin: User, user_id: uuid.UUID) -> User:
+    target = await UserRepository(session).for_update(user_id)
+    if target is None or target.org_id != admin.org_id or target.status == "deleted":
+        raise ApiError(404, "user_not_found", "no such person in your organisation")
+    if target.id == admin.id:
+        raise ApiError(409, "cannot_deactivate_self", "you cannot deactivate your own account")
+    return target
+
+
+async def deactivate(session: AsyncSession, admin: User, user_id: uuid.UUID) -> User:
+    """The colleague can no longer sign in; their tokens, keys and open streams stop now."""
+    target = await _colleague_for_update(session, admin, user_id)
+    if target.status != "active":
+        raise ApiError(409, "not_active", f"the account is {target.status}")
+    await UserRepository(session).set_status(target, "deactivated")
+    return target
+
+
+async def reactivate(session: AsyncSession, admin: User, user_id: uuid.UUID) -> User:
+    """Only a deactivated account comes back (not one being erased); old tokens stay dead."""
+    target = await _colleague_for_update(session, admin, user_id)
+    if target.status != "deactivated":
+        raise ApiError(409, "not_deactivated", f"the account is {target.status}")
+    await UserRepository(session).set_status(target, "active")
+    return target
+
+
+# --- password reset by e-mail -------------------------------------------------------------
+
+
+async def request_password_reset(
+    session: AsyncSession, settings: Settings, email: str
+) -> PasswordReset | None:
+    """A reset link for an active account, or None (the caller answers the same either way:
+    whether an address has an account is not told)."""
+    user = await UserRepository(session).get_by_email(email)
+    if user is None or user.status != "active":
+        return None
+    salt = new_salt()
+    token = derive_token(settings.secret("invitation_secret"), salt)
+    valid_for = timedelta(minutes=settings.password_reset_minutes)
+    return await PasswordResetRepository(session).create(
+        user.id, token_hash(token), salt, valid_for
+    )
+
+
+async def withdraw_password_reset(session: AsyncSession, reset_id: uuid.UUID) -> None:
+    reset = await PasswordResetRepository(session).get(reset_id)
+    if reset is not None and reset.status == "pending":
+        await PasswordResetRepository(session).close(reset, "superseded")
+
+
+async def reset_password(session: AsyncSession, token: str, password_hash: str) -> User:
+    """The link's holder sets a new password, once: every older token and stream ends."""
+    resets = PasswordResetRepository(session)
+    reset = await resets.by_token_hash_for_update(token_hash(token))
+    if reset is None:
+        raise ApiError(404, "link_not_found", "this reset link is not known")
+    if reset.status == "expired" or reset.expires_at <= datetime.now(UTC):
+        raise ApiError(410, "link_expired", "this link has expired; ask for a new one")
+    if reset.status != "pending":
+        raise ApiError(410, "link_used", "this link was used or replaced by a newer one")
+    users = UserRepository(session)
+    user = await users.for_update(reset.user_id)
+    if user is None or user.status != "active":
+        raise ApiError(410, "link_expired", "this account can no longer be changed")
+    await users.set_password(user, password_hash)
+    await resets.close(reset, "used")
+    return user

@@ -28,6 +28,8 @@ _MENTION = re.compile(r"(?<![\w.])@([A-Za-z0-9_-]+)")
 ROOM_NOTE = (
     "You are answering in a shared team chat room. Earlier messages are shown as"
     " 'Name: message'. Mention a teammate agent with @id only when you hand work over."
+    " Answer in the language of the message you are answering (French to French, Arabic"
+    " to Arabic, English to English)."
 )
 
 

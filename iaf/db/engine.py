@@ -30,11 +30,13 @@ def plain_url(url: str) -> str:
 STALE_AFTER_SECONDS = 10.0
 
 
-def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, pool_size: int = 10, connect_timeout: float = 5.0) -> AsyncEngine:
     engine = create_async_engine(
         with_driver(url, "asyncpg"),
         pool_size=pool_size,
         max_overflow=pool_size,
+        # asyncpg waits 60 s for a server that accepts TCP and never answers (a stall).
+        connect_args={"timeout": connect_timeout},
         # Errors quote their SQL parameters (message text, answers, e-mails) unless told not
         # to; those messages reach logs and, from activities, Temporal history (rule 2).
         hide_parameters=True,

@@ -68,4 +68,6 @@ async def resume_requests_forever(
         try:
             await resume_requests_once(sessionmaker, temporal, settings)
         except Exception as exc:
-            log.warning("resuming GDPR requests failed (%s); retrying next round", exc)
+            log.warning(
+                "resuming GDPR requests failed (%s); retrying next round", type(exc).__name__
+            )

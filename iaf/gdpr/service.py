@@ -83,7 +83,7 @@ async def create_request(
 async def start_workflow(client: Client, settings: Settings, request: DataSubjectRequest) -> bool:
     """Start (or, for a retry, start again) the request's workflow; False if a run is still open."""
     return await workflow_calls.start_gdpr_request(
-        client, settings, request.kind, request.id, request.subject_ref
+        client, settings, request.kind, request.id, request.subject_ref, request.due_at
     )
 
 
@@ -99,7 +99,7 @@ async def start_quietly(client: Client, settings: Settings, request: DataSubject
 
 async def start_retry(client: Client, settings: Settings, request: DataSubjectRequest) -> bool:
     return await workflow_calls.start_gdpr_retry(
-        client, settings, request.kind, request.id, request.subject_ref
+        client, settings, request.kind, request.id, request.subject_ref, request.due_at
     )
 
 

@@ -38,6 +38,11 @@ Markers (for the platform's tests):
   raise at once). `[offline: fail-once=<key>]`: fail the first request carrying this key in
   this process, succeed afterwards (tests of Temporal retries; `reset_offline_state()`).
 - `[offline: slow=<tokens_per_second>]` in the last user message overrides the rate.
+- `[offline: markdown]`: the reply ends with a heading, lists, a code block and a link.
+
+Language: the reply's own sentences are in the language of the question (Arabic script,
+else French or English by common words and accented letters), as a real model told to
+"answer in the language of the message" would; persona names and quotes stay as they are.
 
 Embeddings (`litellm.aembedding(model="offline/<anything>")`): a deterministic hashed
 bag of words, EMBEDDING_DIMENSIONS long and unit length, so the litellm embedding path
@@ -277,7 +282,10 @@ def compose_answer(messages: Sequence[Any]) -> str:
         return f"{OBEYING} Memory: {'; '.join(memories) or 'none'}"
     question = " ".join(_MARKER.sub("", extract_sources(last_text)[1]).split())
     persona, self_id = _persona(extract_sources(system)[1])
-    lines = _answer_lines(persona, question, _best_sources(sources, _stems(question)))
+    language = detect_language(question)
+    lines = _answer_lines(persona, question, _best_sources(sources, _stems(question)), language)
+    if "markdown" in _markers(last_text):
+        lines.extend(MARKDOWN_SAMPLE)
     earlier = "\n".join(message_text(m) for m in messages if m is not last)
     target = _handoff(question, self_id, earlier)
     if target:
@@ -298,17 +306,87 @@ def _injected(messages: Sequence[Any]) -> bool:
     return False
 
 
-def _answer_lines(persona: str, question: str, picked: list[tuple[Source, str]]) -> list[str]:
-    shown = f'"{_unmention(_clip(question, 25))}"' if question else "your message"
-    opening = f"(offline model) As {persona}, on {shown}:"
+_FRENCH_TEXT = (
+    "le la les des du de un une et ou est sont pour dans sur avec que qui quoi comment pourquoi"
+    " nous vous je il elle ce cette ces mon ton son notre votre leur pas plus très aussi"
+)
+_ENGLISH_TEXT = (
+    "the a an and or is are for in on with what who how why we you i it this that these not"
+    " please can could should would of to"
+)
+_FRENCH_WORDS = frozenset(_FRENCH_TEXT.split())
+_ENGLISH_WORDS = frozenset(_ENGLISH_TEXT.split())
+_ARABIC = re.compile(r"[\u0600-\u06ff\u0750-\u077f]")
+_FRENCH_LETTERS = re.compile(r"[àâçéèêëîïôûùüÿœ]")
+
+# The reply's fixed sentences in each language it answers in (detect_language).
+_PHRASES = {
+    "en": {
+        "opening": "(offline model) As {persona}, on {shown}:",
+        "your_message": "your message",
+        "found": "here is what I found in the knowledge base.",
+        "none": "I found no knowledge about this in the room or organisation documents."
+        " My general advice: state the goal and the constraints, list the options with"
+        " their trade-offs, and share any document that should guide the answer.",
+    },
+    "fr": {
+        "opening": "(offline model) En tant que {persona}, à propos de {shown} :",
+        "your_message": "votre message",
+        "found": "voici ce que j'ai trouvé dans la base de connaissances.",
+        "none": "je n'ai trouvé aucune connaissance à ce sujet dans les documents du salon"
+        " ou de l'organisation. Mon conseil général : précisez l'objectif et les contraintes,"
+        " listez les options avec leurs compromis, et partagez tout document qui devrait"
+        " guider la réponse.",
+    },
+    "ar": {
+        "opening": "(offline model) بصفتي {persona}، بخصوص {shown}:",
+        "your_message": "رسالتك",
+        "found": "إليك ما وجدته في قاعدة المعرفة.",
+        "none": "لم أجد أي معرفة عن هذا في مستندات الغرفة أو المؤسسة. نصيحتي العامة: حدّد"
+        " الهدف والقيود، واذكر الخيارات مع مزايا وعيوب كل منها، وشارك أي مستند ينبغي أن"
+        " يوجّه الإجابة.",
+    },
+}
+
+# `[offline: markdown]`: a reply that uses every Markdown block the web client renders.
+MARKDOWN_SAMPLE = (
+    "",
+    "## Plan",
+    "",
+    "1. Read the brief",
+    "2. Sketch the design",
+    "- keep it **simple**",
+    "",
+    "```python",
+    'print("hello from the offline model")',
+    "```",
+    "",
+    "See [the guide](https://example.com/guide).",
+)
+
+
+def detect_language(text: str) -> str:
+    """en, fr or ar, deterministically: Arabic script, else French words or letters."""
+    if _ARABIC.search(text):
+        return "ar"
+    words = re.findall(r"[a-zàâçéèêëîïôûùüÿœ']+", text.lower())
+    french = sum(w in _FRENCH_WORDS for w in words)
+    english = sum(w in _ENGLISH_WORDS for w in words)
+    if french > english or (french == english and _FRENCH_LETTERS.search(text.lower())):
+        return "fr"
+    return "en"
+
+
+def _answer_lines(
+    persona: str, question: str, picked: list[tuple[Source, str]], language: str = "en"
+) -> list[str]:
+    phrases = _PHRASES.get(language, _PHRASES["en"])
+    shown = f'"{_unmention(_clip(question, 25))}"' if question else phrases["your_message"]
+    opening = phrases["opening"].format(persona=persona, shown=shown)
     if picked:
         quotes = [f'- "{_unmention(quote)}" [source: {s.label}]' for s, quote in picked]
-        return [f"{opening} here is what I found in the knowledge base.", *quotes]
-    return [
-        f"{opening} I found no knowledge about this in the room or organisation documents."
-        " My general advice: state the goal and the constraints, list the options with"
-        " their trade-offs, and share any document that should guide the answer."
-    ]
+        return [f"{opening} {phrases['found']}", *quotes]
+    return [f"{opening} {phrases['none']}"]
 
 
 def _markers(text: str) -> dict[str, str]:

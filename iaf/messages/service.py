@@ -66,14 +66,19 @@ async def _withdraw_replies(session: AsyncSession, message: Message, reason: str
     return [r.reply_id for r in withdrawn if r.status in ("pending", "running")]
 
 
-async def edit_message(
-    session: AsyncSession, message_id: int, user: User, content: str, window_minutes: float
-) -> Change:
+async def editable_message(
+    session: AsyncSession, message_id: int, user: User, window_minutes: float
+) -> Message:
+    """The message `user` may edit now, or the 4xx that says why not."""
     message, _ = await _message_for(session, message_id, user)
     if message.sender_user_id != user.id:
         raise ApiError(403, "forbidden", "only the author may edit a message")
     if datetime.now(UTC) - message.created_at > timedelta(minutes=window_minutes):
         raise ApiError(409, "edit_window_closed", "messages can only be edited for a limited time")
+    return message
+
+
+async def edit_message(session: AsyncSession, message: Message, user: User, content: str) -> Change:
     await MessageRepository(session).edit(message, content)
     assert message.edited_at is not None
     await MessageCopyRepository(session).rewrite_events(

@@ -8,6 +8,10 @@ litellm model name (`openai/text-embedding-3-small`, `ollama/nomic-embed-text`, 
 The local model runs on one dedicated thread with torch limited to one intra-op thread:
 measured on these 2-core machines, one query embeds in ~25 ms that way and in ~500 ms when
 torch's thread pool competes with the worker's event loop and the database.
+
+On a CPU with native bfloat16 (AVX512-BF16, AMX) the model runs under bfloat16 autocast:
+~3.5x the chunks per second of float32 here (800-character chunks: 11 -> 40 per second on
+one thread), vectors within 3e-5 of the float32 ones in cosine (bench/ingestion.py).
 """
 
 from __future__ import annotations
@@ -44,9 +48,10 @@ def bundled_minilm_path() -> Path:
 class LocalEmbedder:
     """A sentence-transformers model loaded once per process, on first use or by `warm()`."""
 
-    def __init__(self, model_name: str, model_dir: Path) -> None:
+    def __init__(self, model_name: str, model_dir: Path, bf16: bool | None = None) -> None:
         self.model_name = model_name
         self.model_dir = model_dir
+        self.bf16 = native_bf16() if bf16 is None else bf16
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         self._model: Any = None
         self._loading: asyncio.Future[Any] | None = None
@@ -87,10 +92,17 @@ class LocalEmbedder:
         model = await self._ready()
 
         def encode() -> list[list[float]]:
-            vectors = model.encode(
-                list(texts), batch_size=_BATCH, normalize_embeddings=True, show_progress_bar=False
-            )
-            return [[float(x) for x in row] for row in vectors]
+            import torch
+
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                vectors = model.encode(
+                    list(texts),
+                    batch_size=_BATCH,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                )
+            return vectors.astype("float32").tolist()  # type: ignore[no-any-return]
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, encode)
 
@@ -129,6 +141,15 @@ class LiteLLMEmbedder:
 
 def _field(item: Any, name: str) -> Any:
     return item[name] if isinstance(item, dict) else getattr(item, name)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (else autocast would emulate it, slower)."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((probe and probe()) or (amx and amx()))
 
 
 def make_embedder(model: str) -> LocalEmbedder | LiteLLMEmbedder:

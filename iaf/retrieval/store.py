@@ -1,12 +1,14 @@
-"""The two Qdrant collections agents read, behind the filters that keep tenants apart.
+"""The two collections agents read, behind the filters that keep tenants apart.
 
 - "knowledge": one point per document chunk, payload {org_id, room_id, document_id, owner_id,
-  chunk, text}; room_id is null for organisation-wide documents.
-- "memories": one point per memory, payload {user_id, org_id, memory_id, text}.
+  chunk}; room_id is null for organisation-wide documents. The chunk's text is in PostgreSQL
+  (knowledge_chunks).
+- "memories": one point per memory, payload {user_id, org_id, memory_id}; the text is the
+  memory row's.
 
-The same code talks to a Qdrant server (QDRANT_URL) or to local mode under data_dir.
 Every search is filtered by organisation; knowledge search additionally by room (org-wide
-documents or this room's), memory search by the requesting user.
+documents or this room's), memory search by the requesting user. Searches are hybrid by
+default: the dense embedding and BM25 sparse vectors, fused by reciprocal rank.
 """
 
 from __future__ import annotations
@@ -14,26 +16,56 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from qdrant_client import AsyncQdrantClient, models
+from iaf.retrieval.sparse import SparseEncoder
+from iaf.retrieval.vectors import (
+    AtLeast,
+    CollectionSpec,
+    Condition,
+    Hit,
+    IsNull,
+    Match,
+    VectorBackend,
+    VectorPoint,
+    Where,
+    where,
+)
 
-from iaf.retrieval.qdrant import is_local
-
-KNOWLEDGE = "knowledge"
-MEMORIES = "memories"
-_INDEXED_KEYS = {
-    KNOWLEDGE: ("org_id", "room_id", "document_id", "owner_id"),
-    MEMORIES: ("user_id", "org_id", "memory_id"),
-}
+KNOWLEDGE = CollectionSpec(
+    "knowledge",
+    tenant_key="org_id",
+    keyword_keys=("org_id", "room_id", "document_id", "owner_id"),
+    integer_keys=("chunk",),
+)
+MEMORIES = CollectionSpec(
+    "memories", tenant_key="org_id", keyword_keys=("user_id", "org_id", "memory_id")
+)
+COLLECTIONS = {spec.name: spec for spec in (KNOWLEDGE, MEMORIES)}
 # Points of one document are derived from its id, so re-ingesting overwrites, never duplicates.
 _CHUNK_NAMESPACE = uuid.UUID("6f1c3f0e-3a8e-4a51-9a55-2a7d0c1b9e11")
 
+Mode = Literal["hybrid", "dense", "sparse"]
+
+__all__ = ["COLLECTIONS", "KNOWLEDGE", "MEMORIES", "Hit", "Mode", "SearchQuery", "VectorStore"]
+
 
 @dataclass(frozen=True)
-class Hit:
+class SearchQuery:
+    text: str
+    vector: list[float]
+    mode: Mode = "hybrid"
+    # How many of each side's best points RRF fuses (at least the search's limit).
+    candidates: int = 20
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """One point to write: its text only feeds the sparse vector, it is not stored."""
+
     point_id: str
-    score: float
+    vector: list[float]
+    text: str
     payload: dict[str, Any]
 
 
@@ -41,118 +73,75 @@ def chunk_point_id(document_id: uuid.UUID | str, chunk: int) -> str:
     return str(uuid.uuid5(_CHUNK_NAMESPACE, f"{document_id}:{chunk}"))
 
 
-def _match(key: str, value: str) -> models.FieldCondition:
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-
-
-def knowledge_filter(org_id: str, room_id: str | None, include_org: bool) -> models.Filter:
+def knowledge_filter(org_id: str, room_id: str | None, include_org: bool) -> Where:
     """org_id AND (org-wide document OR this room's document)."""
-    scopes: list[models.Condition] = []
+    scopes: list[Condition] = []
     if include_org:
-        scopes.append(models.IsNullCondition(is_null=models.PayloadField(key="room_id")))
+        scopes.append(IsNull("room_id"))
     if room_id is not None:
-        scopes.append(_match("room_id", room_id))
+        scopes.append(Match("room_id", room_id))
     if not scopes:
-        # Nothing may match: a condition no point satisfies.
-        scopes.append(_match("document_id", "-"))
-    return models.Filter(must=[_match("org_id", org_id), models.Filter(should=scopes)])
+        scopes.append(Match("document_id", "-"))  # nothing may match
+    return Where(must=(Match("org_id", org_id), Where(should=tuple(scopes))))
 
 
 class VectorStore:
-    def __init__(self, client: AsyncQdrantClient) -> None:
-        self.client = client
+    def __init__(self, backend: VectorBackend, sparse: SparseEncoder | None = None) -> None:
+        self.backend = backend
+        self.sparse = sparse or SparseEncoder()
         self._known: set[str] = set()
 
-    async def ensure(self, collection: str, size: int) -> None:
-        """Create the collection (cosine, `size` dimensions) if it does not exist yet."""
-        if collection in self._known:
-            return
-        if not await self.client.collection_exists(collection):
-            try:
-                await self.client.create_collection(
-                    collection,
-                    vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE),
-                )
-            except Exception:
-                # Another worker created it meanwhile (a conflict); anything else is real.
-                if not await self.client.collection_exists(collection):
-                    raise
-            await self._index_payload(collection)
-        info = await self.client.get_collection(collection)
-        vectors = info.config.params.vectors
-        existing = vectors.size if isinstance(vectors, models.VectorParams) else None
-        if existing is not None and existing != size:
-            raise RuntimeError(
-                f"collection {collection!r} holds {existing}-dimension vectors, the embedder"
-                f" makes {size}: re-create it after changing embedding_model"
-            )
-        self._known.add(collection)
+    async def ensure(self, spec: CollectionSpec, size: int) -> None:
+        """Create the collection if it does not exist yet; refuse one of another shape."""
+        if spec.name not in self._known:
+            await self.backend.ensure(spec, size)
+            self._known.add(spec.name)
 
-    async def _index_payload(self, collection: str) -> None:
-        if self._local:
-            return  # local mode scans; payload indexes only matter on a server
-        for key in _INDEXED_KEYS.get(collection, ()):
-            await self.client.create_payload_index(
-                collection, field_name=key, field_schema=models.PayloadSchemaType.KEYWORD
-            )
-
-    @property
-    def _local(self) -> bool:
-        return is_local(self.client) or (
-            type(getattr(self.client, "_client", None)).__name__ == "AsyncQdrantLocal"
-        )
-
-    async def upsert(
-        self, collection: str, points: Sequence[tuple[str, list[float], dict[str, Any]]]
-    ) -> None:
-        if not points:
-            return
-        await self.client.upsert(
-            collection,
-            points=[models.PointStruct(id=pid, vector=vec, payload=pl) for pid, vec, pl in points],
-            wait=True,
-        )
+    async def upsert(self, spec: CollectionSpec, items: Sequence[Indexed]) -> None:
+        points = [
+            VectorPoint(i.point_id, i.vector, self.sparse.document(i.text), i.payload)
+            for i in items
+        ]
+        await self.backend.upsert(spec.name, points)
 
     async def delete_where(
-        self, collection: str, key: str, value: str, *, min_chunk: int | None = None
+        self, spec: CollectionSpec, key: str, value: str, *, min_chunk: int | None = None
     ) -> None:
         """Delete the points whose payload `key` equals `value` (and chunk >= min_chunk)."""
-        if not await self.client.collection_exists(collection):
-            return
-        must: list[models.Condition] = [_match(key, value)]
+        must: tuple[Condition, ...] = (Match(key, value),)
         if min_chunk is not None:
-            must.append(models.FieldCondition(key="chunk", range=models.Range(gte=min_chunk)))
-        await self.client.delete(
-            collection,
-            points_selector=models.FilterSelector(filter=models.Filter(must=must)),
-            wait=True,
-        )
+            must += (AtLeast("chunk", min_chunk),)
+        await self.backend.delete(spec.name, Where(must=must))
 
-    async def count_where(self, collection: str, key: str, value: str) -> int:
-        if not await self.client.collection_exists(collection):
-            return 0
-        selector = models.Filter(must=[_match(key, value)])
-        return (await self.client.count(collection, count_filter=selector, exact=True)).count
+    async def count_where(self, spec: CollectionSpec, key: str, value: str) -> int:
+        return await self.backend.count(spec.name, where(**{key: value}))
 
     async def search(
-        self, collection: str, vector: list[float], query_filter: models.Filter, limit: int
+        self, spec: CollectionSpec, query: SearchQuery, selector: Where, limit: int
     ) -> list[Hit]:
-        if limit <= 0 or not await self.client.collection_exists(collection):
-            return []
-        response = await self.client.query_points(
-            collection, query=vector, query_filter=query_filter, limit=limit, with_payload=True
+        dense = query.vector if query.mode != "sparse" else None
+        sparse = self.sparse.query(query.text) if query.mode != "dense" else None
+        if sparse is not None and not sparse.indices:
+            if dense is None:
+                return []
+            sparse = None  # nothing but stop words: the dense side alone
+        return await self.backend.query(
+            spec.name, selector, limit, dense=dense, sparse=sparse, candidates=query.candidates
         )
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
     async def search_knowledge(
-        self, vector: list[float], org_id: str, room_id: str | None, include_org: bool, limit: int
+        self,
+        query: SearchQuery,
+        org_id: str,
+        room_id: str | None,
+        include_org: bool,
+        limit: int,
     ) -> list[Hit]:
         return await self.search(
-            KNOWLEDGE, vector, knowledge_filter(org_id, room_id, include_org), limit
+            KNOWLEDGE, query, knowledge_filter(org_id, room_id, include_org), limit
         )
 
     async def search_memories(
-        self, vector: list[float], user_id: str, org_id: str, limit: int
+        self, query: SearchQuery, user_id: str, org_id: str, limit: int
     ) -> list[Hit]:
-        selector = models.Filter(must=[_match("user_id", user_id), _match("org_id", org_id)])
-        return await self.search(MEMORIES, vector, selector, limit)
+        return await self.search(MEMORIES, query, where(user_id=user_id, org_id=org_id), limit)

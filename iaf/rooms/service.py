@@ -103,7 +103,10 @@ async def update_room(session: AsyncSession, room: Room, role: str, body: RoomUp
         changes["archived_at"] = datetime.now(UTC) if body.archived else None
     elif changes:
         ensure_writable(room)
-    return await RoomRepository(session).update(room, changes)
+    room = await RoomRepository(session).update(room, changes)
+    if changes:  # members' room lists (and open streams) show the new name, topic or state
+        await EventRepository(session).append(room.id, "room.update", {"fields": sorted(changes)})
+    return room
 
 
 async def delete_room(session: AsyncSession, room: Room, role: str) -> None:

@@ -186,7 +186,7 @@ async def test_deleting_a_room_ends_its_open_streams(client):
         notice = await stream.wait_for(lambda e: e.event == "room.delete")
         assert notice.data == {"room_id": room["id"]} and notice.id is None
         assert stream._task is not None
-        await asyncio.wait_for(stream._task, 5)  # the server closed the stream
+        await asyncio.wait_for(stream._task, 60)  # the server closed the stream
 
 
 async def test_typing_is_rate_limited(client, settings):

@@ -18,7 +18,7 @@ async def test_healthz_checks_the_local_qdrant_storage_the_worker_holds(client, 
     response = await client.get("/healthz")
     assert response.status_code == 200
     checks = response.json()["checks"]
-    assert settings.qdrant_url is None  # the test stack runs Qdrant in local mode
+    assert settings.qdrant_url is None  # the test stack runs the embedded Qdrant (Edge)
     # The session's worker has the storage open (its flock is held): a real "ok".
     assert checks["qdrant"]["status"] == "ok", checks["qdrant"]
     assert "worker" in checks["qdrant"]["detail"]
@@ -68,4 +68,4 @@ def test_local_storage_states(tmp_path: Path):
     status, detail = local_qdrant_state(storage, held)
     assert status == "ok" and "worker" in detail
     status, detail = local_qdrant_state(storage, tmp_path / "no-proc-locks")
-    assert status == "unverified" and detail == "local mode (served by the retrieval worker)"
+    assert status == "unverified" and detail == "embedded (served by the retrieval worker)"

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from qdrant_client import models
-
 from iaf.retrieval.resume import resume_vector_jobs
+from iaf.retrieval.vectors import where
 from tests.agent_helpers import ingest, rows
 from tests.helpers import signup
 from tests.privacy_helpers import eventually
 
 
 async def room_points(worker, room_id: str) -> int:
-    if not await worker.qdrant.collection_exists("knowledge"):
+    if "knowledge" not in await worker.vectors.collections():
         return 0
-    selector = models.Filter(
-        must=[models.FieldCondition(key="room_id", match=models.MatchValue(value=room_id))]
-    )
-    return (await worker.qdrant.count("knowledge", count_filter=selector, exact=True)).count
+    return await worker.vectors.count("knowledge", where(room_id=room_id))
 
 
 async def test_deleting_a_room_deletes_its_knowledge_points(client, worker, database_url):

@@ -510,7 +510,7 @@ class PrivacyMachine(RuleBasedStateMachine):
                 await self._room_as_seen_by(actor, room, needles)
         held = postgres_holding(self.world.database_url, needles + sorted(self.removed_ids))
         assert held == {}, f"PostgreSQL still holds {held}"
-        vectors = await qdrant_holding(self.world.worker.qdrant, needles)
+        vectors = await qdrant_holding(self.world.worker.vectors, needles)
         assert vectors == {}, f"Qdrant still holds {vectors}"
 
     async def _room_as_seen_by(self, actor: Actor, room: str, needles: list[str]) -> None:

@@ -58,10 +58,9 @@ def test_settings_choose_the_model() -> None:
 async def test_a_litellm_embedding_model_embeds_through_litellm(tmp_path: Path) -> None:
     """EMBEDDING_MODEL=<provider>/<model> goes through litellm.aembedding: here the offline
     provider's hashed embeddings, stored in and searched from Qdrant like MiniLM's."""
-    from qdrant_client import AsyncQdrantClient
-
     from iaf.llm.offline import EMBEDDING_DIMENSIONS, register_offline_provider
-    from iaf.retrieval.store import KNOWLEDGE, VectorStore, chunk_point_id
+    from iaf.retrieval.edge import EdgeBackend
+    from iaf.retrieval.store import KNOWLEDGE, Indexed, SearchQuery, VectorStore, chunk_point_id
 
     register_offline_provider()
     embedder = make_embedder("offline/hashed-words")
@@ -69,18 +68,20 @@ async def test_a_litellm_embedding_model_embeds_through_litellm(tmp_path: Path) 
     assert await embedder.dimension() == EMBEDDING_DIMENSIONS
     texts = ["partition the orders table by month", "three eggs and sugar for the cake"]
     vectors = await embedder.embed(texts)
-    client = AsyncQdrantClient(path=str(tmp_path / "qdrant"))
-    store = VectorStore(client)
+    backend = EdgeBackend(tmp_path / "qdrant")
+    store = VectorStore(backend)
     await store.ensure(KNOWLEDGE, await embedder.dimension())
     payload = {"org_id": "o", "room_id": None, "owner_id": "u", "document_id": "d"}
     await store.upsert(
         KNOWLEDGE,
         [
-            (chunk_point_id("d", i), vector, {**payload, "chunk": i, "text": text})
+            Indexed(chunk_point_id("d", i), vector, text, {**payload, "chunk": i})
             for i, (text, vector) in enumerate(zip(texts, vectors, strict=True))
         ],
     )
-    [query] = await embedder.embed(["how do we partition orders?"])
-    hits = await store.search_knowledge(query, "o", None, include_org=True, limit=2)
-    await client.close()
+    question = "how do we partition orders?"
+    [query] = await embedder.embed([question])
+    search = SearchQuery(question, query, "dense")
+    hits = await store.search_knowledge(search, "o", None, include_org=True, limit=2)
+    await backend.close()
     assert hits[0].payload["chunk"] == 0 and hits[0].score > hits[1].score

@@ -4,7 +4,8 @@ The worker is a real `python -m iaf.cli worker` subprocess with its own task que
 own Qdrant path, configured through environment variables like any deployment. After the
 kill, the streaming activity's heartbeat times out (2 s here), Temporal retries it on the
 restarted worker, which sends agent.reset and streams the whole answer again; the reply is
-stored exactly once.
+stored exactly once. Nothing here assumes an idle machine: an extra heartbeat timeout before
+the kill (another reset) changes none of the assertions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +22,15 @@ import httpx
 
 from iaf.settings import Settings
 from iaf.workflow_calls import reply_workflow_id
-from tests.agent_helpers import reply_events, reply_result, rows, streamed_text, temporal
-from tests.conftest import make_settings
+from tests.agent_helpers import (
+    isolated_settings,
+    reply_events,
+    reply_result,
+    rows,
+    streamed_text,
+    streaming,
+    temporal,
+)
 from tests.helpers import open_stream, serve_api, signup
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,14 +87,11 @@ def worker_process(
 async def test_a_reply_survives_a_killed_worker(
     database_url: str, temporal_server, tmp_path: Path
 ) -> None:
-    queue = f"crash-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(
+    settings = isolated_settings(
         tmp_path,
         database_url,
         temporal_server.address,
-        temporal_task_queue=queue,
-        temporal_retrieval_task_queue=f"{queue}-retrieval",
-        qdrant_path=tmp_path / "qdrant",
+        "crash",
         reply_heartbeat_seconds=2.0,
         reply_retry_initial_seconds=0.2,
     )
@@ -102,14 +106,7 @@ async def test_a_reply_survives_a_killed_worker(
                     room["id"], "@architect how should we structure the API? [offline: slow=20]"
                 )
                 reply_id = reply_workflow_id(message["id"], "architect")
-                await stream.wait_for(
-                    lambda e: (
-                        e.event == "agent.delta"
-                        and e.data["reply_id"] == reply_id
-                        and e.data["seq"] >= 3
-                    ),
-                    180,
-                )
+                await streaming(stream, reply_id)
                 os.killpg(first.pid, signal.SIGKILL)
                 first.wait()
             before_kill = len(reply_events(stream, reply_id))
@@ -121,7 +118,9 @@ async def test_a_reply_survives_a_killed_worker(
     events = reply_events(stream, reply_id)
     kinds = [kind for kind, _ in events]
     assert kinds.count("agent.start") == 1 and kinds[-1] == "agent.done"
-    assert "agent.reset" in kinds[before_kill - 1 :], "the retry starts with agent.reset"
+    # On a busy machine a heartbeat may also time out before the kill, which adds a reset
+    # there: what must hold is that the attempt after the kill starts with one.
+    assert "agent.reset" in kinds[before_kill:], "the retry after the kill starts with agent.reset"
     assert kinds.count("agent.done") == 1 and "agent.error" not in kinds
     reset = next(data for kind, data in events if kind == "agent.reset")
     assert reset["attempt"] >= 2
@@ -134,5 +133,5 @@ async def test_a_reply_survives_a_killed_worker(
     assert result.status == "done" and result.reply_message_id == stored[0][0]
     assert streamed_text(events) == stored[0][1], "after the reset the client got it all"
     assert stored[0][1].startswith("(offline model) As the Architect")
-    partial = "".join(data["text"] for kind, data in events[:before_kill] if kind == "agent.delta")
+    partial = streamed_text(events[:before_kill])  # what the client showed at the kill
     assert partial and stored[0][1].startswith(partial) and partial != stored[0][1]

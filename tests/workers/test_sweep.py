@@ -119,6 +119,7 @@ async def test_temporal_stops_and_returns_under_a_running_api_and_worker(
         qdrant_path=tmp_path / "qdrant",
         sweep_interval_seconds=DEFAULTS["sweep_interval_seconds"].default,
         sweep_min_age_seconds=DEFAULTS["sweep_min_age_seconds"].default,
+        temporal_start_timeout_seconds=DEFAULTS["temporal_start_timeout_seconds"].default,
     )
     temporal.start()
     try:
@@ -342,7 +343,12 @@ def test_the_guard_opens_after_an_outage_and_closes_after_the_backoff() -> None:
 async def test_starts_against_a_stopped_server_give_up_fast_then_skip(tmp_path: Path) -> None:
     temporal = TemporalDevServer(free_port(), None, db_file=tmp_path / "guard.sqlite")
     temporal.start()
-    settings = make_settings(tmp_path, "postgresql://unused@127.0.0.1:1/x", temporal.address)
+    settings = make_settings(
+        tmp_path,
+        "postgresql://unused@127.0.0.1:1/x",
+        temporal.address,
+        temporal_start_timeout_seconds=1.0,
+    )
     client = await connect(settings, lazy=True)
     try:
         assert await start_route_message(client, settings, 1, str(uuid.uuid4()))

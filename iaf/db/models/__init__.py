@@ -1,6 +1,6 @@
 """All tables; import this package so Alembic and the app see every model."""
 
-from iaf.db.models.agents import AgentRun, KnowledgeDocument, Memory
+from iaf.db.models.agents import AgentRun, KnowledgeChunk, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
 from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember, RoomVectorRemoval
 from iaf.db.models.gdpr import (
@@ -12,11 +12,13 @@ from iaf.db.models.gdpr import (
     ErasureTarget,
     ExportDownloadToken,
 )
-from iaf.db.models.identity import ApiKey, Org, User
+from iaf.db.models.identity import ApiKey, Org, PasswordReset, User
 from iaf.db.models.invitations import Invitation, Referral
 from iaf.db.models.ledger import LedgerEntry
 from iaf.db.models.openai_sessions import OpenAISession
 from iaf.db.models.ops import RateLimitCounter
+from iaf.db.models.sessions import EmailChange, RevokedToken
+from iaf.db.models.user_events import UserEvent
 
 __all__ = [
     "AgentRun",
@@ -26,21 +28,26 @@ __all__ = [
     "ConsentChange",
     "DataSubjectRequest",
     "DataSubjectRequestStep",
+    "EmailChange",
     "ErasureAudit",
     "ErasureTarget",
     "ExportDownloadToken",
     "Invitation",
+    "KnowledgeChunk",
     "KnowledgeDocument",
     "LedgerEntry",
     "Memory",
     "Message",
     "OpenAISession",
     "Org",
+    "PasswordReset",
     "RateLimitCounter",
     "Referral",
+    "RevokedToken",
     "Room",
     "RoomEvent",
     "RoomMember",
     "RoomVectorRemoval",
     "User",
+    "UserEvent",
 ]

@@ -1,8 +1,8 @@
 """Agent replies (one row per reply id), knowledge documents and user memories.
 
-PostgreSQL is the source of truth: Qdrant holds vectors plus a copy of chunk text for
-ranking, but retrieval keeps only hits whose document or memory row is `ready` here, so a
-deleted row stops being used at once, before its points are gone.
+PostgreSQL is the source of truth and holds every text: Qdrant holds vectors and identifiers,
+and retrieval keeps only hits whose document or memory row is `ready` here, so a deleted row
+stops being used at once, before its points are gone.
 """
 
 from __future__ import annotations
@@ -109,11 +109,28 @@ class KnowledgeDocument(Base):
     # pending | processing | ready | failed | deleting
     status: Mapped[str] = mapped_column(String(20), server_default="pending")
     chunk_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Ingestion progress: chunks embedded and stored so far, of chunks_total.
+    chunks_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    chunks_total: Mapped[int] = mapped_column(Integer, server_default="0")
     embedding_model: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
     indexed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class KnowledgeChunk(Base):
+    """The text of one chunk of a document, as retrieval returns it to an agent."""
+
+    __tablename__ = "knowledge_chunks"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("knowledge_documents.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
 
 
 class Memory(Base):

@@ -85,21 +85,6 @@ class KnowledgeRepository:
             delete(KnowledgeDocument).where(KnowledgeDocument.id == document_id)
         )
 
-    async def ready_titles(
-        self, document_ids: list[uuid.UUID], org_id: uuid.UUID
-    ) -> dict[uuid.UUID, str]:
-        """Of these ids, the documents of this org that are ready to be used (id -> title)."""
-        if not document_ids:
-            return {}
-        rows = await self.session.execute(
-            select(KnowledgeDocument.id, KnowledgeDocument.title).where(
-                KnowledgeDocument.id.in_(document_ids),
-                KnowledgeDocument.org_id == org_id,
-                KnowledgeDocument.status == "ready",
-            )
-        )
-        return {r[0]: str(r[1]) for r in rows.all()}
-
     async def stale(self, older_than_seconds: float) -> list[KnowledgeDocument]:
         """Pending or deleting documents whose workflow may never have started (Temporal away)."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)

@@ -32,6 +32,7 @@ _POST_WITH_EVENT = text(
         WHERE id = :sender_user_id AND status = 'active'
           AND (CAST(:token_version AS integer) IS NULL
                OR token_version = CAST(:token_version AS integer))
+          AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = CAST(:token_id AS varchar))
     ), r AS (
         SELECT rooms.auto_route, rooms.archived_at
         FROM who
@@ -133,6 +134,7 @@ def _post_params(
         "room_id": out.room_id,
         "sender_user_id": out.sender_user_id,
         "token_version": token_version,
+        "token_id": None,
         "content": out.content,
         "reply_to_id": out.reply_to_id,
         "client_msg_id": out.client_msg_id,
@@ -159,6 +161,7 @@ class MessageRepository:
         limit: int,
         *,
         token_version: int | None,
+        token_id: str | None = None,
         window_seconds: int = 60,
     ) -> PostOutcome:
         """A person's message and its message.new event, with every check, in one statement.
@@ -179,6 +182,7 @@ class MessageRepository:
             created_at=datetime.now(UTC),
         )
         params = _post_params(out, token_version, limit, window_seconds)
+        params["token_id"] = token_id  # a signed-out token (revoked_tokens) posts nothing
         row = (await self.session.execute(_POST_WITH_EVENT, params)).one()
         outcome = PostOutcome(
             authenticated=bool(row.authenticated),

@@ -47,6 +47,27 @@ def redact_json(value: Any, prints: Collection[str]) -> Any:
     return value
 
 
+# Where else a copy may sit: agents' runs in the rooms, and the organisation's documents
+# (whole, and the chunk texts retrieval reads) and memories.
+_TEXTS_OUTSIDE_ROOMS = (
+    (
+        "agent_runs",
+        "SELECT coalesce(context::text, '') || ' ' || coalesce(answer, '') FROM agent_runs"
+        " WHERE room_id = ANY(:rooms)",
+    ),
+    (
+        "knowledge_documents",
+        "SELECT title || ' ' || content FROM knowledge_documents WHERE org_id = :org",
+    ),
+    (
+        "knowledge_chunks",
+        "SELECT c.content FROM knowledge_chunks c JOIN knowledge_documents d"
+        " ON d.id = c.document_id WHERE d.org_id = :org",
+    ),
+    ("memories", "SELECT content FROM memories WHERE org_id = :org"),
+)
+
+
 class CopyRedactor:
     def __init__(self, session: AsyncSession, prints: Collection[str]) -> None:
         self.session = session
@@ -160,21 +181,14 @@ class CopyRedactor:
                 found = longest_copy(content or "", self.prints)
                 note("room_events.data", found, type_ in AGENT_TYPES)
             await self._count_streams(rooms, note)
-        for table, column, key in (
-            ("agent_runs", "coalesce(context::text, '') || ' ' || coalesce(answer, '')", None),
-            ("knowledge_documents", "title || ' ' || content", "org_id"),
-            ("memories", "content", "org_id"),
-        ):
+        for table, select_texts in _TEXTS_OUTSIDE_ROOMS:
             if not await table_exists(self.session, table):
                 continue
-            where = "org_id = :org" if key else "room_id = ANY(:rooms)"
-            rows = await self.session.execute(
-                text(f"SELECT {column} FROM {table} WHERE {where}"),
-                {"org": org_id, "rooms": rooms},
-            )
+            rows = await self.session.execute(text(select_texts), {"org": org_id, "rooms": rooms})
             for (content,) in rows.all():
-                # Runs are agent text; documents and memories are their owners' own words.
-                note(f"{table}", longest_copy(content, self.prints), key is None)
+                # Runs are agent text; documents, their chunks and memories are their
+                # owners' own words.
+                note(table, longest_copy(content, self.prints), table == "agent_runs")
         return [CopyCount(f"postgres:{loc}", trace, n) for (loc, trace), n in counts.items()]
 
     async def _count_streams(self, rooms: list[uuid.UUID], note: Any) -> None:

@@ -31,12 +31,28 @@ class UserRepository:
         return result.scalar_one_or_none()
 
     async def list_org(self, org_id: uuid.UUID) -> list[User]:
+        """Active and deactivated colleagues (an admin reactivates the latter)."""
         rows = await self.session.scalars(
             select(User)
-            .where(User.org_id == org_id, User.status == "active")
+            .where(User.org_id == org_id, User.status.in_(("active", "deactivated")))
             .order_by(User.created_at)
         )
         return list(rows)
+
+    async def for_update(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.scalar(select(User).where(User.id == user_id).with_for_update())
+
+    async def set_status(self, user: User, status: str) -> None:
+        """Every token issued before stops working (version bump); the `credentials` trigger
+        tells every API replica, which ends the person's open streams."""
+        user.status = status
+        user.token_version = user.token_version + 1
+        await self.session.flush()
+
+    async def set_password(self, user: User, password_hash: str) -> None:
+        user.password_hash = password_hash
+        user.token_version = user.token_version + 1
+        await self.session.flush()
 
     async def email_taken(self, email: str) -> bool:
         return await self.get_by_email(email) is not None

@@ -12,8 +12,8 @@ room vector removals
 - rooms.owner_only: rooms nobody joins (/v1 conversations, a direct room with agents only),
   where agents may use the owner's memories.
 
-Revision ID: 0008_privacy
-Revises: 0007
+Revision ID: 0017_privacy
+Revises: 0010_credentials
 Create Date: 2026-12-08 09:00:00.000000
 """
 
@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0008_privacy"
-down_revision: str | Sequence[str] | None = "0007"
+revision: str = "0017_privacy"
+down_revision: str | Sequence[str] | None = "0010_credentials"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""What operators see of a process: its log lines, its metrics and its traces."""
