@@ -11,7 +11,7 @@ import pytest
 
 from iaf.mail.links import derive_token
 from iaf.workflow_calls import reply_workflow_id
-from tests.agent_helpers import rows
+from tests.agent_helpers import ingest, rows
 from tests.gdpr_helpers import compliance_officer, execute, org_user, scalar, wait_request
 from tests.helpers import Person, signup
 from tests.privacy_helpers import eventually, postgres_holding, replay, reply_over
@@ -99,6 +99,38 @@ def _runs_for(database_url: str, user_id: str) -> Any:
         return {str(r): str(s) for r, s in found}
 
     return probe()
+
+
+async def test_a_colleagues_document_quoting_the_subject_is_kept_and_listed_for_review(
+    client, settings, database_url
+):
+    """Bob's document is his own words, even where it quotes the subject: the erasure keeps
+    it (and the chunk texts retrieval reads) byte for byte and lists the quote for review."""
+    subject = await signup(client, "Quentin Docquoted")
+    bob = await org_user(subject, "Bob Archivist")
+    officer = await compliance_officer(subject)
+    room = await subject.new_room("notes", member_ids=[bob.id])
+    said = (
+        f"the {token()} archive keeps every signed contract for seven years"
+        " in the basement vault behind the mail room"
+    )
+    await subject.say(room["id"], said)
+    document = f"Minutes. Quentin said: {said}. We agreed."
+    uploaded = await ingest(bob, "Minutes", document)
+
+    done = await erase(officer, subject)
+    kept = await bob.get(f"/api/knowledge/documents/{uploaded['id']}")
+    assert kept.json()["content"] == document
+    chunks = rows(
+        database_url,
+        "SELECT content FROM knowledge_chunks WHERE document_id = %s",
+        uploaded["id"],
+    )
+    assert "".join(str(c) for (c,) in chunks).count("basement vault") == 1
+    assert {
+        ("postgres:knowledge_documents", "text"),
+        ("postgres:knowledge_chunks", "text"),
+    } <= review_of(done)
 
 
 async def test_an_everyday_word_for_a_name_touches_nobody_elses_words(

@@ -160,9 +160,9 @@ class CopyRedactor:
         if not self.prints:
             return []
 
-        def note(location: str, found: int, by_agent: bool) -> None:
+        def note(location: str, found: int, by_agent: bool, erasable: bool = True) -> None:
             if found:
-                key = (location, found >= _min_words(by_agent))
+                key = (location, erasable and found >= _min_words(by_agent))
                 counts[key] = counts.get(key, 0) + 1
 
         if rooms:
@@ -185,10 +185,11 @@ class CopyRedactor:
             if not await table_exists(self.session, table):
                 continue
             rows = await self.session.execute(text(select_texts), {"org": org_id, "rooms": rooms})
+            runs = table == "agent_runs"
             for (content,) in rows.all():
-                # Runs are agent text; documents, their chunks and memories are their
-                # owners' own words.
-                note(table, longest_copy(content, self.prints), table == "agent_runs")
+                # Runs are agent text; documents, their chunks and memories left are other
+                # people's own words, which an erasure never rewrites: any copy is for review.
+                note(table, longest_copy(content, self.prints), runs, erasable=runs)
         return [CopyCount(f"postgres:{loc}", trace, n) for (loc, trace), n in counts.items()]
 
     async def _count_streams(self, rooms: list[uuid.UUID], note: Any) -> None:
