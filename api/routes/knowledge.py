@@ -20,11 +20,10 @@ from api.deps import CurrentUser, SessionDep, StateDep
 from iaf.db.models import KnowledgeDocument, User
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.rooms import RoomRepository
-from iaf.db.repositories.source_copies import SourceCopyRepository
-from iaf.db.repositories.stale_archives import StaleArchiveRepository
 from iaf.errors import ApiError
 from iaf.gdpr.service import remove_archives
 from iaf.knowledge_files import extract
+from iaf.knowledge_removal import forget_document
 from iaf.rooms.service import ensure_writable, room_for_member
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import DocumentCreate, DocumentList, DocumentOut
@@ -155,8 +154,7 @@ async def delete_document(
         await KnowledgeRepository(session).set_status(document.id, "deleting")
         # Replies that quoted it lose the quotes now (and the owner's archives holding it
         # go); RemoveVectors deletes its points and its row.
-        await SourceCopyRepository(session).forget_document(document.id, document.content)
-        stale = await StaleArchiveRepository(session).withdraw_for(document.owner_id)
+        stale = await forget_document(session, document)
         await session.refresh(document)
     await session.commit()
     remove_archives(state.settings, stale)

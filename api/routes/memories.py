@@ -13,10 +13,9 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, SessionDep, StateDep
 from iaf.db.repositories.memories import MemoryRepository
-from iaf.db.repositories.source_copies import SourceCopyRepository
-from iaf.db.repositories.stale_archives import StaleArchiveRepository
 from iaf.errors import ApiError
 from iaf.gdpr.service import remove_archives
+from iaf.knowledge_removal import forget_memory
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import MemoryCreate, MemoryList, MemoryOut
 
@@ -74,8 +73,7 @@ async def delete_memory(
         raise ApiError(404, "memory_not_found", "memory not found")
     await memories.set_status(memory.id, "deleting")
     # Replies that quoted it lose the quotes now; RemoveVectors deletes its point and row.
-    await SourceCopyRepository(session).forget_memory(memory.id, user.id, memory.content)
-    stale = await StaleArchiveRepository(session).withdraw_for(user.id)
+    stale = await forget_memory(session, memory)
     await session.commit()
     remove_archives(state.settings, stale)
     await best_effort(
