@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from iaf.accounts.service import default_org_name
 from iaf.db.models import DataSubjectRequest, User
+from iaf.db.repositories.attachments import AttachmentRepository
 from iaf.db.repositories.erasure import ErasureRepository
 from iaf.db.repositories.erasure_audit import AuditRepository
 from iaf.db.repositories.erasure_scan import ErasureScanRepository
@@ -22,6 +24,7 @@ from iaf.db.repositories.gdpr_export import ExportRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
 from iaf.db.repositories.source_copies import SourceCopyRepository
 from iaf.db.repositories.stale_archives import StaleArchiveRepository
+from iaf.files.store import FileStore, file_store, user_prefix
 from iaf.gdpr import receipt
 from iaf.gdpr.archive import write_archive
 from iaf.gdpr.art15 import art15_information
@@ -29,6 +32,7 @@ from iaf.gdpr.export_schema import FORMAT, VERSION
 from iaf.gdpr.exports_scan import archives_naming, scan_exports
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
+from iaf.legal.pages import all_markdown
 from iaf.settings import Settings
 from schemas.gdpr import (
     ErasurePlan,
@@ -77,9 +81,16 @@ async def _targets(session: AsyncSession, request_id: str) -> Targets:
 
 
 class GdprDatabaseActivities:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        files: FileStore | None = None,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
+        # Attachment bytes: exported with the subject's data, erased with it.
+        self.files = files or file_store(settings)
 
     def _retry(self) -> RetryConfig:
         return RetryConfig(
@@ -217,9 +228,11 @@ class GdprDatabaseActivities:
             erasure, uid = ErasureRepository(session), targets.user_id
             archives = await erasure.delete_exports(uid)
             others = await self._withdraw_archives_naming(session, targets)
+            files = await AttachmentRepository(session).withdraw_uploaded_by(uid)
             counts = {
                 # What agents quoted of their documents and memories, wherever it was used.
                 "quotes_of_their_sources": await SourceCopyRepository(session).forget_all_of(uid),
+                "attachments": await self._remove_files(uid, [key for _, key in files]),
                 "private_rooms": await erasure.delete_private_rooms(uid),
                 "memories": await erasure.delete_memories(uid),
                 "knowledge_documents": await erasure.delete_knowledge(uid),
@@ -244,6 +257,15 @@ class GdprDatabaseActivities:
             archives_naming, exports_dir(self.settings), needles, str(targets.user_id)
         )
         return await StaleArchiveRepository(session).withdraw_named(names)
+
+    async def _remove_files(self, user_id: uuid.UUID, keys: list[str]) -> int:
+        """The subject's attachment bytes: the rows' keys, then anything left under their
+        prefix (an upload whose row was lost). A store error fails the step, which retries."""
+        prefix = user_prefix(user_id)
+        leftovers = await asyncio.to_thread(self.files.keys, prefix)
+        for key in dict.fromkeys([*keys, *leftovers]):
+            await asyncio.to_thread(self.files.delete, key)
+        return len(keys)
 
     def _remove_archives(self, names: list[str]) -> int:
         removed = 0
@@ -336,6 +358,22 @@ class GdprDatabaseActivities:
             return VerificationPart(
                 store="exports", checked=checked, findings=findings, review=review
             )
+
+        return await run_step(self.sessionmaker, input, body, completes_step=False)
+
+    @activity.defn(name="gdpr_verify_files")
+    async def verify_files(self, input: StepInput) -> VerificationPart:
+        """The file store: nothing may be left under the subject's prefix."""
+
+        async def body(session: AsyncSession) -> VerificationPart:
+            targets = await _targets(session, input.request_id)
+            left = await asyncio.to_thread(self.files.keys, user_prefix(targets.user_id))
+            findings = (
+                [FindingOut(location="files:attachments", needle="user_id", rows=len(left))]
+                if left
+                else []
+            )
+            return VerificationPart(store="files", checked=1, findings=findings, review=[])
 
         return await run_step(self.sessionmaker, input, body, completes_step=False)
 
@@ -462,7 +500,15 @@ class GdprDatabaseActivities:
         assert request.subject_user_id is not None
         for _ in range(EXPORT_WRITES):
             before = await exports.messages_version(request.subject_user_id)
-            size = write_archive(await self._document(session, request), path)
+            document = await self._document(session, request)
+            stored = document["sections"].get("attachments", [])
+            size = await asyncio.to_thread(
+                write_archive,
+                document,
+                path,
+                all_markdown(self.settings),
+                self._attachment_files(stored, request.subject_user_id),
+            )
             if await exports.messages_version(request.subject_user_id) == before:
                 return size
         self._remove_archives([path.name])
@@ -498,6 +544,14 @@ class GdprDatabaseActivities:
             "ledger_balance": balance,
             "unavailable_sections": unavailable,
         }
+
+    def _attachment_files(
+        self, stored: list[dict[str, Any]], user_id: uuid.UUID
+    ) -> Iterator[tuple[str, bytes]]:
+        """Read lazily by the archive writer (in its thread): one file in memory at a time."""
+        prefix = user_prefix(user_id)
+        for record in stored:
+            yield str(record["file"]), self.files.get(f"{prefix}{record['id']}")
 
     @activity.defn(name="gdpr_export_expire")
     async def export_expire(self, input: GdprWorkflowInput) -> bool:

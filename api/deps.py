@@ -21,6 +21,7 @@ from iaf.db.models import User
 from iaf.db.repositories.api_keys import ApiKeyRepository
 from iaf.db.repositories.revoked_tokens import RevokedTokenRepository
 from iaf.errors import ApiError
+from iaf.files.store import FileStore
 from iaf.security import API_KEY_PREFIX, decode_access_token, hash_token
 from iaf.settings import Settings
 
@@ -54,6 +55,8 @@ class AppState:
     broker: RoomEventBroker
     limiter: RateLimiter
     jwt_secret: str
+    # Attachment bytes (a directory or an S3 bucket, iaf/files/store.py).
+    files: FileStore
     # Users known to have no referral waiting for a first action: the post path skips a query.
     past_first_action: BoundedSet = field(default_factory=BoundedSet)
     # Each person's own events (user_events channel), for GET /api/events.

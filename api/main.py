@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from api.openapi import install_openapi
 from api.ratelimit import RateLimiter
 from api.routes import (
     agents,
+    attachments,
     auth,
     compliance,
     credits,
@@ -26,12 +28,15 @@ from api.routes import (
     health,
     invitations,
     knowledge,
+    knowledge_sources,
+    legal,
     me,
     memories,
     messages,
     openai_compat,
     replies,
     rooms,
+    search,
     user_events,
 )
 from api.streams import CredentialWatch, OpenStream
@@ -40,10 +45,12 @@ from api.telemetry import router as metrics_router
 from api.web_client import install_web_client
 from iaf.db.engine import autocommit_sessions, make_engine, make_sessionmaker, plain_url
 from iaf.db.repositories.room_events import EventRepository
+from iaf.files.store import file_store
 from iaf.settings import Settings, get_settings
 from iaf.temporal_client import connect
 
 MAX_BODY_BYTES = 1024 * 1024
+ATTACHMENT_UPLOAD = re.compile(r"/api/chat/rooms/[^/]+/attachments")
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -55,18 +62,23 @@ class BodySizeLimit:
     """Refuse oversized bodies (413, JSON): by Content-Length before they are read, and, for a
     chunked body without one, once the bytes read pass the limit."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, larger: tuple[tuple[re.Pattern[str], int], ...] = ()
+    ) -> None:
         self.app = app
         self.limit = limit
+        # Paths that take more (file uploads), by pattern.
+        self.larger = larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next((n for p, n in self.larger if p.fullmatch(scope["path"])), self.limit)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:  # the server reads no more than the declared length
-            if length.isdigit() and int(length) > self.limit:
-                response = error_response(413, "payload_too_large", f"body over {self.limit} bytes")
+            if length.isdigit() and int(length) > limit:
+                response = error_response(413, "payload_too_large", f"body over {limit} bytes")
                 await response(scope, receive, send)
                 return
             await self.app(scope, receive, send)
@@ -78,8 +90,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)  # FastAPI answers it as a JSON 413
+                if received > limit:
+                    raise BodyTooLarge(limit)  # FastAPI answers it as a JSON 413
             return message
 
         await self.app(scope, counted, send)
@@ -123,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter=RateLimiter(engine),
             jwt_secret=settings.secret("jwt_secret"),
             user_broker=user_broker,
+            files=file_store(settings),
         )
         watch, breaker = await start_guards(state)
         try:
@@ -144,7 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    # An attachment may be larger than any JSON body (multipart framing included).
+    uploads = ((ATTACHMENT_UPLOAD, settings.attachment_max_bytes + 64 * 1024),)
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES, larger=uploads)
     app.add_middleware(DatabaseAvailability)
     if settings.cors_origins:
         app.add_middleware(
@@ -156,7 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpTelemetry)  # outermost: sees every response, 413s included
     routers = (health, auth, me, rooms, messages, events, user_events, invitations, credits)
     agent_routers = (agents, openai_compat, knowledge, memories, replies)
-    for module in (*routers, gdpr_user, compliance, *agent_routers):
+    feature_routers = (search, legal, attachments, knowledge_sources)
+    for module in (*routers, gdpr_user, compliance, *agent_routers, *feature_routers):
         app.include_router(module.router)
     app.include_router(metrics_router)
     install_web_client(app)

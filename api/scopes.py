@@ -21,6 +21,7 @@ _PREFIXES: tuple[tuple[str, frozenset[str]], ...] = (
     ("/api/chat/rooms/{room_id}/replies", frozenset({"chat", "agents"})),
     ("/api/chat/", frozenset({"chat"})),
     ("/api/events", frozenset({"chat"})),
+    ("/api/search", frozenset({"chat"})),
     ("/api/referrals", frozenset({"chat"})),
     ("/api/credits", frozenset({"chat", "agents"})),
     ("/api/agents", frozenset({"chat", "agents"})),

@@ -18,7 +18,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 # No inline script or style, nothing from another origin. The client sets CSS custom
 # properties through the CSSOM (element.style), which style-src does not govern.
 CLIENT_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     typing_per_minute: int = 60
     read_markers_per_minute: int = 120
     message_max_bytes: int = 16 * 1024
+    searches_per_minute: int = 60
     message_edit_window_minutes: int = 15
     sse_heartbeat_seconds: float = 15.0
     # Open SSE streams one person may hold on one API process (429 beyond).
@@ -160,6 +161,43 @@ class Settings(BaseSettings):
     gdpr_retry_initial_seconds: float = 1.0
     # Signs erasure receipts (HMAC-SHA256); generated into data_dir when unset, like jwt_secret.
     erasure_receipt_secret: SecretStr | None = None
+
+    # Attachments: the bytes under DATA_DIR/files, or in an S3-compatible bucket.
+    files_backend: Literal["local", "s3"] = "local"
+    files_s3_bucket: str | None = None
+    files_s3_prefix: str = ""
+    files_s3_endpoint_url: str | None = None
+    files_s3_region: str | None = None
+    files_s3_access_key_id: str | None = None
+    files_s3_secret_access_key: SecretStr | None = None
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachments_per_message: int = 10
+    attachment_uploads_per_hour: int = 200
+    # An upload never posted with a message is removed after this long.
+    attachment_unposted_hours: float = 24.0
+    # Pages read from a PDF attachment added to a room's knowledge.
+    attachment_pdf_max_pages: int = 500
+
+    # Knowledge from the web: no host may be crawled until the operator lists it
+    # (`*.example.com` for subdomains); pages per source, bytes per page, re-crawl interval.
+    crawl_allowed_hosts: list[str] = Field(default_factory=list)
+    crawl_max_pages: int = 100
+    crawl_page_max_bytes: int = 2 * 1024 * 1024
+    crawl_timeout_seconds: float = 20.0
+    crawl_min_recrawl_minutes: float = 60.0
+    crawl_sources_per_hour: int = 20
+
+    # Legal pages (/legal/…) and the operator's details they state; unset ones show as
+    # "[set LEGAL_…]" on the pages (GET /api/legal lists them).
+    legal_org_name: str | None = None
+    legal_org_address: str | None = None
+    legal_contact_email: str | None = None
+    legal_dpo_name: str | None = None
+    legal_dpo_email: str | None = None
+    legal_supervisory_authority: str | None = None
+    legal_hosting: str | None = None
+    legal_governing_law: str | None = None
+    legal_effective_date: str | None = None
 
     # OpenAI-compatible API (/v1): how long a request waits for its reply before giving up
     # (the reply is then cancelled).

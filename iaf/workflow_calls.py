@@ -26,6 +26,7 @@ from iaf.security import pseudonym
 from iaf.settings import Settings
 from schemas.agents import AgentReplyInput
 from schemas.auth import PasswordResetInput
+from schemas.crawl import CrawlInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
 from schemas.knowledge import VectorJob, VectorKind
@@ -49,6 +50,7 @@ DATA_EXPORT = "DataExport"
 ERASURE = "Erasure"
 EMAIL_CHANGE_MAIL = "EmailChangeMail"
 PASSWORD_RESET = "PasswordReset"
+CRAWL_KNOWLEDGE = "CrawlKnowledge"
 WORKFLOW_TYPES = frozenset(
     {
         ROUTE_MESSAGE,
@@ -62,6 +64,7 @@ WORKFLOW_TYPES = frozenset(
         ERASURE,
         EMAIL_CHANGE_MAIL,
         PASSWORD_RESET,
+        CRAWL_KNOWLEDGE,
     }
 )
 
@@ -600,3 +603,57 @@ async def start_email_change_mail(
         )
     except WorkflowAlreadyStartedError:
         return
+
+
+# --- knowledge from the web -----------------------------------------------------------------
+
+
+def crawl_workflow_id(source_id: uuid.UUID | str) -> str:
+    return f"crawl-{source_id}"
+
+
+async def start_crawl(
+    client: Client,
+    settings: Settings,
+    source_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    room_id: uuid.UUID | None = None,
+) -> bool:
+    """Crawl a source now: signal-with-start, so a source waiting for its next re-crawl is
+    woken and one whose workflow has ended (a one-off crawl, a failure) starts again."""
+    await client.start_workflow(
+        CRAWL_KNOWLEDGE,
+        CrawlInput(
+            source_id=source_id, retrieval_task_queue=settings.temporal_retrieval_task_queue
+        ),
+        id=crawl_workflow_id(source_id),
+        task_queue=settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=search_attributes(
+            "crawl", subject_ref(settings, owner_id), room_id=room_id
+        ),
+        static_summary=f"crawl knowledge source {source_id}",
+        static_details=(
+            f"Knowledge source {source_id} (URL in PostgreSQL, knowledge_sources): read"
+            " robots.txt, list the pages (one, or a sitemap's), fetch each within the allowed"
+            " hosts and limits, store changed pages as documents and ingest them; then wait for"
+            " the next re-crawl if the source has one."
+        ),
+        start_signal="crawl_now",
+        rpc_timeout=RPC_TIMEOUT,
+    )
+    return True
+
+
+async def stop_crawl(client: Client, source_id: uuid.UUID) -> None:
+    """The source is deleted: its workflow (crawling or waiting) is cancelled, best effort."""
+    try:
+        await client.get_workflow_handle(crawl_workflow_id(source_id)).cancel(
+            rpc_timeout=RPC_TIMEOUT
+        )
+    except Exception as exc:
+        log.info(
+            "crawl %s not cancelled (%s); it ends when it finds no source",
+            source_id,
+            type(exc).__name__,
+        )

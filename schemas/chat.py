@@ -102,11 +102,27 @@ class MemberOut(BaseModel):
     last_read_message_id: int | None = None
 
 
+class AttachmentRef(BaseModel):
+    """A file posted with a message, as the message carries it; the bytes are at
+    GET /api/chat/attachments/{id} for the room's members."""
+
+    id: uuid.UUID
+    name: str
+    content_type: str
+    kind: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+
+
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Length is checked in bytes by the route, which answers 413 with a clear code.
+    # Length is checked in bytes by the route, which answers 413 with a clear code. May be
+    # empty when files are attached.
     content: SafeStr
+    # Uploaded first (POST /api/chat/rooms/{id}/attachments), posted here once.
+    attachment_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
     reply_to_id: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
     client_msg_id: SafeStr | None = Field(default=None, min_length=1, max_length=100)
 
@@ -135,6 +151,10 @@ class MessageOut(BaseModel):
     mentions: list[dict[str, Any]] = Field(
         default_factory=list,
         validation_alias=AliasChoices("mentions", AliasPath("meta", "mentions")),
+    )
+    attachments: list[AttachmentRef] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("attachments", AliasPath("meta", "attachments")),
     )
     client_msg_id: str | None = None
     created_at: datetime

@@ -196,7 +196,7 @@ class FindingOut(BaseModel):
 
 
 class VerificationPart(BaseModel):
-    store: Literal["postgres", "qdrant", "temporal", "exports"]
+    store: Literal["postgres", "qdrant", "temporal", "exports", "files"]
     checked: int
     # Traces of the subject: the verification fails while there are any.
     findings: list[FindingOut]

@@ -31,7 +31,8 @@ def test_the_wheel_holds_every_package_and_its_data(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert tops == {"iaf", "api", "workflows", "activities", "workers", "schemas"}
-    for source in ("api/web", "iaf/agents/personas", "iaf/mail/templates", "iaf/migrations"):
+    sources = ("api/web", "iaf/agents/personas", "iaf/mail/templates", "iaf/migrations")
+    for source in (*sources, "iaf/legal/templates"):
         on_disk = {
             str(p.relative_to(ROOT))
             for p in (ROOT / source).rglob("*")

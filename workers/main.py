@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from iaf.db.engine import make_engine, make_sessionmaker
+from iaf.files.janitor import remove_abandoned_files_forever
 from iaf.gdpr.resume import resume_requests_forever
 from iaf.llm.offline import register_offline_provider
 from iaf.observability.logs import route_library_loggers
@@ -168,6 +169,7 @@ def _background_jobs(engine: AsyncEngine, clients: WorkerClients) -> list[asynci
         asyncio.create_task(_resume_vector_jobs_forever(clients), name="vector-jobs"),
         asyncio.create_task(resume_requests_forever(sessionmaker, temporal, settings), name="gdpr"),
         asyncio.create_task(refresh_gauges_forever(sessionmaker, settings), name="gauges"),
+        asyncio.create_task(remove_abandoned_files_forever(sessionmaker, settings), name="files"),
     ]
 
 

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from activities.accounts import AccountActivities
 from activities.agents_db import AgentDbActivities, KnowledgeDbActivities
 from activities.chat_db import ChatDbActivities
+from activities.crawler import CrawlerActivities
 from activities.gdpr_database import GdprDatabaseActivities
 from activities.gdpr_qdrant import GdprQdrantActivities
 from activities.invitations import InvitationActivities
@@ -26,6 +27,7 @@ from iaf.retrieval.store import VectorStore
 from iaf.retrieval.vectors import VectorBackend
 from iaf.settings import Settings
 from workflows.agent_reply import AgentReply
+from workflows.crawl_knowledge import CrawlKnowledge
 from workflows.data_export import DataExport
 from workflows.email_change_mail import EmailChangeMail
 from workflows.erasure import Erasure
@@ -63,6 +65,7 @@ def main_workflows() -> Sequence[type]:
         RemoveVectors,
         EmailChangeMail,
         PasswordReset,
+        CrawlKnowledge,
     ]
 
 
@@ -82,7 +85,14 @@ def main_activities(clients: WorkerClients, serves_retrieval: bool) -> Sequence[
         *agent_activities(clients, serves_retrieval),
         *invitation_activities(clients),
         *gdpr_activities(clients),
+        *crawler_activities(clients),
     ]
+
+
+def crawler_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
+    """Knowledge from the web: HTTP to the allowed hosts, PostgreSQL, ingestion starts."""
+    crawler = CrawlerActivities(clients.sessionmaker, clients.temporal, clients.settings)
+    return [crawler.plan, crawler.page, crawler.finish]
 
 
 def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Callable[..., Any]]:
@@ -142,6 +152,7 @@ def gdpr_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
         db.audit,
         db.verify_postgres,
         db.verify_exports,
+        db.verify_files,
         db.finish_erasure,
         db.export_plan,
         db.export_archive,

@@ -181,6 +181,8 @@ class Erasure:
         # Runs recorded before the exports scan existed replay without it.
         if workflow.patched("verify-exports"):
             scans.append(self._call(GdprDatabaseActivities.verify_exports, step, retry))
+        if workflow.patched("verify-files"):
+            scans.append(self._call(GdprDatabaseActivities.verify_files, step, retry))
         parts = await asyncio.gather(*scans)
         result = await workflow.execute_activity_method(
             GdprDatabaseActivities.finish_erasure,

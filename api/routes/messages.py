@@ -14,6 +14,7 @@ from api.ratelimit import DAY_SECONDS, enforce
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.referrals import ReferralRepository
 from iaf.errors import ApiError
+from iaf.files import service as files
 from iaf.gdpr.service import remove_archives
 from iaf.messages import service as messages
 from iaf.privacy.guests import ORG_ONLY_NOTICE
@@ -37,8 +38,8 @@ router = APIRouter(prefix="/api/chat", tags=["messages"])
 MessageId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
 
 
-def checked_content(content: str, settings: Settings) -> str:
-    if not content.strip():
+def checked_content(content: str, settings: Settings, *, with_files: bool = False) -> str:
+    if not content.strip() and not with_files:
         raise ApiError(422, "empty_content", "content must not be empty")
     try:  # the schema checks this already; a caller passing other text gets a 422 too
         storable_text(content)
@@ -67,11 +68,17 @@ async def post_message(
     action, it commits on its own (no BEGIN/COMMIT round trips); before, the referral's
     first action commits in the same transaction as the message."""
     settings = state.settings
-    checked_content(body.content, settings)
+    checked_content(body.content, settings, with_files=bool(body.attachment_ids))
     user_id = claimant.user_id
-    autocommit = user_id in state.past_first_action
+    # Files are claimed in the message's transaction, so that path never autocommits.
+    autocommit = user_id in state.past_first_action and not body.attachment_ids
     maker = state.read_sessionmaker if autocommit else state.sessionmaker
     async with maker() as session:
+        claimed = (
+            await files.claim_for_post(session, settings, user_id, room_id, body)
+            if body.attachment_ids
+            else []
+        )
         outcome = await MessageRepository(session).post(
             room_id,
             user_id,
@@ -79,6 +86,7 @@ async def post_message(
             settings.posts_per_minute,
             token_version=claimant.token_version,
             token_id=claimant.token_id,
+            attachments=[files.reference(a) for a in claimed],
         )
         if not outcome.authenticated:
             raise unauthorized()
@@ -91,6 +99,8 @@ async def post_message(
             raise ApiError(422, "invalid_reply_to", "reply_to_id is not a message of this room")
         out, created, route = outcome.message, outcome.created, outcome.needs_route
         assert out is not None
+        if created and claimed:
+            await files.attach(session, claimed, out.id)
         referral_id = None
         if created and not autocommit:
             # Referral hook: first_action_at commits with the message.
@@ -184,6 +194,8 @@ async def delete_message(
     change = await messages.delete_message(session, message_id, user)
     await session.commit()
     await _cancel_withdrawn(state, change)
+    if change.withdrawn_files:
+        await files.remove_withdrawn(session, state.files, change.withdrawn_files)
     return Response(status_code=204)
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,14 @@ csv/*.csv     each section of export.json as a spreadsheet-friendly table (a cel
 
 Messages written by other people are not included (Art. 20(4) GDPR); mentions_of_you lists
 where you were mentioned.
+"""
+
+
+LEGAL_README = """
+attachments/  the files you posted (attachments in export.json says which is which)
+legal/*.md    the privacy policy, terms, cookie policy, data processing agreement template and
+              record of processing as they stood when this archive was made (current versions:
+              information.legal_pages in export.json)
 """
 
 
@@ -58,8 +67,16 @@ def section_csv(records: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_archive(document: dict[str, Any], path: Path) -> int:
-    """Validate, then write atomically (a retried activity simply rewrites it). Returns its size."""
+def write_archive(
+    document: dict[str, Any],
+    path: Path,
+    legal_pages: dict[str, str] | None = None,
+    files: Iterable[tuple[str, bytes]] = (),
+) -> int:
+    """Validate, then write atomically (a retried activity simply rewrites it). Returns its size.
+
+    `legal_pages` (file name -> Markdown) go to legal/ beside the data; `files` (archive path,
+    bytes) are read one at a time, so attachments are never all in memory at once."""
     errors = validation_errors(document)
     if errors:
         raise InvalidExport("; ".join(errors))
@@ -70,7 +87,11 @@ def write_archive(document: dict[str, Any], path: Path) -> int:
             "export.json", json.dumps(document, ensure_ascii=False, indent=2, default=str)
         )
         archive.writestr("schema.json", json.dumps(EXPORT_SCHEMA, indent=2))
-        archive.writestr("README.txt", README)
+        archive.writestr("README.txt", README + (LEGAL_README if legal_pages else ""))
+        for name, text in (legal_pages or {}).items():
+            archive.writestr(f"legal/{name}", text)
+        for name, data in files:
+            archive.writestr(name, data)
         for name, records in document["sections"].items():
             archive.writestr(f"csv/{name}.csv", section_csv(records))
     partial.chmod(0o600)

@@ -6,8 +6,11 @@ from typing import Any
 
 from iaf.settings import Settings
 
+# The pages iaf.legal serves (iaf/legal/pages.py); named here so the core below it needs no import.
+LEGAL_PAGE_NAMES = ("privacy-policy", "terms", "cookie-policy", "dpa", "record-of-processing")
 
-def _llm_recipient(settings: Settings) -> str:
+
+def llm_recipient(settings: Settings) -> str:
     provider = settings.default_llm_model.split("/", 1)[0]
     if provider == "offline":
         return "none: agents answer with a local model that sends nothing outside the platform"
@@ -50,7 +53,7 @@ def art15_information(settings: Settings) -> dict[str, Any]:
         ],
         "recipients": [
             "members of the rooms you post in see your messages and name",
-            _llm_recipient(settings),
+            llm_recipient(settings),
             "hosting of PostgreSQL, Qdrant and Temporal used by this instance (processors)",
         ],
         "retention": {
@@ -77,4 +80,8 @@ def art15_information(settings: Settings) -> dict[str, Any]:
             "object and restrict processing: contact the controller",
             "lodge a complaint with a supervisory authority",
         ],
+        "legal_pages": {
+            name: f"{settings.public_base_url.rstrip('/')}/legal/{name}"
+            for name in LEGAL_PAGE_NAMES
+        },
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +287,43 @@ def cancel(request_id: str, api_url: str | None = API_URL, api_key: str = API_KE
     """Cancel an erasure still in its grace period, or an unfinished export."""
     api = Api(api_url, api_key)
     report([api.call("POST", f"/api/compliance/requests/{request_id}/cancel")])
+
+
+def _instant(value: str) -> str:
+    """A date (midnight UTC) or an ISO time; a time without a zone is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (2026-05-01) or a time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+@app.command()
+def breach(
+    since: str = typer.Option(..., "--from", help="Start of the window (date or ISO time, UTC)"),
+    until: str = typer.Option(..., "--to", help="End of the window, excluded"),
+    emails: bool = typer.Option(
+        False, "--emails", help="Show e-mail addresses (on this terminal only) to notify people"
+    ),
+    api_url: str | None = API_URL,
+    api_key: str = API_KEY,
+) -> None:
+    """List the people a personal data breach in a time window may concern (Art. 33/34);
+    the procedure is docs/breach-notification.md."""
+    api = Api(api_url, api_key)
+    params = {"from": _instant(since), "to": _instant(until), "include_email": emails}
+    result = api.call("GET", "/api/compliance/breach", params=params)
+    kinds = list(result["records_in_window"])
+    table = Table("user", "subject ref", *(["e-mail"] if emails else []), "status", *kinds)
+    for person in result["people"]:
+        counts = [str(person["records_in_window"][k]) for k in kinds]
+        email = [person["email"] or ""] if emails else []
+        table.add_row(person["user_id"], person["subject_ref"], *email, person["status"], *counts)
+    Console().print(table)
+    for gone in result["erased"]:
+        Console().print(f"erased since the window began: {gone['subject_ref']}")
+    totals = ", ".join(f"{v} {k}" for k, v in result["records_in_window"].items())
+    console.print(
+        f"{len(result['people'])} people with an account in the window ({totals} written in"
+        f" it); {len(result['erased'])} erased since"
+    )

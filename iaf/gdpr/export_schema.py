@@ -72,6 +72,15 @@ SECTIONS: dict[str, dict[str, Any]] = {
         {"id": _UUID, "title": {"type": "string"}, "content": {"type": "string"}}
     ),
     "memories": _records({"id": _UUID, "content": {"type": "string"}}),
+    "attachments": _records(
+        {
+            "id": _UUID,
+            "name": {"type": "string"},
+            "content_type": {"type": "string"},
+            "size_bytes": {"type": "integer"},
+            "file": {"type": "string"},
+        }
+    ),
     "agent_runs": _records(
         {
             "reply_id": {"type": "string"},

@@ -12,12 +12,14 @@ and removes the withdrawn archives' files (`Change`).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.models import Message, User
+from iaf.db.repositories.attachments import AttachmentRepository
 from iaf.db.repositories.message_copies import MessageCopyRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
@@ -36,6 +38,8 @@ class Change:
     running_replies: list[str] = field(default_factory=list)
     # The author's export archives that held the old text: their files go after the commit.
     stale_archives: list[str] = field(default_factory=list)
+    # A deleted message's attachments: their bytes go after the commit.
+    withdrawn_files: list[uuid.UUID] = field(default_factory=list)
 
 
 async def _message_for(session: AsyncSession, message_id: int, user: User) -> tuple[Message, str]:
@@ -96,6 +100,8 @@ async def delete_message(session: AsyncSession, message_id: int, user: User) -> 
     message, role = await _message_for(session, message_id, user)
     if message.sender_user_id != user.id and role not in ("owner", "admin"):
         raise ApiError(403, "forbidden", "only the author or a room admin may delete a message")
+    # Its files go with it (the janitor deletes their bytes if the request cannot).
+    files = await AttachmentRepository(session).withdraw_for_message(message.id)
     await MessageRepository(session).tombstone(message)
     assert message.deleted_at is not None
     await MessageCopyRepository(session).rewrite_events(
@@ -108,4 +114,4 @@ async def delete_message(session: AsyncSession, message_id: int, user: User) -> 
     stale = []
     if message.sender_user_id is not None:
         stale = await StaleArchiveRepository(session).withdraw_for(message.sender_user_id)
-    return Change(None, running, stale)
+    return Change(None, running, stale, files)

@@ -30,6 +30,10 @@ from typing import Any
 import httpx
 import pytest
 
+from iaf.db.engine import make_engine, make_sessionmaker
+from iaf.db.models import KnowledgeSource
+from iaf.db.repositories.knowledge_sources import KnowledgeSourceRepository
+from iaf.settings import Settings
 from tests.helpers import Person, colleague, signup, unique_email
 
 CALLERS = ("anon", "other", "nonmem", "member", "radmin", "owner", "oadmin", "compl", "key")
@@ -45,6 +49,9 @@ class World:
     document_id: str
     compliance_request_id: str
     login_email: str
+    attachment_id: str = ""
+    source_id: str = ""
+    settings: Any = None
 
     async def fresh_room(self) -> str:
         """A room owned by `owner`, with `radmin` as admin and `member` as member."""
@@ -64,6 +71,7 @@ class Call:
     method: str
     url: str
     json: Any = None
+    files: Any = None
 
 
 Build = Callable[[World], Awaitable[Call]]
@@ -83,9 +91,9 @@ def row(expected: str, fresh: bool = False) -> Callable[[Build], Row]:
     return wrap
 
 
-def fixed(method: str, url: str, json: Any = None) -> Build:
+def fixed(method: str, url: str, json: Any = None, files: Any = None) -> Build:
     async def build(world: World) -> Call:
-        return Call(method, url.format(**_ids(world)), json)
+        return Call(method, url.format(**_ids(world)), json, files)
 
     return build
 
@@ -99,6 +107,8 @@ def _ids(world: World) -> dict[str, Any]:
         "reply": world.reply_id,
         "document": world.document_id,
         "request": world.compliance_request_id,
+        "attachment": world.attachment_id,
+        "source": world.source_id,
     }
 
 
@@ -232,6 +242,62 @@ async def _compliance_submit(world: World) -> Call:
         "reason": "audit",
     }
     return Call("POST", "/api/compliance/requests", body)
+
+
+def _file(text: str = "some notes") -> Any:
+    return {"file": ("notes.txt", text.encode(), "text/plain")}
+
+
+async def _members_upload(world: World, post: bool) -> str:
+    room = world.room["id"]
+    member = world.people["member"]
+    uploaded = await member.post(f"/api/chat/rooms/{room}/attachments", files=_file())
+    assert uploaded.status_code == 201, uploaded.text
+    if post:
+        await member.say(room, "a file", attachment_ids=[uploaded.json()["id"]])
+    return str(uploaded.json()["id"])
+
+
+async def _attachment_discard(world: World) -> Call:
+    return Call("DELETE", f"/api/chat/attachments/{await _members_upload(world, post=False)}")
+
+
+async def _attachment_knowledge(world: World) -> Call:
+    attachment = await _members_upload(world, post=True)
+    return Call("POST", f"/api/chat/attachments/{attachment}/knowledge")
+
+
+async def _members_source(world: World) -> str:
+    """A room source owned by `member`, written directly: no host may be crawled here."""
+    engine = make_engine(world.settings.database_url, 1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            source = await KnowledgeSourceRepository(session).create(
+                KnowledgeSource(
+                    org_id=uuid.UUID(world.people["member"].user["org_id"]),
+                    room_id=uuid.UUID(world.room["id"]),
+                    owner_id=uuid.UUID(world.people["member"].id),
+                    scope="room",
+                    url="https://docs.example.org/",
+                    mode="page",
+                    max_pages=1,
+                    recrawl_minutes=None,
+                    status="done",
+                )
+            )
+            await session.commit()
+            return str(source.id)
+    finally:
+        await engine.dispose()
+
+
+async def _source_delete(world: World) -> Call:
+    return Call("DELETE", f"/api/knowledge/sources/{await _members_source(world)}")
+
+
+async def _source(world: World) -> Call:
+    body = {"url": "https://docs.example.org/", "scope": "room", "room_id": world.room["id"]}
+    return Call("POST", "/api/knowledge/sources", body)
 
 
 R = "/api/chat/rooms/{room}"
@@ -441,6 +507,45 @@ ROWS: dict[tuple[str, str], Row] = {
     ("POST", "/api/chat/rooms/{room_id}/replies/{reply_id}/cancel"): row(
         "401 404 404 409 409 409 404 404 409"
     )(fixed("POST", R + "/replies/{reply}/cancel")),
+    ("GET", "/api/search"): row("401 200 200 200 200 200 200 200 200")(
+        fixed("GET", "/api/search?q=hello")
+    ),
+    ("POST", "/api/chat/rooms/{room_id}/attachments"): row("401 404 404 201 201 201 404 404 201")(
+        fixed("POST", R + "/attachments", files=_file())
+    ),
+    ("GET", "/api/chat/attachments/{attachment_id}"): row("401 404 404 200 200 200 404 404 200")(
+        fixed("GET", "/api/chat/attachments/{attachment}")
+    ),
+    ("GET", "/api/chat/attachments/{attachment_id}/info"): row(
+        "401 404 404 200 200 200 404 404 200"
+    )(fixed("GET", "/api/chat/attachments/{attachment}/info")),
+    ("DELETE", "/api/chat/attachments/{attachment_id}"): row(
+        "401 404 404 204 404 404 404 404 204", True
+    )(_attachment_discard),
+    ("POST", "/api/chat/attachments/{attachment_id}/knowledge"): row(
+        "401 404 404 202 202 202 404 404 202", True
+    )(_attachment_knowledge),
+    # No host may be crawled on this instance: members are told so, strangers learn nothing.
+    ("POST", "/api/knowledge/sources"): row("401 404 404 403 403 403 404 404 403")(_source),
+    ("GET", "/api/knowledge/sources"): row("401 200 200 200 200 200 200 200 200")(
+        fixed("GET", "/api/knowledge/sources")
+    ),
+    ("GET", "/api/knowledge/sources/{source_id}"): row("401 404 404 200 200 200 404 404 200")(
+        fixed("GET", "/api/knowledge/sources/{source}")
+    ),
+    ("POST", "/api/knowledge/sources/{source_id}/crawl"): row(
+        "401 404 404 202 202 202 404 404 202"
+    )(fixed("POST", "/api/knowledge/sources/{source}/crawl")),
+    ("DELETE", "/api/knowledge/sources/{source_id}"): row(
+        "401 404 404 204 204 204 404 404 204", True
+    )(_source_delete),
+    ("GET", "/api/legal"): row("200 200 200 200 200 200 200 200 200")(fixed("GET", "/api/legal")),
+    ("GET", "/legal/{name}"): row("200 200 200 200 200 200 200 200 200")(
+        fixed("GET", "/legal/privacy-policy")
+    ),
+    ("GET", "/api/compliance/breach"): row("401 403 403 403 403 403 403 200 403")(
+        fixed("GET", "/api/compliance/breach?from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00Z")
+    ),
     # Last: it signs each caller's token out.
     ("POST", "/api/auth/logout"): row("401 204 204 204 204 204 204 204 403")(
         fixed("POST", "/api/auth/logout")
@@ -462,7 +567,7 @@ async def test_every_route_has_a_row(client: httpx.AsyncClient) -> None:
 
 
 @pytest.fixture(scope="module")
-async def world(client_module: httpx.AsyncClient) -> World:
+async def world(client_module: httpx.AsyncClient, settings: Settings) -> World:
     http = client_module
     oadmin = await signup(http, "Org Admin")
     people = {"oadmin": oadmin, "other": await signup(http, "Other Org")}
@@ -498,6 +603,9 @@ async def world(client_module: httpx.AsyncClient) -> World:
         json={"kind": "export", "subjects": [{"user_id": people["nonmem"].id}], "reason": "audit"},
     )
     world.compliance_request_id = submitted.json()["items"][0]["request"]["id"]
+    world.settings = settings
+    world.attachment_id = await _members_upload(world, post=True)
+    world.source_id = await _members_source(world)
     # The reply runs on the worker; the cancel row wants it finished (409: nothing to cancel).
     for _ in range(600):
         reply = await people["member"].get(
@@ -523,7 +631,9 @@ async def send(person: Person, call: Call) -> int:
     # A client address of its own (through the trusted local proxy): per-address limits
     # this table uses up are not the other tests' budget.
     headers = {**(person.headers if person.token else {}), "X-Forwarded-For": "127.251.0.1"}
-    request = person.client.build_request(call.method, call.url, json=call.json, headers=headers)
+    request = person.client.build_request(
+        call.method, call.url, json=call.json, files=call.files, headers=headers
+    )
     response = await person.client.send(request, stream=True)  # an event stream stays open
     await response.aclose()
     return response.status_code

@@ -695,6 +695,7 @@ class FakeSteps:
             verify("gdpr_verify_qdrant", "qdrant"),
             verify("gdpr_verify_temporal", "temporal"),
             verify("gdpr_verify_exports", "exports"),
+            verify("gdpr_verify_files", "files"),
         ]
 
 

@@ -1,6 +1,7 @@
 /* Writing: send (optimistic, acknowledged by id), reply-to, typing, and @mention autocomplete. */
 
 import { api, enc, refusal, session } from "./api.js";
+import { takeAttachmentIds } from "./attachments.js";
 import { $, avatar, debounce, h, listOf, snippet, toast, uuid } from "./dom.js";
 import { t } from "./i18n.js";
 import { renderMessage, scrollToBottom, senderName, updateEmpty, upsertMessage } from "./messages.js";
@@ -61,7 +62,9 @@ export async function send(event) {
   if (event) event.preventDefault();
   const input = $("composer-input");
   const content = input.value.trim();
-  if (!content || !state.roomId) return;
+  if (!state.roomId) return;
+  const attachmentIds = takeAttachmentIds(state.roomId);
+  if (!content && attachmentIds.length === 0) return;
   if (new TextEncoder().encode(content).length > MESSAGE_MAX_BYTES) {
     toast(t("composer.too_long", { kib: MESSAGE_MAX_BYTES / 1024 }));
     return;
@@ -69,6 +72,7 @@ export async function send(event) {
   const roomId = state.roomId;
   const clientMsgId = uuid();
   const body = { content, client_msg_id: clientMsgId };
+  if (attachmentIds.length) body.attachment_ids = attachmentIds;
   if (state.replyTo) body.reply_to_id = state.replyTo;
   const optimistic = showOptimistic(roomId, clientMsgId, content, body.reply_to_id || null);
   input.value = "";

@@ -1,6 +1,7 @@
 /* Start-up and navigation: which view the address shows, and the wiring between modules. */
 
 import { api, clearSession, saveSession, session, whenSessionExpires } from "./api.js";
+import { showRoomAttachments, wireAttachments } from "./attachments.js";
 import { showAuth, signOut, wireAuth } from "./auth.js";
 import { closeRoom, openRoom, renderRoomHeader, wireChat } from "./chat.js";
 import { wireComposer, setReplyTo } from "./composer.js";
@@ -13,6 +14,7 @@ import { fillColleagues, loadInvitations, renderDetails, renderMembers, wireRoom
 import { loadRooms, renderRooms, startUserStream, stopUserStream, wireRoomList, wireRooms } from "./rooms.js";
 import { navigate, parse, roomPath, startRouting } from "./router.js";
 import { confirmEmail, leaveSettings, showSection, wireSettings } from "./settings.js";
+import { closeSearch, wireSearch } from "./search.js";
 import { roomById, state } from "./state.js";
 
 let entered = false;
@@ -77,6 +79,7 @@ async function showRoute(route) {
   const opening = openRoom(wanted.id);
   showPanel(asked ? route.panel : null);
   await opening;
+  showRoomAttachments();
 }
 
 async function showConfirmation() {
@@ -110,6 +113,7 @@ async function enterApp() {
 
 function leaveApp(reason) {
   entered = false;
+  closeSearch();
   closeRoom();
   stopUserStream();
   stopKnowledge();
@@ -161,6 +165,8 @@ function wire() {
   wireAuth(enterApp);
   wireRoomList();
   wireComposer();
+  wireAttachments();
+  wireSearch();
   wireRoomPanel();
   wireKnowledge();
   wireSettings({ profileChanged: renderMe });

@@ -1,6 +1,7 @@
 /* A room's messages: loading pages, rendering (Markdown), edits, deletes, read markers. */
 
 import { api, enc, refusal, session } from "./api.js";
+import { renderAttachments } from "./attachments.js";
 import { $, avatar, h, listOf, snippet, toast } from "./dom.js";
 import { formatTime, t } from "./i18n.js";
 import { renderMarkdown } from "./markdown.js";
@@ -158,6 +159,7 @@ export function renderMessage(message) {
         message.edited_at && !deleted ? h("span", { className: "edited muted" }, t("message.edited")) : null),
       message.reply_to_id ? h("div", { className: "quote" }, quoteOf(message)) : null,
       content,
+      renderAttachments(message),
       deleted ? null : messageActions(message, mine)));
 }
 

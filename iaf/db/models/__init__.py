@@ -3,6 +3,8 @@
 from iaf.db.models.agents import AgentRun, KnowledgeChunk, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
 from iaf.db.models.chat import Message, Room, RoomEvent, RoomMember, RoomVectorRemoval
+from iaf.db.models.crawl import KnowledgeSource, KnowledgeSourcePage
+from iaf.db.models.files import Attachment
 from iaf.db.models.gdpr import (
     Consent,
     ConsentChange,
@@ -23,6 +25,7 @@ from iaf.db.models.user_events import UserEvent
 __all__ = [
     "AgentRun",
     "ApiKey",
+    "Attachment",
     "Base",
     "Consent",
     "ConsentChange",
@@ -35,6 +38,8 @@ __all__ = [
     "Invitation",
     "KnowledgeChunk",
     "KnowledgeDocument",
+    "KnowledgeSource",
+    "KnowledgeSourcePage",
     "LedgerEntry",
     "Memory",
     "Message",

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -18,10 +19,15 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iaf.db.models.base import Base, created_at_column, uuid_pk
+
+# French and English stems of a message, accents dropped, and its room as a lexeme (the
+# function is migration 0011_message_search's). Generated, so it always follows the text:
+# edits, deletes, erasure.
+MESSAGE_SEARCH_VECTOR = "public.iaf_search_vector(content, room_id)"
 
 
 class Room(Base):
@@ -75,6 +81,7 @@ class Message(Base):
             "id",
             postgresql_where="routed_at IS NULL",
         ),
+        Index("ix_messages_search_vector", "search_vector", postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -98,6 +105,10 @@ class Message(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set once RouteMessage has taken the message (or at insert when it needs no routing).
     routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Never loaded with the row: only the search query reads it.
+    search_vector: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(MESSAGE_SEARCH_VECTOR, persisted=True), deferred=True
+    )
 
 
 class RoomEvent(Base):

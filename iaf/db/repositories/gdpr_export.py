@@ -158,6 +158,18 @@ class ExportRepository:
             {"uid": user_id},
         )
 
+    async def attachments(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Files the subject posted or uploaded (the bytes go in the archive's attachments/)."""
+        return await self._records(
+            "SELECT jsonb_build_object('id', id, 'name', name, 'content_type', content_type,"
+            " 'kind', kind, 'size_bytes', size_bytes, 'sha256', sha256, 'room_id', room_id,"
+            " 'message_id', message_id, 'created_at', created_at, 'posted_at', posted_at,"
+            " 'file', 'attachments/' || id || '/' || name)"
+            " FROM attachments WHERE uploader_id = :uid AND status = 'stored'"
+            " ORDER BY created_at, id",
+            {"uid": user_id},
+        )
+
     async def memories(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         return await self._records(
             "SELECT to_jsonb(m) FROM memories m WHERE m.user_id = :uid ORDER BY m.id",
@@ -212,6 +224,7 @@ class ExportRepository:
                 lambda: self.knowledge_documents(user_id),
             ),
             "memories": ("memories", lambda: self.memories(user_id)),
+            "attachments": ("attachments", lambda: self.attachments(user_id)),
             "agent_runs": ("agent_runs", lambda: self.agent_runs(user_id)),
             "requests": ("data_subject_requests", lambda: self.requests(user_id)),
             "api_keys": ("api_keys", lambda: self.api_keys(user_id)),

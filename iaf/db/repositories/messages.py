@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from iaf.db.models import Message, User
 from iaf.db.repositories.ratelimit import WINDOW_INTERVAL_SQL, WINDOW_START_SQL, WindowUsage
 from iaf.db.repositories.room_events import event_json
-from schemas.chat import MessageCreate, MessageOut
+from schemas.chat import AttachmentRef, MessageCreate, MessageOut
 
 _MESSAGE_COLUMNS = (Message, User.name)
 
@@ -70,7 +70,7 @@ _POST_WITH_EVENT = text(
     ), m AS (
         INSERT INTO messages (room_id, sender_user_id, content, type, reply_to_id, metadata,
                               client_msg_id, created_at, routed_at)
-        SELECT :room_id, :sender_user_id, :content, 'text', :reply_to_id, '{{}}'::jsonb,
+        SELECT :room_id, :sender_user_id, :content, 'text', :reply_to_id, CAST(:meta AS jsonb),
                :client_msg_id, :created_at,
                CASE WHEN r.auto_route OR :has_at THEN NULL ELSE CAST(:created_at AS timestamptz) END
         FROM r, hit
@@ -140,6 +140,11 @@ def _post_params(
         "client_msg_id": out.client_msg_id,
         "created_at": out.created_at,
         "has_at": "@" in out.content,
+        "meta": event_json(
+            {"attachments": [a.model_dump(mode="json") for a in out.attachments]}
+            if out.attachments
+            else {}
+        ),
         "bucket": f"post:{out.sender_user_id}",
         "window": window_seconds,
         "limit": limit,
@@ -163,6 +168,7 @@ class MessageRepository:
         token_version: int | None,
         token_id: str | None = None,
         window_seconds: int = 60,
+        attachments: list[AttachmentRef] | None = None,
     ) -> PostOutcome:
         """A person's message and its message.new event, with every check, in one statement.
 
@@ -180,6 +186,7 @@ class MessageRepository:
             reply_to_id=body.reply_to_id,
             client_msg_id=body.client_msg_id,
             created_at=datetime.now(UTC),
+            attachments=attachments or [],
         )
         params = _post_params(out, token_version, limit, window_seconds)
         params["token_id"] = token_id  # a signed-out token (revoked_tokens) posts nothing

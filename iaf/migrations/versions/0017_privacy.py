@@ -13,7 +13,7 @@ room vector removals
   where agents may use the owner's memories.
 
 Revision ID: 0017_privacy
-Revises: 0010_credentials
+Revises: 0013_knowledge_sources
 Create Date: 2026-12-08 09:00:00.000000
 """
 
@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0017_privacy"
-down_revision: str | Sequence[str] | None = "0010_credentials"
+down_revision: str | Sequence[str] | None = "0013_knowledge_sources"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

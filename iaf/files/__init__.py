@@ -1,0 +1,1 @@
+"""Files attached to messages: type by content, the file store (local or S3), the rules."""

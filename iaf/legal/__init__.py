@@ -1,0 +1,1 @@
+"""Legal pages filled from settings, and the breach report (docs/breach-notification.md)."""

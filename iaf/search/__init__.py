@@ -1,0 +1,1 @@
+"""Message search: the query language, its resolution to ids, the highlighted results."""
