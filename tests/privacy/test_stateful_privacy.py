@@ -4,8 +4,8 @@ People of several organisations post, edit and delete messages, mention agents, 
 documents and memories, invite guests who accept, export their data, talk to /v1 and erase
 each other. After every delete and every erasure:
 - nobody still here reads the removed text, name or address through any endpoint: the
-  message list of every room they are in, the event replay from Last-Event-ID 0, their
-  exports, /v1 answers (agent replies are in the first two);
+  message list of every room they are in, the event replay from Last-Event-ID 0, message
+  search, their exports, /v1 answers (agent replies are in the first three);
 - it is in no PostgreSQL column and no Qdrant payload;
 - every other person's own words are byte for byte what they wrote.
 At the end of each run no workflow history started during it holds anyone's text, name or
@@ -190,6 +190,7 @@ class PrivacyMachine(RuleBasedStateMachine):
         self.said: list[Said] = []
         self.items: list[Item] = []
         self.removed: set[str] = set()  # words, names, addresses that must be gone
+        self.searched: set[str] = set()  # removed words search was asked about already
         self.removed_ids: set[str] = set()
         self.everything: set[str] = set()  # every word, name and address of this run
         self.started = datetime.now(UTC)
@@ -508,10 +509,22 @@ class PrivacyMachine(RuleBasedStateMachine):
         for actor in self.alive():
             for room in self.rooms_of(actor):
                 await self._room_as_seen_by(actor, room, needles)
+        await self._search_finds_none(sorted(self.removed - self.searched))
         held = postgres_holding(self.world.database_url, needles + sorted(self.removed_ids))
         assert held == {}, f"PostgreSQL still holds {held}"
         vectors = await qdrant_holding(self.world.worker.vectors, needles)
         assert vectors == {}, f"Qdrant still holds {vectors}"
+
+    async def _search_finds_none(self, fresh: list[str]) -> None:
+        """Each word removed since the last check, searched for by everyone still here (a
+        removed word never comes back, so once is enough, and within the search limit)."""
+        for actor in self.alive():
+            for word in fresh:
+                found = await actor.person.get("/api/search", params={"q": word})
+                assert found.status_code == 200, found.text
+                shown = str(found.json()["items"]).lower()
+                assert word.lower() not in shown, "search finds removed text"
+        self.searched |= set(fresh)
 
     async def _room_as_seen_by(self, actor: Actor, room: str, needles: list[str]) -> None:
         listed = await actor.person.get(f"/api/chat/rooms/{room}/messages?limit=200")
