@@ -43,7 +43,7 @@ MAX_NESTED_SITEMAPS = 20
 
 def _retry_later(error: Unavailable) -> ApplicationError:
     """Temporal retries it with the call site's backoff; the message names no URL."""
-    return ApplicationError(f"server unavailable ({error})", type="Unavailable")
+    return ApplicationError(f"server unavailable ({error.reason})", type="Unavailable")
 
 
 class CrawlerActivities:

@@ -30,7 +30,12 @@ class Skipped(Exception):
 
 
 class Unavailable(Exception):
-    """The server could not answer now; worth retrying later."""
+    """The server could not answer now; worth retrying later. `reason` is a status code or an
+    exception's class name, never a URL or a page's content."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def host_allowed(url: str, settings: Settings) -> bool:
