@@ -23,6 +23,7 @@ from iaf.db.repositories.agents import AgentRunRepository
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.ledger import LedgerRepository
 from iaf.db.repositories.memories import MemoryRepository
+from iaf.db.repositories.message_copies import MessageCopyRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.db.repositories.users import UserRepository
@@ -55,6 +56,7 @@ ERROR_MESSAGES = {
     "llm_rejected": "The language model refused the request.",
     "failed": "The agent could not answer; please try again later.",
     "team_failed": "None of the agents asked could answer; please try again later.",
+    "source_changed": "The message it answered was edited or deleted.",
 }
 
 
@@ -192,6 +194,11 @@ class AgentDbActivities:
                 return PersistResult(reply_message_id=None)
             if run.reply_message_id is not None:
                 return await self._persisted(session, run.reply_message_id)
+            if await self._source_changed(session, run):
+                # An answer to text that no longer exists would be a copy of it.
+                await self._fail(session, run, "source_changed")
+                await session.commit()
+                return PersistResult(reply_message_id=None)
             events = EventRepository(session)
             if run.is_team_part:
                 # A draft for the team's synthesis: no message of its own.
@@ -223,11 +230,13 @@ class AgentDbActivities:
                     }
                     for m in mentions
                 ]
+                sources = (run.context or {}).get("sources") or []
                 meta = {
                     "agent_id": run.agent_id,
                     "depth": run.depth,
                     "mentions": stored,
-                    "sources": [s["document_id"] for s in (run.context or {}).get("sources") or []],
+                    "sources": [s["document_id"] for s in sources],
+                    "org_knowledge": any(s.get("org") for s in sources),
                 }
                 if run.team_id is not None:  # the team's answer: who took part, who answered
                     meta["sources"] = []
@@ -248,9 +257,23 @@ class AgentDbActivities:
                 "agent.done",
                 {"reply_id": run.reply_id, "agent_id": run.agent_id, "message_id": message_id},
             )
+            # The message holds the text now: the deltas would be a second copy to rewrite.
+            await MessageCopyRepository(session).drop_stream_events([run.reply_id])
             await runs.update(run.reply_id, reply_message_id=message_id, status="done")
             await session.commit()
         return PersistResult(reply_message_id=message_id, mentioned_agents=agents)
+
+    @staticmethod
+    async def _source_changed(session: AsyncSession, run: AgentRun) -> bool:
+        """The message the reply answers was deleted, or edited since the reply began."""
+        if (run.context or {}).get("withdrawn"):
+            return True
+        found = await MessageRepository(session).get(run.root_message_id or run.message_id)
+        if found is None:
+            return True
+        source = found[0]
+        edited = source.edited_at is not None and source.edited_at > run.created_at
+        return source.deleted_at is not None or edited
 
     async def _persisted(self, session: AsyncSession, message_id: int) -> PersistResult:
         found = await MessageRepository(session).get(message_id)
@@ -329,6 +352,7 @@ class AgentDbActivities:
                 "error": {"code": code, "message": message},
             },
         )
+        await MessageCopyRepository(session).drop_stream_events([run.reply_id])
         status = "cancelled" if code == "cancelled" else "error"
         if status == "error" and not run.is_team_part:  # the team's answer names failed parts
             persona = get_registry().get(run.agent_id)

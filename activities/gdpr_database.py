@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from iaf.accounts.service import default_org_name
 from iaf.db.models import DataSubjectRequest, User
 from iaf.db.repositories.attachments import AttachmentRepository
 from iaf.db.repositories.erasure import ErasureRepository
@@ -21,12 +22,14 @@ from iaf.db.repositories.erasure_scan import ErasureScanRepository
 from iaf.db.repositories.erasure_targets import ErasureTargetRepository, Targets
 from iaf.db.repositories.gdpr_export import ExportRepository
 from iaf.db.repositories.gdpr_requests import RequestRepository
+from iaf.db.repositories.source_copies import SourceCopyRepository
+from iaf.db.repositories.stale_archives import StaleArchiveRepository
 from iaf.files.store import FileStore, file_store, user_prefix
 from iaf.gdpr import receipt
 from iaf.gdpr.archive import write_archive
 from iaf.gdpr.art15 import art15_information
 from iaf.gdpr.export_schema import FORMAT, VERSION
-from iaf.gdpr.exports_scan import scan_exports
+from iaf.gdpr.exports_scan import archives_naming, scan_exports
 from iaf.gdpr.scan import Needles
 from iaf.gdpr.stepping import run_step
 from iaf.legal.pages import all_markdown
@@ -44,6 +47,9 @@ from schemas.gdpr import (
     StepResult,
     VerificationPart,
 )
+
+# Attempts at an archive no message changed during, before the activity retries later.
+EXPORT_WRITES = 3
 
 
 def exports_dir(settings: Settings) -> Path:
@@ -170,7 +176,9 @@ class GdprDatabaseActivities:
                 else None
             )
             if user is not None:
-                await ErasureTargetRepository(session).capture(request.id, user)
+                await ErasureTargetRepository(session).capture(
+                    request.id, user, with_texts=self.settings.anonymise_policy == "tombstone"
+                )
             targets = await _targets(session, input.request_id)
             uid = targets.user_id
             counts = {
@@ -197,6 +205,12 @@ class GdprDatabaseActivities:
                 "message_events": await erasure.anonymise_message_events(
                     targets.user_id, tombstone, targets.room_ids
                 ),
+                # The subject's words go with the replies written for them, and with what
+                # agents copied of them (a kept message keeps its replies too).
+                "replies_withdrawn": (
+                    await erasure.withdraw_replies_for(targets.user_id) if tombstone else 0
+                ),
+                "copies_redacted": await erasure.redact_copies(targets) if tombstone else 0,
                 "mentions": await erasure.unmention(targets.user_id, targets.room_ids),
                 "agent_runs": await erasure.forget_agent_runs(targets.user_id),
                 "agent_stream_events": await erasure.compact_agent_streams(targets.room_ids),
@@ -213,8 +227,11 @@ class GdprDatabaseActivities:
             targets = await _targets(session, input.request_id)
             erasure, uid = ErasureRepository(session), targets.user_id
             archives = await erasure.delete_exports(uid)
+            others = await self._withdraw_archives_naming(session, targets)
             files = await AttachmentRepository(session).withdraw_uploaded_by(uid)
             counts = {
+                # What agents quoted of their documents and memories, wherever it was used.
+                "quotes_of_their_sources": await SourceCopyRepository(session).forget_all_of(uid),
                 "attachments": await self._remove_files(uid, [key for _, key in files]),
                 "private_rooms": await erasure.delete_private_rooms(uid),
                 "memories": await erasure.delete_memories(uid),
@@ -224,10 +241,22 @@ class GdprDatabaseActivities:
                 "rate_limit_buckets": await erasure.delete_rate_limit_buckets(targets),
                 "export_requests": sum(1 for name in archives if name.endswith(".zip")),
                 "export_archives": self._remove_archives(archives),
+                "others_archives_withdrawn": self._remove_archives(others),
             }
             return StepResult(step=input.step, counts=counts)
 
         return await run_step(self.sessionmaker, input, body)
+
+    async def _withdraw_archives_naming(self, session: AsyncSession, targets: Targets) -> list[str]:
+        """Other people's archives that hold the subject's data: withdrawn (reading every
+        archive is disk and CPU work: off the event loop)."""
+        needles = Needles.of(
+            targets.email, targets.name, str(targets.user_id), targets.fingerprints
+        )
+        names = await asyncio.to_thread(
+            archives_naming, exports_dir(self.settings), needles, str(targets.user_id)
+        )
+        return await StaleArchiveRepository(session).withdraw_named(names)
 
     async def _remove_files(self, user_id: uuid.UUID, keys: list[str]) -> int:
         """The subject's attachment bytes: the rows' keys, then anything left under their
@@ -256,13 +285,17 @@ class GdprDatabaseActivities:
             counts = {
                 "references_released": sum(released.values()),
                 "account": await erasure.delete_user(targets.user_id),
-                "org": await erasure.tidy_org(targets),
+                "org": await erasure.tidy_org(targets, default_org_name(targets.name)),
             }
             scrubbed = await ErasureScanRepository(session).scrub_everywhere(targets)
-            counts["scrubbed_rows"] = sum(
-                v for k, v in scrubbed.items() if not k.endswith(":failed")
-            )
-            counts["scrub_failures"] = sum(1 for k in scrubbed if k.endswith(":failed"))
+            refused = sorted(k for k in scrubbed if ":failed" in k)
+            if refused:
+                # The whole step rolls back and is retried; the status says where and why.
+                columns = ", ".join(refused)  # table.column:failed:SQLSTATE, never a value
+                raise ApplicationError(
+                    f"the database refused to scrub {columns}", type="ScrubRefused"
+                )
+            counts["scrubbed_rows"] = sum(scrubbed.values())
             return StepResult(step=input.step, counts=counts)
 
         return await run_step(self.sessionmaker, input, body)
@@ -315,7 +348,9 @@ class GdprDatabaseActivities:
 
         async def body(session: AsyncSession) -> VerificationPart:
             targets = await _targets(session, input.request_id)
-            needles = Needles.of(targets.email, targets.name, str(targets.user_id))
+            needles = Needles.of(
+                targets.email, targets.name, str(targets.user_id), targets.fingerprints
+            )
             # Unzipping every archive is CPU and disk work: off the event loop.
             checked, findings, review = await asyncio.to_thread(
                 scan_exports, exports_dir(self.settings), needles, str(targets.user_id)
@@ -432,16 +467,8 @@ class GdprDatabaseActivities:
                 )
                 return ExportResult(request_id=input.request_id, status="cancelled")
             await requests.set_status(request.id, "in_progress", only_from=("pending", "error"))
-            document = await self._document(session, request)
             name = f"{request.id}.zip"
-            stored = document["sections"].get("attachments", [])
-            size = await asyncio.to_thread(
-                write_archive,
-                document,
-                exports_dir(self.settings) / name,
-                all_markdown(self.settings),
-                self._attachment_files(stored, request.subject_user_id),
-            )
+            size = await self._write_current(session, request, exports_dir(self.settings) / name)
             expires = datetime.now(UTC) + link_days
             if not await requests.set_status(
                 request.id,
@@ -462,6 +489,32 @@ class GdprDatabaseActivities:
 
         return await run_step(
             self.sessionmaker, input, body, detail=lambda r: {"archive_bytes": r.archive_bytes}
+        )
+
+    async def _write_current(
+        self, session: AsyncSession, request: DataSubjectRequest, path: Path
+    ) -> int:
+        """Write the archive; again when a message was edited or deleted while it was being
+        written (it would hold the old text). Gives up for now, retryably, after a few."""
+        exports = ExportRepository(session)
+        assert request.subject_user_id is not None
+        for _ in range(EXPORT_WRITES):
+            before = await exports.messages_version(request.subject_user_id)
+            document = await self._document(session, request)
+            stored = document["sections"].get("attachments", [])
+            size = await asyncio.to_thread(
+                write_archive,
+                document,
+                path,
+                all_markdown(self.settings),
+                self._attachment_files(stored, request.subject_user_id),
+            )
+            if await exports.messages_version(request.subject_user_id) == before:
+                return size
+        self._remove_archives([path.name])
+        raise ApplicationError(
+            "the subject's messages kept changing while the archive was written",
+            type="ExportChanging",
         )
 
     async def _document(self, session: AsyncSession, request: DataSubjectRequest) -> dict[str, Any]:

@@ -66,9 +66,12 @@ class GdprQdrantActivities:
 
     async def scan(self, targets: Targets) -> tuple[int, list[FindingOut], list[FindingOut]]:
         """Read every payload of every collection and look for the subject: the e-mail and the
-        id anywhere are traces; the name is one in a point that is theirs (owner id), and only
-        counted for review elsewhere (a colleague's document naming a namesake)."""
-        needles = Needles.of(targets.email, targets.name, str(targets.user_id))
+        id anywhere are traces; the name and quotes of their messages are in a point that is
+        theirs (owner id), and only counted for review elsewhere (a colleague's document
+        naming a namesake, or quoting them)."""
+        needles = Needles.of(
+            targets.email, targets.name, str(targets.user_id), targets.fingerprints
+        )
         subject = str(targets.user_id)
         checked = 0
         findings: list[FindingOut] = []
@@ -85,7 +88,8 @@ class GdprQdrantActivities:
                     owned = owner_key is not None and str(payload.get(owner_key)) == subject
                     text = json.dumps(payload, ensure_ascii=False, default=str)
                     for kind in needles.found_in_text(text):
-                        key = (kind, kind != "name" or owned)
+                        # The name or a quote in someone else's document: for review.
+                        key = (kind, kind not in ("name", "text") or owned)
                         hits[key] = hits.get(key, 0) + 1
                 if offset is None:
                     break

@@ -1,7 +1,9 @@
 """Ledger activities: the referral grant, booked exactly once.
 
 The referral row (locked) and the ledger entry keyed ("referral", referral id) commit in one
-transaction. A retry after a crash finds the referral decided, or the entry already booked
+transaction. The entry does not name the referred person: the referral row does, and it is
+deleted with them, so erasing a referred person leaves nothing of them in the referrer's
+ledger. A retry after a crash finds the referral decided, or the entry already booked
 (append returns False), so the referrer is credited once whatever is retried.
 """
 
@@ -50,7 +52,8 @@ class LedgerActivities:
                     "referral",
                     REFERRAL_SOURCE,
                     str(referral.id),
-                    {"referred_user_id": str(referral.referred_user_id)},
+                    # Not whom: the referral row says that, and goes with that person.
+                    {},
                 )
             await referrals.decide(referral.id, status)
             await session.commit()

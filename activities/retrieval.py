@@ -13,7 +13,6 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -27,12 +26,14 @@ from iaf.agents.context import (
 )
 from iaf.agents.intent import route_by_keywords
 from iaf.agents.registry import AgentPersona, get_registry
-from iaf.db.models import AgentRun, Room, User
+from iaf.db.models import AgentRun, Room
 from iaf.db.repositories.agents import AgentRunRepository
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.knowledge_chunks import KnowledgeChunkRepository
 from iaf.db.repositories.memories import MemoryRepository
 from iaf.db.repositories.messages import MessageRepository
+from iaf.db.repositories.room_audience import RoomAudienceRepository
+from iaf.db.repositories.room_vector_removals import RoomVectorRemovalRepository
 from iaf.retrieval.embedder import Embedder
 from iaf.retrieval.indexing import KnowledgeIndexer
 from iaf.retrieval.store import KNOWLEDGE, MEMORIES, Hit, SearchQuery, VectorStore
@@ -161,10 +162,16 @@ class RetrievalActivities:
             after=None,
             limit=self.settings.reply_history_max_messages + 1,
         )
+        # A reply drawn from organisation documents stays out of what guests will read.
+        guests = bool((await RoomAudienceRepository(session).of_room_id(run.room_id)).guests)
         newest_first = [
             self._history_item(m, run.agent_id)
             for m in reversed(page)
-            if m.id != root_id and m.deleted_at is None and m.type != "system" and m.content
+            if m.id != root_id
+            and m.deleted_at is None
+            and m.type != "system"
+            and m.content
+            and not (guests and m.org_knowledge)
         ]
         history = select_history(newest_first, self.settings.reply_history_token_budget)
         if run.root_message_id is not None and run.message_id != run.root_message_id:
@@ -204,18 +211,24 @@ class RetrievalActivities:
         vector: list[float],
         step: int,
     ) -> None:
-        """One retrieval step: knowledge and memories merged into the context, best first."""
+        """One retrieval step: knowledge and memories merged into the context, best first.
+
+        What is retrieved ends up in a reply every member reads (docs/privacy.md):
+        organisation documents only when no guest is in the room, the requester's memories
+        only in a room nobody but them ever reads (a /v1 conversation, a direct room with
+        agents only)."""
         top_k = self.settings.retrieval_top_k
         search = SearchQuery(
             query, vector, self.settings.retrieval_mode, self.settings.retrieval_candidates
         )
+        audience = await RoomAudienceRepository(session).of(room)
         sources = []
         if persona.retrieval_scope != "none":
-            include_org = persona.retrieval_scope == "org+room" and await self._requester_in_org(
-                session, run, room
-            )
+            include_org = persona.retrieval_scope == "org+room" and not audience.guests
             sources = await self._sources(session, room, search, include_org, top_k)
-        memories = await self._memories(session, run, room, search)
+        memories = []
+        if audience.private_to(run.requested_by):
+            memories = await self._memories(session, run, room, search)
         context["sources"] = merge_hits(
             context["sources"], sources, lambda s: (s["document_id"], s["chunk"]), top_k
         )
@@ -249,6 +262,8 @@ class RetrievalActivities:
                 "chunk": key[1],
                 "score": _relevance(hit),
                 "text": passages[key][1],
+                # An organisation-wide document: the reply is for the organisation's people.
+                "org": hit.payload.get("room_id") is None,
             }
             for key, hit in zip(keys, hits, strict=True)
             if key in passages
@@ -275,15 +290,6 @@ class RetrievalActivities:
             for h in found
             if uuid.UUID(h.payload["memory_id"]) in texts
         ]
-
-    @staticmethod
-    async def _requester_in_org(session: AsyncSession, run: AgentRun, room: Room) -> bool:
-        """Organisation-wide knowledge answers the organisation's own people only: a guest
-        invited into one room sees that room's documents, as the knowledge API allows."""
-        if run.requested_by is None:
-            return False
-        org_id = await session.scalar(select(User.org_id).where(User.id == run.requested_by))
-        return org_id == room.org_id
 
     def _handoff_hint(
         self, run: AgentRun, persona: AgentPersona, question: str, context: dict[str, Any]
@@ -341,9 +347,13 @@ class RetrievalActivities:
 
     @activity.defn(name="remove_vectors")
     async def remove_vectors(self, input: RemoveVectorsInput) -> IndexResult:
-        """Delete the item's points, then its row (locked, so an ingestion cannot slip in)."""
+        """Delete the item's points, then its row (locked, so an ingestion cannot slip in).
+        A deleted room's rows are gone already: its points go, then the note to do so."""
         async with self.sessionmaker() as session:
-            if input.kind == "document":
+            if input.kind == "room":
+                await self.store.delete_where(KNOWLEDGE, "room_id", str(input.item_id))
+                await RoomVectorRemovalRepository(session).done(input.item_id)
+            elif input.kind == "document":
                 knowledge = KnowledgeRepository(session)
                 await knowledge.get(input.item_id, for_update=True)
                 await self.store.delete_where(KNOWLEDGE, "document_id", str(input.item_id))

@@ -253,7 +253,9 @@ class TemporalAdminActivities:
                     if key not in doomed:
                         doomed[key] = execution
                         related += 1
-                needles = Needles.of(targets.email, targets.name, str(targets.user_id))
+                needles = Needles.of(
+                    targets.email, targets.name, str(targets.user_id), targets.fingerprints
+                )
                 suspects = [
                     e
                     for k, e in (await self._in_rooms(targets, closed_only=True)).items()
@@ -261,7 +263,7 @@ class TemporalAdminActivities:
                 ]
                 scanned = len(suspects)
                 for execution, found in await self._read(suspects, needles):
-                    if found:
+                    if needles.evidence(found):
                         doomed[_key(execution)] = execution
             executions = list(doomed.values())
             await _bounded(executions, self._delete, _PARALLEL_CALLS)
@@ -375,12 +377,16 @@ class TemporalAdminActivities:
                 ]
             )
             scope = {**others, **in_rooms}
-            needles = Needles.of(targets.email, targets.name, str(targets.user_id))
+            needles = Needles.of(
+                targets.email, targets.name, str(targets.user_id), targets.fingerprints
+            )
             review: list[FindingOut] = []
             for execution, found in await self._read(list(scope.values()), needles):
                 location = f"temporal:{execution.id}"
                 for kind in found:
-                    trace = kind != "name" or _key(execution) in in_rooms
+                    trace = kind != "name" or (
+                        needles.name_is_evidence and _key(execution) in in_rooms
+                    )
                     out = FindingOut(location=location, needle=kind, rows=1)
                     (findings if trace else review).append(out)
             return VerificationPart(

@@ -29,7 +29,7 @@ from schemas.auth import PasswordResetInput
 from schemas.crawl import CrawlInput
 from schemas.gdpr import GdprWorkflowInput
 from schemas.invitations import InvitationInput, ReferralInput, ResendRequest
-from schemas.knowledge import VectorJob
+from schemas.knowledge import VectorJob, VectorKind
 from schemas.notifications import DigestInput
 from schemas.profile import EmailChangeMail
 from schemas.team import TeamReplyInput
@@ -368,7 +368,7 @@ async def start_team_reply(
 async def start_vector_job(
     client: Client,
     settings: Settings,
-    kind: Literal["document", "memory"],
+    kind: VectorKind,
     item_id: uuid.UUID,
     owner_id: uuid.UUID,
     *,

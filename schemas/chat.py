@@ -62,6 +62,8 @@ class RoomOut(BaseModel):
     topic: str
     auto_route: bool
     archived: bool
+    # Nobody joins it: agents there may use its owner's memories.
+    owner_only: bool = False
     created_at: datetime
     my_role: str | None = None
     unread_count: int | None = None
@@ -203,6 +205,12 @@ class MessageOut(BaseModel):
     deleted_at: datetime | None = None
     # Direct rooms only: when the other person read this message (absent elsewhere).
     read_by: list[ReadReceiptOut] | None = None
+    # An agent reply drawn from organisation documents: shown to the organisation's people
+    # only (a guest who joins later reads a notice instead; docs/privacy.md).
+    org_knowledge: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("org_knowledge", AliasPath("meta", "org_knowledge")),
+    )
 
     @model_validator(mode="after")
     def _deleted_without_text(self) -> MessageOut:

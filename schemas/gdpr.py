@@ -190,7 +190,8 @@ class CancelWorkflowsInput(BaseModel):
 
 class FindingOut(BaseModel):
     location: str
-    needle: Literal["email", "name", "id"]
+    # "text": a copy of the subject's own words (iaf.privacy.fingerprints).
+    needle: Literal["email", "name", "id", "text"]
     rows: int
 
 

@@ -92,8 +92,12 @@ class MemoryRef(BaseModel):
     memory_id: uuid.UUID
 
 
+# "room": every document point of a deleted room (its rows went with it).
+VectorKind = Literal["document", "memory", "room"]
+
+
 class RemoveVectorsInput(BaseModel):
-    kind: Literal["document", "memory"]
+    kind: VectorKind
     item_id: uuid.UUID
 
 
@@ -104,7 +108,7 @@ class VectorJob(BaseModel):
     settings; it is a deployment name, not personal data.
     """
 
-    kind: Literal["document", "memory"]
+    kind: VectorKind
     item_id: uuid.UUID
     retrieval_task_queue: str
 

@@ -1,4 +1,5 @@
-"""RemoveVectors (`unindex-{kind}-{id}`): delete a document's or memory's points, then its row.
+"""RemoveVectors (`unindex-{kind}-{id}`): delete a document's, memory's or deleted room's points,
+then its row.
 
 Retried until it succeeds: a deletion the user asked for must not stop half-way. Until it
 does, the row's "deleting" status already keeps the item out of every agent's context.

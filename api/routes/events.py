@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -19,6 +19,7 @@ from api.streams import OpenStream
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
+from iaf.privacy.guests import event_for_guest
 from iaf.rooms import service as rooms
 from iaf.rooms.service import room_for_member
 from schemas.chat import ReadMarker, ReadMarkerOut
@@ -58,12 +59,16 @@ async def room_stream(
     user_id: uuid.UUID,
     since: int | None,
     opened: OpenStream | None = None,
+    guest: bool = False,
 ) -> AsyncIterator[dict[str, Any]]:
+    """The room's events after `since`, then live; a guest reads them through event_for_guest."""
+    view: Callable[[str, dict[str, Any]], dict[str, Any]] = event_for_guest if guest else _as_stored
     subscription: Subscription = state.broker.subscribe(str(room_id))
     if opened is not None:
         opened.wakeup = subscription.wakeup  # an ended credential wakes the stream up
     async with online(state.presence, user_id):
-        async for frame in _room_frames(state, room_id, user_id, since, subscription, opened):
+        frames = _room_frames(state, room_id, user_id, since, subscription, opened, view)
+        async for frame in frames:
             yield frame
 
 
@@ -74,6 +79,7 @@ async def _room_frames(
     since: int | None,
     subscription: Subscription,
     opened: OpenStream | None,
+    view: Callable[[str, dict[str, Any]], dict[str, Any]],
 ) -> AsyncIterator[dict[str, Any]]:
     try:
         await announce_presence(state, room_id, user_id, "online")
@@ -82,7 +88,7 @@ async def _room_frames(
                 since = await EventRepository(session).latest_id(room_id)
         last = since
         async for event_id, type_, data in _stored_since(state, room_id, last):
-            yield sse(event_id, type_, data)
+            yield sse(event_id, type_, view(type_, data))
             last = event_id
         while True:
             if opened is not None and opened.ended:
@@ -95,7 +101,7 @@ async def _room_frames(
             if subscription.lagged.is_set():
                 subscription.lagged.clear()
                 async for event_id, type_, data in _stored_since(state, room_id, last):
-                    yield sse(event_id, type_, data)
+                    yield sse(event_id, type_, view(type_, data))
                     last = event_id
                     if _removes(type_, data, user_id):
                         return
@@ -103,7 +109,7 @@ async def _room_frames(
                 live: LiveEvent = subscription.queue.get_nowait()
                 if live.id is not None and live.id <= last:
                     continue
-                yield sse(live.id, live.type, live.data)
+                yield sse(live.id, live.type, view(live.type, live.data))
                 if live.id is not None:
                     last = live.id
                 if _removes(live.type, live.data, user_id):
@@ -115,6 +121,10 @@ async def _room_frames(
         if opened is None or opened.ended != "database_unavailable":
             with contextlib.suppress(Exception):
                 await asyncio.shield(announce_presence(state, room_id, user_id, "offline"))
+
+
+def _as_stored(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return data
 
 
 def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:
@@ -135,11 +145,12 @@ async def stream_events(
     last_event_id: str | None = Header(default=None),
 ) -> EventSourceResponse:
     since = resume_point(last_event_id, after)
-    await room_for_member(session, room_id, user)
+    room, _ = await room_for_member(session, room_id, user)
+    guest = user.org_id != room.org_id
     await session.close()  # release the connection before the long-lived stream starts
     opened = open_stream(state, request, user)
     return EventSourceResponse(
-        room_stream(state, room_id, user.id, since, opened),
+        room_stream(state, room_id, user.id, since, opened, guest),
         ping=int(state.settings.sse_heartbeat_seconds) or 15,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

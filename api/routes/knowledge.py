@@ -21,7 +21,9 @@ from iaf.db.models import KnowledgeDocument, User
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.errors import ApiError
+from iaf.gdpr.service import remove_archives
 from iaf.knowledge_files import extract
+from iaf.knowledge_removal import forget_document
 from iaf.rooms.service import ensure_writable, room_for_member
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import DocumentCreate, DocumentList, DocumentOut
@@ -147,10 +149,15 @@ async def delete_document(
 ) -> DocumentOut:
     document = await visible_document(session, document_id, user, for_update=True)
     await _ensure_may_manage(session, document, user)
+    stale: list[str] = []
     if document.status != "deleting":
         await KnowledgeRepository(session).set_status(document.id, "deleting")
+        # Replies that quoted it lose the quotes now (and the owner's archives holding it
+        # go); RemoveVectors deletes its points and its row.
+        stale = await forget_document(session, document)
         await session.refresh(document)
     await session.commit()
+    remove_archives(state.settings, stale)
     await _start_job(state, document, removal=True)
     return DocumentOut.model_validate(document, from_attributes=True)
 

@@ -14,6 +14,8 @@ from fastapi import APIRouter, Query, Response
 from api.deps import CurrentUser, SessionDep, StateDep
 from iaf.db.repositories.memories import MemoryRepository
 from iaf.errors import ApiError
+from iaf.gdpr.service import remove_archives
+from iaf.knowledge_removal import forget_memory
 from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.knowledge import MemoryCreate, MemoryList, MemoryOut
 
@@ -70,7 +72,10 @@ async def delete_memory(
     if memory is None or memory.user_id != user.id or memory.status == "deleting":
         raise ApiError(404, "memory_not_found", "memory not found")
     await memories.set_status(memory.id, "deleting")
+    # Replies that quoted it lose the quotes now; RemoveVectors deletes its point and row.
+    stale = await forget_memory(session, memory)
     await session.commit()
+    remove_archives(state.settings, stale)
     await best_effort(
         f"RemoveVectors for memory {memory.id}",
         start_vector_job(

@@ -5,23 +5,24 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import ClaimantDep, CurrentUser, SessionDep, StateDep, unauthorized
 from api.ratelimit import DAY_SECONDS, enforce
-from iaf.db.models import Message, User
-from iaf.db.repositories.attachments import AttachmentRepository
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.referrals import ReferralRepository
-from iaf.db.repositories.room_events import EventRepository
 from iaf.errors import ApiError
 from iaf.files import service as files
-from iaf.rooms.service import ensure_writable, room_for_member, with_receipts
+from iaf.gdpr.service import remove_archives
+from iaf.messages import service as messages
+from iaf.privacy.guests import ORG_ONLY_NOTICE
+from iaf.rooms.service import room_for_member, with_receipts
 from iaf.settings import Settings
 from iaf.workflow_calls import (
+    best_effort,
+    cancel_reply,
     signal_first_action,
     start_mentioned_replies,
     start_route_message,
@@ -153,24 +154,17 @@ async def list_messages(
     room, _ = await room_for_member(session, room_id, user)
     items = await MessageRepository(session).page(room_id, before, after, limit)
     items = await with_receipts(session, room, items)
+    if user.org_id != room.org_id:  # a guest: replies from organisation documents are not theirs
+        items = [
+            m.model_copy(update={"content": ORG_ONLY_NOTICE}) if m.org_knowledge else m
+            for m in items
+        ]
     full = len(items) == limit
     return Page[MessageOut](
         items=items,
         next_before=items[0].id if items and full and after is None else None,
         next_after=items[-1].id if items and full and after is not None else None,
     )
-
-
-async def _message_for(session: SessionDep, message_id: int, user: User) -> tuple[Message, str]:
-    found = await MessageRepository(session).get(message_id)
-    if found is None:
-        raise ApiError(404, "message_not_found", "message not found")
-    message = found[0]
-    room, role = await room_for_member(session, message.room_id, user)
-    ensure_writable(room)
-    if message.deleted_at is not None:
-        raise ApiError(410, "message_deleted", "the message was deleted")
-    return message, role
 
 
 @router.put("/messages/{message_id}")
@@ -182,37 +176,39 @@ async def edit_message(
     state: StateDep,
 ) -> MessageOut:
     content = checked_content(body.content, state.settings)
-    message, _ = await _message_for(session, message_id, user)
-    if message.sender_user_id != user.id:
-        raise ApiError(403, "forbidden", "only the author may edit a message")
-    window = timedelta(minutes=state.settings.message_edit_window_minutes)
-    if datetime.now(UTC) - message.created_at > window:
-        raise ApiError(409, "edit_window_closed", "messages can only be edited for a limited time")
+    message = await messages.editable_message(
+        session, message_id, user, state.settings.message_edit_window_minutes
+    )
     limit = state.settings.message_edits_per_day
     await state.limiter.hit(f"edit:{user.id}", limit, DAY_SECONDS, None, session)
-    await MessageRepository(session).edit(message, content)
-    out = MessageOut.of(message, user.name)
-    await EventRepository(session).append(
-        message.room_id, "message.edit", out.model_dump(mode="json")
-    )
+    change = await messages.edit_message(session, message, user, content)
     await session.commit()
-    return out
+    await _cancel_withdrawn(state, change)
+    assert change.message is not None
+    return change.message
 
 
 @router.delete("/messages/{message_id}", status_code=204)
 async def delete_message(
     message_id: MessageId, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> Response:
-    message, role = await _message_for(session, message_id, user)
-    if message.sender_user_id != user.id and role not in ("owner", "admin"):
-        raise ApiError(403, "forbidden", "only the author or a room admin may delete a message")
-    # Its files go with it (the janitor deletes their bytes if this request cannot).
-    withdrawn = await AttachmentRepository(session).withdraw_for_message(message.id)
-    await MessageRepository(session).tombstone(message)
-    await EventRepository(session).append(
-        message.room_id, "message.delete", {"id": message.id, "room_id": str(message.room_id)}
-    )
+    change = await messages.delete_message(session, message_id, user)
     await session.commit()
-    if withdrawn:
-        await files.remove_withdrawn(session, state.files, withdrawn)
+    await _cancel_withdrawn(state, change)
+    if change.withdrawn_files:
+        await files.remove_withdrawn(session, state.files, change.withdrawn_files)
     return Response(status_code=204)
+
+
+async def _cancel_withdrawn(state: StateDep, change: messages.Change) -> None:
+    """Replies still running for the old text stop; should Temporal be away, their persist
+    step refuses to store an answer to a message that changed meanwhile. Archives holding
+    the old text lose their files."""
+    remove_archives(state.settings, change.stale_archives)
+    for reply_id in change.running_replies:
+        await best_effort(f"cancel of {reply_id}", _cancelled(state, reply_id))
+
+
+async def _cancelled(state: StateDep, reply_id: str) -> bool:
+    await cancel_reply(state.temporal, reply_id)
+    return True

@@ -15,6 +15,7 @@ from api.ratelimit import DAY_SECONDS
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.rooms import service as rooms
+from iaf.workflow_calls import best_effort, start_vector_job
 from schemas.chat import (
     MemberAdd,
     MemberAdded,
@@ -92,10 +93,18 @@ async def update_room(
 
 
 @router.delete("/rooms/{room_id}", status_code=204)
-async def delete_room(room_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
-    _, role = await rooms.room_for_member(session, room_id, user)
-    await rooms.delete_room(session, room_id, role)
+async def delete_room(
+    room_id: uuid.UUID, user: CurrentUser, session: SessionDep, state: StateDep
+) -> Response:
+    room, role = await rooms.room_for_member(session, room_id, user)
+    await rooms.delete_room(session, room, role)
     await session.commit()
+    await best_effort(
+        f"RemoveVectors for room {room_id}",
+        start_vector_job(
+            state.temporal, state.settings, "room", room_id, user.id, removal=True, room_id=room_id
+        ),
+    )
     return Response(status_code=204)
 
 

@@ -11,6 +11,7 @@ import re
 
 TOMBSTONE = "[message removed: its author erased their account]"
 ERASED = "[erased]"
+REPLY_TOMBSTONE = "[reply removed: the person it answered erased their account]"
 
 
 def quoted_identifier(name: str) -> str:

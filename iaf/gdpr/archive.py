@@ -17,7 +17,8 @@ README = """Your personal data from IAFactory Agents.
 
 export.json   everything, including the information Art. 15 GDPR entitles you to ("information")
 schema.json   the JSON Schema export.json follows
-csv/*.csv     each section of export.json as a spreadsheet-friendly table
+csv/*.csv     each section of export.json as a spreadsheet-friendly table (a cell that a
+              spreadsheet would read as a formula, starting with = + - @, starts with ')
 
 Messages written by other people are not included (Art. 20(4) GDPR); mentions_of_you lists
 where you were mentioned.
@@ -36,12 +37,22 @@ class InvalidExport(Exception):
     """The document does not match the shipped schema: never hand it out."""
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (=HYPERLINK(...) in a
+# room name would open a link); tab and carriage return start one in some importers.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, int | float):  # -5 credits is a number, not a formula
+        return str(value)
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
+        cell = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        cell = str(value)
+    # The OWASP advice: a leading apostrophe makes the cell text; export.json keeps the value.
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def section_csv(records: list[dict[str, Any]]) -> str:

@@ -124,14 +124,33 @@ def follow(
             time.sleep(interval)
 
 
+def why(request: dict[str, Any]) -> str:
+    """Which step holds the request up and why: the failed step's error (a verification's
+    findings, by location), or the last error of a step being retried."""
+    if request["status"] in ("complete", "cancelled"):
+        return ""
+    for step in request["steps"]:
+        if step["status"] not in ("error", "running") or not step.get("last_error"):
+            continue
+        reason = f"{step['step']}: {step['last_error']} (attempt {step['attempts']})"
+        verification = request.get("verification") or {}
+        findings = verification.get("findings") or []
+        if step["step"] == "verify" and findings:
+            where = ", ".join(f"{f['location']} {f['needle']}×{f['rows']}" for f in findings[:5])
+            reason += f"; found: {where}"
+        return reason
+    return ""
+
+
 def report(requests: list[dict[str, Any]]) -> None:
-    table = Table("request", "kind", "status", "failed step", "subject", "due", "workflow")
+    table = Table("request", "kind", "status", "failed step", "why", "subject", "due", "workflow")
     for r in requests:
         table.add_row(
             str(r["id"]),
             r["kind"],
             r["status"],
             r["failed_step"] or "",
+            why(r),
             str(r["subject_user_id"] or r["subject_ref"][:12] + "…"),
             r["due_at"][:10],
             r["workflow_id"],

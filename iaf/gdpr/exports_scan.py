@@ -1,10 +1,11 @@
-"""The exports directory in the verification scan: no archive of the subject may survive.
+"""The exports directory in the erasure: no archive of the subject may survive.
 
 Export archives are zips (deflated), so each member is read and searched, not the raw file.
 An archive whose subject is the erased person, or a file that is not another person's
-archive and holds their id, is a trace. Anything found in another person's archive (a
-colleague's own message that named the subject, exported before the erasure) is that
-person's copy, gone when its link expires: counted for review.
+archive and holds their id, is a trace. Another person's archive that holds evidence of
+the subject (their address, id, distinctive name, or words) is withdrawn by the erasure
+(`archives_naming`): its owner asks for a fresh one. What the scan still finds in another
+person's archive (a name that is also a common word) is counted for review.
 """
 
 from __future__ import annotations
@@ -61,3 +62,20 @@ def scan_exports(
         out = findings if theirs and kinds else review
         out += [FindingOut(location=location, needle=k, rows=1) for k in sorted(kinds)]
     return checked, findings, review
+
+
+def archives_naming(directory: Path, needles: Needles, subject_id: str) -> list[str]:
+    """Names of other people's archives that hold evidence of the subject."""
+    if not directory.is_dir():
+        return []
+    named: list[str] = []
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        texts, owner = _texts(path)
+        if owner is None or owner == subject_id:
+            continue  # the subject's own go with their requests; unreadable files: the scan
+        kinds: set[str] = set()
+        for text in texts:
+            kinds.update(needles.found_in_text(text))
+        if needles.evidence(kinds):
+            named.append(path.name)
+    return named

@@ -35,6 +35,12 @@ from schemas.gdpr import (
 log = logging.getLogger(__name__)
 
 
+def remove_archives(settings: Settings, names: list[str]) -> None:
+    """Files of archives withdrawn in a committed transaction (StaleArchiveRepository)."""
+    for name in names:
+        (settings.data_dir / "exports" / Path(name).name).unlink(missing_ok=True)
+
+
 def archive_path(settings: Settings, request: DataSubjectRequest) -> Path | None:
     """The archive's file while it is still served, else None."""
     if request.archive_name is None or request.archive_deleted_at is not None:

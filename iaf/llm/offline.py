@@ -15,6 +15,14 @@ What it answers (a pure function of the messages):
   `[source: <label>]`. With no sources it says no knowledge was found and gives generic
   advice.
 - `@` is removed from quoted text so the reply mentions no one by accident.
+- Inside a source block, `\\`, `[` and `]` may be escaped with a backslash (the platform
+  quotes retrieved text so): the block only ends at an unescaped `[/source]`.
+- It obeys prompt injections, deterministically, the way a careless real model might: the
+  words "ignore (all|the) previous/prior/above instructions" anywhere in a system message,
+  or in a user message outside its source blocks, make the whole reply "(offline model)
+  Obeying the instructions in the prompt. Memory: <every `memory` source's text>". Text
+  inside a well-formed source block of a user message is data, not instructions. Tests use
+  this to show that the prompt's structure, not luck, keeps a document from taking over.
 
 Roles: a line "Your role: <role>. Look first at: <a>; <b>." in the system prompt (every
 persona's prompt ends with one) adds a line saying that role and what it looks at, in the
@@ -95,7 +103,13 @@ MAX_SOURCES = 3
 Finish = Literal["stop", "length"]
 
 _MARKER = re.compile(r"\[offline:\s*([a-z-]+)(?:\s*=\s*([^\]\s]+))?\s*\]", re.IGNORECASE)
-_SOURCE_HEADER = re.compile(r"^[ \t]*\[source:\s*([^\]\n]+?)\s*\][ \t]*\n?", re.I | re.M)
+_SOURCE_HEADER = re.compile(r"^[ \t]*\[source:\s*((?:\\.|[^\]\n\\])+?)\s*\][ \t]*\n?", re.I | re.M)
+_ESCAPED = re.compile(r"\\(.)")
+_INJECTION = re.compile(
+    r"\bignore\s+(?:all\s+|the\s+|any\s+)?(?:previous|prior|above|earlier)\s+instructions\b",
+    re.IGNORECASE,
+)
+OBEYING = "(offline model) Obeying the instructions in the prompt."
 _SOURCE_END = re.compile(r"^[ \t]*\[/source\][ \t]*$", re.I | re.M)
 _HANDOFF_ASK = re.compile(r"\b(?:ask|hand\s+off\s+to)\s+@([A-Za-z0-9_-]+)", re.IGNORECASE)
 _HANDED_OFF = re.compile(r"Handing off to @([A-Za-z0-9_-]+)\.")
@@ -184,7 +198,8 @@ def extract_sources(text: str) -> tuple[list[Source], str]:
         kept.append(text[cursor : header.start()])
         cursor = end
         if body.strip():
-            sources.append(Source(header.group(1).strip(), body.strip()))
+            label = _ESCAPED.sub(r"\1", header.group(1).strip())
+            sources.append(Source(label, _ESCAPED.sub(r"\1", body.strip())))
     kept.append(text[cursor:])
     return sources, "".join(kept)
 
@@ -278,6 +293,9 @@ def compose_answer(messages: Sequence[Any]) -> str:
         if _role(m) in ("system", "user")
         for source in extract_sources(message_text(m))[0]
     ]
+    if _injected(messages):
+        memories = [s.text for s in sources if s.label.lower() == "memory"]
+        return f"{OBEYING} Memory: {'; '.join(memories) or 'none'}"
     question = " ".join(_MARKER.sub("", extract_sources(last_text)[1]).split())
     persona, self_id = _persona(extract_sources(system)[1])
     language = detect_language(question)
@@ -296,6 +314,19 @@ def compose_answer(messages: Sequence[Any]) -> str:
     if target:
         lines.append(f"Handing off to @{target}.")
     return "\n".join(lines)
+
+
+def _injected(messages: Sequence[Any]) -> bool:
+    """An injection where a model takes instructions: any system text, user text outside
+    its source blocks."""
+    for message in messages:
+        text = message_text(message)
+        role = _role(message)
+        if role == "user":
+            text = extract_sources(text)[1]
+        if role in ("system", "user") and _INJECTION.search(text):
+            return True
+    return False
 
 
 _FRENCH_TEXT = (

@@ -95,7 +95,7 @@ async def store_turn(
         conversation, held = found
     else:
         room = await RoomRepository(session).create(
-            user.org_id, user.id, f"API · {persona.name}", ROOM_KIND, "", False
+            user.org_id, user.id, f"API · {persona.name}", ROOM_KIND, "", False, owner_only=True
         )
         conversation = await conversations.create(user.id, persona.id, room.id, digests[-1])
     trigger_id, since = await _insert_messages(

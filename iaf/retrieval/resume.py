@@ -1,4 +1,5 @@
-"""Rule 5 for knowledge: documents and memories whose vector job never ran are started again."""
+"""Rule 5 for knowledge: documents, memories and deleted rooms whose vector job never ran are
+started again."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from temporalio.client import Client
 
 from iaf.db.repositories.knowledge import KnowledgeRepository
 from iaf.db.repositories.memories import MemoryRepository
+from iaf.db.repositories.room_vector_removals import RoomVectorRemovalRepository
 from iaf.settings import Settings
 from iaf.workflow_calls import start_vector_job
 
@@ -22,6 +24,7 @@ async def resume_vector_jobs(
     async with sessionmaker() as session:
         documents = await KnowledgeRepository(session).stale(age)
         memories = await MemoryRepository(session).stale(age)
+        rooms = await RoomVectorRemovalRepository(session).stale(age)
     started = 0
     for document in documents:
         started += await start_vector_job(
@@ -41,5 +44,15 @@ async def resume_vector_jobs(
             memory.id,
             memory.user_id,
             removal=memory.status == "deleting",
+        )
+    for room in rooms:
+        started += await start_vector_job(
+            temporal,
+            settings,
+            "room",
+            room.room_id,
+            room.org_id,
+            removal=True,
+            room_id=room.room_id,
         )
     return started

@@ -23,6 +23,7 @@ from iaf.db.models import Room, User
 from iaf.db.repositories.members import MemberRepository
 from iaf.db.repositories.read_receipts import ReadReceiptRepository
 from iaf.db.repositories.room_events import EventRepository
+from iaf.db.repositories.room_vector_removals import RoomVectorRemovalRepository
 from iaf.db.repositories.rooms import RoomRepository
 from iaf.db.repositories.user_events import UserEventRepository
 from iaf.db.repositories.users import UserRepository
@@ -55,29 +56,43 @@ def ensure_room_admin(role: str) -> None:
 async def ensure_room_for_one_more(
     session: AsyncSession, room: Room, joining: uuid.UUID | None = None
 ) -> None:
-    """A direct room holds at most two members (someone already in it may rejoin)."""
-    if room.kind != "direct":
-        return
+    """A direct room holds at most two members (someone already in it may rejoin); a room
+    for its owner and agents only holds its owner (agents there read the owner's memories)."""
     members = MemberRepository(session)
     if joining is not None and await members.role_of(room.id, joining) is not None:
+        return
+    if room.owner_only:
+        raise ApiError(
+            409, "owner_only_room", "this room is for its owner and agents only: no one joins it"
+        )
+    if room.kind != "direct":
         return
     if await members.count(room.id) >= DIRECT_ROOM_MEMBERS:
         raise ApiError(409, "direct_room_full", "a direct room has at most two members")
 
 
 async def create_room(session: AsyncSession, creator: User, body: RoomCreate) -> Room:
-    """The creator owns it; the colleagues named join as members (a direct room: exactly one)."""
+    """The creator owns it; the colleagues named join as members (a direct room: one, or none
+    for a room with agents only)."""
     users = UserRepository(session)
     invitees = [i for i in dict.fromkeys(body.member_ids) if i != creator.id]
     for invitee_id in invitees:
         invitee = await users.get(invitee_id)
         if invitee is None or invitee.org_id != creator.org_id or invitee.status != "active":
             raise ApiError(422, "invalid_member", f"user {invitee_id} is not in your organisation")
-    if body.kind == "direct" and len(invitees) != DIRECT_ROOM_MEMBERS - 1:
-        raise ApiError(422, "invalid_request", "a direct room has exactly one other member")
+    if body.kind == "direct" and len(invitees) > DIRECT_ROOM_MEMBERS - 1:
+        raise ApiError(422, "invalid_request", "a direct room has at most one other member")
+    # A direct room with no one else is its creator's with agents, and stays so.
+    owner_only = body.kind == "direct" and not invitees
     auto_route = body.auto_route if body.auto_route is not None else body.kind == "project"
     room = await RoomRepository(session).create(
-        creator.org_id, creator.id, body.name, body.kind, body.topic, auto_route
+        creator.org_id,
+        creator.id,
+        body.name,
+        body.kind,
+        body.topic,
+        auto_route,
+        owner_only=owner_only,
     )
     members, events = MemberRepository(session), EventRepository(session)
     await events.append(room.id, "member.add", {"user_id": str(creator.id), "role": "owner"})
@@ -102,9 +117,13 @@ async def update_room(session: AsyncSession, room: Room, role: str, body: RoomUp
     return room
 
 
-async def delete_room(session: AsyncSession, room_id: uuid.UUID, role: str) -> None:
+async def delete_room(session: AsyncSession, room: Room, role: str) -> None:
+    """The room and everything in it; its documents' vectors are removed after the commit
+    (RemoveVectors `unindex-room-{id}`, recorded here so a worker resumes it if need be)."""
     if role != "owner":
         raise ApiError(403, "forbidden", "only the room owner may delete it")
+    room_id = room.id
+    await RoomVectorRemovalRepository(session).add(room_id, room.org_id)
     # Delivered at commit, to every replica: open streams of the room end (its events go
     # with it, so this notice is ephemeral).
     await EventRepository(session).notify_ephemeral(

@@ -45,7 +45,12 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(clien
     assert ids == sorted(ids) and len(ids) == len(set(ids)), "in order, none twice"
     assert all(i > seen.id for i in ids), "nothing already seen is replayed"
     assert [e.event for e in got] == ["message.new"] * 5 + ["message.edit", "message.new"]
-    assert [e.data["content"] for e in got[:5]] == [m["content"] for m in missed]
+    # The replayed message.new says what the message says now: the text before the edit
+    # is stored nowhere any more (docs/privacy.md).
+    assert [e.data["content"] for e in got[:5]] == ["missed-0 edited"] + [
+        m["content"] for m in missed[1:]
+    ]
+    assert got[0].data["edited_at"] is not None and got[1].data["edited_at"] is None
 
 
 async def test_typing_is_live_but_never_replayed(client):

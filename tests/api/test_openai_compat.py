@@ -360,16 +360,21 @@ async def test_retried_llm_calls_are_not_repeated_and_a_final_failure_is_an_erro
     content = "".join(c.choices[0].delta.content or "" for c in received if c.choices)
     assert content and "(offline model) As ".startswith(content)
     reply_id = reply_id_of(received[0].id)
-    async with sessionmaker() as session:
-        resets = await session.scalar(
-            text(
-                "SELECT count(*) FROM room_events WHERE type = 'agent.reset'"
-                " AND data->>'reply_id' = :r"
-            ),
-            {"r": reply_id},
-        )
-    assert resets == 2  # three attempts streamed the same start; the client got it once
     assert (await wait_status(sessionmaker, reply_id, "error"))["status"] == "error"
+    async with sessionmaker() as session:
+        attempts, stream_events = (
+            await session.execute(
+                text(
+                    "SELECT stream_attempt, (SELECT count(*) FROM room_events WHERE type IN"
+                    " ('agent.delta', 'agent.reset') AND data->>'reply_id' = :r)"
+                    " FROM agent_runs WHERE reply_id = :r"
+                ),
+                {"r": reply_id},
+            )
+        ).one()
+    # Three attempts streamed the same start; the client got it once. The reply is over: its
+    # stream events are gone (a finished reply keeps no second copy of its text).
+    assert (attempts, stream_events) == (3, 0)
 
 
 async def test_a_non_streaming_failure_maps_to_an_http_error(api_url, client):

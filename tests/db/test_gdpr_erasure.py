@@ -84,6 +84,7 @@ async def test_a_name_split_across_deltas_is_compacted_once_settled_and_found_wh
         handle="wanda",
         account_created_at=datetime.now(UTC),
         room_ids=[room],
+        name_room_ids=[room],  # a room of their org where the name alone is theirs
     )
     async with db(settings) as session:
         events = EventRepository(session)

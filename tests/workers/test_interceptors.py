@@ -236,6 +236,7 @@ ALLOWED_IN_MESSAGES = {
     "exc.code",
     "type(exc).__name__",
     "message",
+    "columns",  # the table.column:failed:SQLSTATE of a refused scrub: names, never values
     "error.reason",  # a crawl's Unavailable: an HTTP status or an exception's class name
 }
 

@@ -2,7 +2,14 @@
 
 from iaf.db.models.agents import AgentRun, KnowledgeChunk, KnowledgeDocument, Memory
 from iaf.db.models.base import Base
-from iaf.db.models.chat import Message, MessageReadReceipt, Room, RoomEvent, RoomMember
+from iaf.db.models.chat import (
+    Message,
+    MessageReadReceipt,
+    Room,
+    RoomEvent,
+    RoomMember,
+    RoomVectorRemoval,
+)
 from iaf.db.models.crawl import KnowledgeSource, KnowledgeSourcePage
 from iaf.db.models.files import Attachment
 from iaf.db.models.gdpr import (
@@ -62,6 +69,7 @@ __all__ = [
     "Room",
     "RoomEvent",
     "RoomMember",
+    "RoomVectorRemoval",
     "User",
     "UserEvent",
     "UserPresence",

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -42,6 +43,9 @@ class Room(Base):
     kind: Mapped[str] = mapped_column(String(20), default="group")
     topic: Mapped[str] = mapped_column(Text, default="")
     auto_route: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A room for its owner and agents only (a /v1 conversation, a direct room created with
+    # no one else): nobody joins it, so agents there may use the owner's memories.
+    owner_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
@@ -145,3 +149,25 @@ class MessageReadReceipt(Base):
         UUID(as_uuid=True), ForeignKey("rooms.id", ondelete="CASCADE")
     )
     read_at: Mapped[datetime] = created_at_column()
+
+
+# A finished reply's stream events are deleted (its message holds the text), and a withdrawn
+# reply's at once: found by reply id without scanning the room's whole log.
+Index(
+    "ix_room_events_stream_reply_id",
+    RoomEvent.data["reply_id"].astext,
+    postgresql_where=text("type IN ('agent.delta', 'agent.reset')"),
+)
+
+
+class RoomVectorRemoval(Base):
+    """A deleted room whose knowledge vectors are still to be removed (RemoveVectors).
+
+    Written in the room deletion's transaction, deleted once the points are gone, so a
+    worker that finds one left over (Temporal was away) starts the removal again."""
+
+    __tablename__ = "room_vector_removals"
+
+    room_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = created_at_column()

@@ -181,6 +181,16 @@ class ErasureTarget(Base):
     account_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Rooms the subject was in, captured before memberships disappear with the account.
     room_ids: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    # Hashes of the subject's messages as word runs (iaf.privacy.fingerprints), never the
+    # text: what the redaction and the scan look for in agent replies and quotes.
+    text_fingerprints: Mapped[list[str]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb"), default=list
+    )
+    # Rooms where the subject's full name may be replaced on its own (iaf.privacy.names):
+    # rooms of their organisation where nobody else bears the name; decided at capture.
+    name_room_ids: Mapped[list[str]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb"), default=list
+    )
     created_at: Mapped[datetime] = created_at_column()
 
 

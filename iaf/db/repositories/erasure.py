@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from iaf.db.erasure_patterns import (
     ERASED,
+    REPLY_TOMBSTONE,
     TOMBSTONE,
     email_regex,
     handle_regex,
@@ -22,6 +23,8 @@ from iaf.db.erasure_patterns import (
 )
 from iaf.db.repositories.erasure_targets import Targets
 from iaf.db.repositories.gdpr_export import table_exists
+from iaf.db.repositories.text_copies import CopyRedactor
+from iaf.privacy.names import is_distinctive
 
 
 class ErasureRepository:
@@ -168,12 +171,42 @@ class ErasureRepository:
             {"uid": user_id},
         )
 
-    def _redactions(self, targets: Targets) -> list[tuple[str, str]]:
-        return [
-            (email_regex(targets.email), ERASED),
-            (handle_regex(targets.handle), "@erased"),
-            (word_regex(targets.name), ERASED),
-        ]
+    async def withdraw_replies_for(self, user_id: uuid.UUID) -> int:
+        """Replies agents wrote for the subject (asked by them, and hand-offs from those)
+        go with the subject's messages: they answer, quote and paraphrase them. The reply
+        rows stay (threads keep their shape) with a tombstone; their events say the same and
+        their stream events go."""
+        if not await table_exists(self.session, "agent_runs"):
+            return 0
+        params = {"uid": user_id, "tomb": REPLY_TOMBSTONE}
+        runs = (
+            "SELECT reply_id, reply_message_id, room_id FROM agent_runs WHERE requested_by = :uid"
+        )
+        changed = await self._exec(
+            "UPDATE messages SET content = :tomb,"
+            ' metadata = metadata || \'{"withdrawn": "requester_erased"}\'::jsonb'
+            f" WHERE id IN (SELECT reply_message_id FROM ({runs}) r) AND content <> :tomb",
+            params,
+        )
+        await self._exec(
+            "UPDATE room_events e SET data = e.data || jsonb_build_object('content',"
+            " CAST(:tomb AS text)) FROM ("
+            + runs
+            + ") r WHERE e.room_id = r.room_id AND e.type IN ('message.new', 'message.edit')"
+            " AND e.data ->> 'id' = CAST(r.reply_message_id AS text)"
+            " AND e.data ->> 'content' IS DISTINCT FROM :tomb",
+            params,
+        )
+        await self._exec(
+            "DELETE FROM room_events WHERE type IN ('agent.delta', 'agent.reset')"
+            f" AND data ->> 'reply_id' IN (SELECT reply_id FROM ({runs}) r)",
+            params,
+        )
+        return changed
+
+    def _exact_redactions(self, targets: Targets) -> list[tuple[str, str]]:
+        """Identifiers: replaced in every room the subject was in, whatever its organisation."""
+        return [(email_regex(targets.email), ERASED), (handle_regex(targets.handle), "@erased")]
 
     async def compact_agent_streams(self, room_ids: list[uuid.UUID]) -> int:
         """A streamed reply is split across agent.delta events, so a name or address can span
@@ -202,38 +235,53 @@ class ErasureRepository:
     async def redact_in_rooms(self, targets: Targets) -> int:
         """What others (people and agents) wrote in the subject's rooms that names or e-mails
         them: messages, every replayable event (message and agent streams), agent run text,
-        the rooms' names and topics."""
-        if not targets.room_ids:
-            return 0
-        runs = await table_exists(self.session, "agent_runs")
+        the rooms' names and topics. The address and the @handle are replaced in every room
+        the subject was in; the name alone only where iaf.privacy.names allows it
+        (targets.name_room_ids), so nobody else's words lose an everyday word."""
         changed = 0
-        for pattern, replacement in self._redactions(targets):
-            params = {"re": pattern, "rep": replacement, "rooms": targets.room_ids}
-            changed += await self._exec(
-                "UPDATE rooms SET name = regexp_replace(name, :re, :rep, 'gi'),"
-                " topic = regexp_replace(topic, :re, :rep, 'gi')"
-                " WHERE id = ANY(:rooms) AND (name ~* :re OR topic ~* :re)",
-                params,
-            )
-            changed += await self._exec(
-                "UPDATE messages SET content = regexp_replace(content, :re, :rep, 'gi')"
-                " WHERE room_id = ANY(:rooms) AND content ~* :re",
-                params,
-            )
-            changed += await self._exec(
-                "UPDATE room_events SET data = CAST(regexp_replace(data::text, :re, :rep, 'gi')"
-                " AS jsonb)"
-                " WHERE room_id = ANY(:rooms) AND data::text ~* :re",
-                params,
-            )
-            if runs:
-                changed += await self._exec(
-                    "UPDATE agent_runs SET answer = regexp_replace(answer, :re, :rep, 'gi'),"
-                    " context = CAST(regexp_replace(context::text, :re, :rep, 'gi') AS jsonb)"
-                    " WHERE room_id = ANY(:rooms) AND (answer ~* :re OR context::text ~* :re)",
-                    params,
-                )
+        for rooms, (pattern, replacement) in [
+            *((targets.room_ids, exact) for exact in self._exact_redactions(targets)),
+            (targets.name_room_ids, (word_regex(targets.name), ERASED)),
+        ]:
+            if rooms:
+                changed += await self._redact(rooms, pattern, replacement)
         return changed
+
+    async def _redact(self, rooms: list[uuid.UUID], pattern: str, replacement: str) -> int:
+        params = {"re": pattern, "rep": replacement, "rooms": rooms}
+        changed = await self._exec(
+            "UPDATE rooms SET name = regexp_replace(name, :re, :rep, 'gi'),"
+            " topic = regexp_replace(topic, :re, :rep, 'gi')"
+            " WHERE id = ANY(:rooms) AND (name ~* :re OR topic ~* :re)",
+            params,
+        )
+        changed += await self._exec(
+            "UPDATE messages SET content = regexp_replace(content, :re, :rep, 'gi')"
+            " WHERE room_id = ANY(:rooms) AND content ~* :re",
+            params,
+        )
+        changed += await self._exec(
+            "UPDATE room_events SET data = CAST(regexp_replace(data::text, :re, :rep, 'gi')"
+            " AS jsonb)"
+            " WHERE room_id = ANY(:rooms) AND data::text ~* :re",
+            params,
+        )
+        if await table_exists(self.session, "agent_runs"):
+            changed += await self._exec(
+                "UPDATE agent_runs SET answer = regexp_replace(answer, :re, :rep, 'gi'),"
+                " context = CAST(regexp_replace(context::text, :re, :rep, 'gi') AS jsonb)"
+                " WHERE room_id = ANY(:rooms) AND (answer ~* :re OR context::text ~* :re)",
+                params,
+            )
+        return changed
+
+    async def redact_copies(self, targets: Targets) -> int:
+        """The subject's words copied elsewhere in their rooms (iaf.privacy.fingerprints):
+        in what agents wrote, every copy; in a person's message, a long verbatim quote only
+        (a short overlap may be that person's own everyday phrase: left for review)."""
+        if not targets.fingerprints or not targets.room_ids:
+            return 0
+        return await CopyRedactor(self.session, targets.fingerprints).in_rooms(targets.room_ids)
 
     # --- delete private data -------------------------------------------------------------
 
@@ -328,9 +376,16 @@ class ErasureRepository:
     async def delete_user(self, user_id: uuid.UUID) -> int:
         return await self._exec("DELETE FROM users WHERE id = :uid", {"uid": user_id})
 
-    async def tidy_org(self, targets: Targets) -> int:
-        """Sign-up names the org after its founder; an org left without people goes entirely."""
-        params = {"org": targets.org_id, "re": word_regex(targets.name)}
+    async def tidy_org(self, targets: Targets, default_name: str) -> int:
+        """Sign-up names the org after its founder (`default_name`); an org left without
+        people goes entirely. Otherwise its name is changed when it is that default, or holds
+        the subject's full name where it may be replaced on its own (iaf.privacy.names)."""
+        params = {
+            "org": targets.org_id,
+            "re": word_regex(targets.name),
+            "default": default_name,
+            "distinctive": is_distinctive(targets.name),
+        }
         deleted = await self._exec(
             "DELETE FROM orgs o WHERE o.id = :org AND NOT EXISTS (SELECT 1 FROM users u WHERE"
             " u.org_id = o.id)"
@@ -341,7 +396,7 @@ class ErasureRepository:
         if deleted:
             return deleted
         return await self._exec(
-            "UPDATE orgs SET name = 'Organisation ' || left(id::text, 8) WHERE id = :org AND name"
-            " ~* :re",
+            "UPDATE orgs SET name = 'Organisation ' || left(id::text, 8) WHERE id = :org AND"
+            " (lower(name) = lower(:default) OR (:distinctive AND name ~* :re))",
             params,
         )

@@ -19,6 +19,8 @@ from iaf.db.erasure_patterns import (
     word_regex,
 )
 from iaf.db.repositories.erasure_targets import Targets
+from iaf.db.repositories.text_copies import CopyRedactor
+from iaf.privacy.names import is_distinctive
 
 # Never scrubbed generically: the subject's own row is deleted, targets are what we search for.
 _SCRUB_SKIP = {"users", "erasure_targets", "alembic_version"}
@@ -50,17 +52,18 @@ def is_email_column(column: Column) -> bool:
 
 
 # Where the subject's name is a trace of them, not a coincidence: the columns the anonymise
-# step redacts, in the rows that belong to the subject's rooms (or org). The same name
-# anywhere else (another person called the same, someone else's room) is only counted for
-# review; a finding there could never be cleared and would fail every verification.
+# step redacts, in the rooms where it replaces the name alone (targets.name_room_ids: their
+# organisation's rooms, a distinctive name nobody else there bears) and their organisation's
+# name. The same name anywhere else (a namesake, an everyday word, another organisation's
+# room) is only counted for review; a finding there could never be cleared.
 NAME_SCOPES: dict[tuple[str, str], str] = {
-    ("messages", "content"): "room_id = ANY(:rooms)",
-    ("room_events", "data"): "room_id = ANY(:rooms)",
-    ("agent_runs", "answer"): "room_id = ANY(:rooms)",
-    ("agent_runs", "context"): "room_id = ANY(:rooms)",
-    ("rooms", "name"): "id = ANY(:rooms)",
-    ("rooms", "topic"): "id = ANY(:rooms)",
-    ("orgs", "name"): "id = :org",
+    ("messages", "content"): "room_id = ANY(:name_rooms)",
+    ("room_events", "data"): "room_id = ANY(:name_rooms)",
+    ("agent_runs", "answer"): "room_id = ANY(:name_rooms)",
+    ("agent_runs", "context"): "room_id = ANY(:name_rooms)",
+    ("rooms", "name"): "id = ANY(:name_rooms)",
+    ("rooms", "topic"): "id = ANY(:name_rooms)",
+    ("orgs", "name"): "id = :org AND :name_distinctive",
 }
 
 
@@ -139,8 +142,10 @@ class ErasureScanRepository:
             try:
                 async with self.session.begin_nested():
                     changed = await self._exec(sql, params)
-            except DBAPIError:
-                counts[f"{column.table}.{column.name}:failed"] = 1
+            except DBAPIError as exc:
+                # Which column and why (the SQLSTATE), never the values: the step reports it.
+                code = getattr(exc.orig, "sqlstate", None) or type(exc.orig).__name__
+                counts[f"{column.table}.{column.name}:failed:{code}"] = 1
                 continue
             if changed:
                 counts[f"{column.table}.{column.name}"] = changed
@@ -162,6 +167,8 @@ class ErasureScanRepository:
             "id_like": like_pattern(str(targets.user_id)),
             "uid": targets.user_id,
             "rooms": targets.room_ids,
+            "name_rooms": targets.name_room_ids,
+            "name_distinctive": is_distinctive(targets.name),
             "org": targets.org_id,
         }
         by_table: dict[str, list[Column]] = {}
@@ -207,6 +214,10 @@ class ErasureScanRepository:
         streams = await self._scan_agent_streams(params)
         checked += 1
         findings += streams
+        for copy in await CopyRedactor(self.session, targets.fingerprints).count(
+            targets.room_ids, targets.org_id
+        ):
+            (findings if copy.trace else review).append(Finding(copy.location, "text", copy.rows))
         return checked, findings, review
 
     async def _scan_agent_streams(self, params: dict[str, Any]) -> list[Finding]:
@@ -218,10 +229,11 @@ class ErasureScanRepository:
             await self.session.execute(
                 text(
                     "SELECT count(*) FILTER (WHERE t ILIKE :email_like AND t ~* :email_re),"
-                    " count(*) FILTER (WHERE t ~* :name_re), count(*) FILTER (WHERE t ILIKE"
-                    " :id_like) FROM (SELECT string_agg(data ->> 'text', '' ORDER BY id) AS t"
+                    " count(*) FILTER (WHERE t ~* :name_re AND room_id = ANY(:name_rooms)),"
+                    " count(*) FILTER (WHERE t ILIKE :id_like) FROM (SELECT room_id,"
+                    " string_agg(data ->> 'text', '' ORDER BY id) AS t"
                     " FROM room_events WHERE room_id = ANY(:rooms) AND type = 'agent.delta'"
-                    " GROUP BY data ->> 'reply_id', data ->> 'attempt') s"
+                    " GROUP BY room_id, data ->> 'reply_id', data ->> 'attempt') s"
                 ),
                 params,
             )

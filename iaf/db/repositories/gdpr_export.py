@@ -69,6 +69,19 @@ class ExportRepository:
             {"uid": user_id},
         )
 
+    async def messages_version(self, user_id: uuid.UUID) -> str:
+        """Changes whenever one of the subject's messages is edited or deleted: an archive
+        written meanwhile may hold the old text and is written again."""
+        value = await self.session.scalar(
+            text(
+                "SELECT md5(coalesce(string_agg(id || ':' || coalesce(edited_at::text, '') || ':'"
+                " || coalesce(deleted_at::text, ''), ',' ORDER BY id), ''))"
+                " FROM messages WHERE sender_user_id = :uid"
+            ),
+            {"uid": user_id},
+        )
+        return str(value)
+
     async def mentions_of_you(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
         """Where others mentioned the subject: references only, not their text."""
         return await self._records(

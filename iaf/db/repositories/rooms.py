@@ -23,6 +23,8 @@ class RoomRepository:
         kind: str,
         topic: str,
         auto_route: bool,
+        *,
+        owner_only: bool = False,
     ) -> Room:
         room = Room(
             org_id=org_id,
@@ -31,6 +33,7 @@ class RoomRepository:
             topic=topic,
             auto_route=auto_route,
             created_by=creator_id,
+            owner_only=owner_only,
         )
         self.session.add(room)
         await self.session.flush()
