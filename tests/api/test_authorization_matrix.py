@@ -546,6 +546,19 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/compliance/breach"): row("401 403 403 403 403 403 403 200 403")(
         fixed("GET", "/api/compliance/breach?from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00Z")
     ),
+    ("PATCH", "/api/chat/rooms/{room_id}/membership"): row("401 404 404 200 200 200 404 404 200")(
+        fixed("PATCH", R + "/membership", {"is_muted": False})
+    ),
+    ("GET", "/api/notifications/settings"): row("401 200 200 200 200 200 200 200 403")(
+        fixed("GET", "/api/notifications/settings")
+    ),
+    ("PUT", "/api/notifications/settings"): row("401 200 200 200 200 200 200 200 403")(
+        fixed("PUT", "/api/notifications/settings", {"email_digest": True})
+    ),
+    # The signed token is the permission: a forged one is refused whoever sends it.
+    ("POST", "/api/notifications/unsubscribe"): row("400 400 400 400 400 400 400 400 400")(
+        fixed("POST", "/api/notifications/unsubscribe", {"token": "not-a-signed-token"})
+    ),
     # Last: it signs each caller's token out.
     ("POST", "/api/auth/logout"): row("401 204 204 204 204 204 204 204 403")(
         fixed("POST", "/api/auth/logout")
