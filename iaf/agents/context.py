@@ -153,7 +153,7 @@ def build_messages(
     Retrieved text is data someone else wrote (a document may say "ignore previous
     instructions"): it goes, escaped, in a user message of its own before the question,
     never into the system message."""
-    system = [persona.system_prompt, ROOM_NOTE, DATA_NOTE]
+    system = [persona.prompt(), ROOM_NOTE, DATA_NOTE]
     if context.get("brief"):
         # The room's topic, written by its members: one line, its brackets escaped.
         brief = quote_data(" ".join(str(context["brief"]).split()))
