@@ -343,15 +343,14 @@ class AgentDbActivities:
             )
         message = ERROR_MESSAGES.get(code, ERROR_MESSAGES["failed"])
         events = EventRepository(session)
-        await events.append(
-            run.room_id,
-            "agent.error",
-            {
-                "reply_id": run.reply_id,
-                "agent_id": run.agent_id,
-                "error": {"code": code, "message": message},
-            },
-        )
+        failed: dict[str, object] = {
+            "reply_id": run.reply_id,
+            "agent_id": run.agent_id,
+            "error": {"code": code, "message": message},
+        }
+        if run.team_id is not None:  # a client may never have seen this part's agent.start
+            failed |= {"team_id": run.team_id, "part": run.is_team_part}
+        await events.append(run.room_id, "agent.error", failed)
         await MessageCopyRepository(session).drop_stream_events([run.reply_id])
         status = "cancelled" if code == "cancelled" else "error"
         if status == "error" and not run.is_team_part:  # the team's answer names failed parts

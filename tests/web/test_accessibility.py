@@ -71,7 +71,8 @@ async def test_axe_finds_no_serious_violation_on_the_main_views(
     page = await open_page(alice, path=f"/rooms/{room['id']}")
     await expect(page.locator("#message-items .msg.agent")).to_contain_text("Plan")
     found["room"] = await axe_violations(page)
-    for panel, link in (("settings", "Room settings"), ("knowledge", "Knowledge")):
+    panels = (("settings", "Room settings"), ("knowledge", "Knowledge"), ("agents", "Agents"))
+    for panel, link in panels:
         await page.get_by_role("link", name=link).click()
         await expect(page.locator(f"#{panel}-panel")).to_be_visible()
         found[f"room {panel}"] = await axe_violations(page)

@@ -156,8 +156,10 @@ function candidates(agents, query) {
     .slice(0, 5)
     .map((m) => ({ handle: m.handle, label: m.name || m.handle, description: t("mention.member"), kind: "person" }));
   const everyone = "all".startsWith(q) ? [{ handle: "all", label: t("mention.everyone"), description: t("mention.everyone_hint"), kind: "all" }] : [];
+  const team = "team".startsWith(q) ? [{ handle: "team", label: t("mention.team"), description: t("mention.team_hint"), kind: "agent" }] : [];
   return [
     ...agents.slice(0, 8).map((a) => ({ handle: a.id, label: a.name || a.id, description: a.description || "", kind: "agent" })),
+    ...team,
     ...people,
     ...everyone,
   ];

@@ -1,5 +1,6 @@
 /* Start-up and navigation: which view the address shows, and the wiring between modules. */
 
+import { learnAgents, loadAgents, wireAgents } from "./agents.js";
 import { api, clearSession, saveSession, session, whenSessionExpires } from "./api.js";
 import { showRoomAttachments, wireAttachments } from "./attachments.js";
 import { showAuth, signOut, wireAuth } from "./auth.js";
@@ -27,10 +28,11 @@ function renderMe() {
 }
 
 function showPanel(panel) {
-  const open = panel === "settings" || panel === "knowledge";
+  const open = panel === "settings" || panel === "knowledge" || panel === "agents";
   $("room-panel").hidden = !open;
   $("settings-panel").hidden = panel !== "settings";
   $("knowledge-panel").hidden = panel !== "knowledge";
+  $("agents-panel").hidden = panel !== "agents";
   for (const link of document.querySelectorAll(".chat-head [data-panel]")) {
     link.setAttribute("aria-expanded", String(link.dataset.panel === panel));
     link.href = roomPath(state.roomId, link.dataset.panel === panel ? null : link.dataset.panel);
@@ -42,6 +44,7 @@ function showPanel(panel) {
     fillColleagues();
     loadInvitations();
   } else if (panel === "knowledge") loadDocuments();
+  else if (panel === "agents") loadAgents();
 }
 
 async function showRoute(route) {
@@ -123,7 +126,7 @@ async function enterApp() {
   renderMe();
   const streaming = startUserStream();
   await Promise.race([streaming, new Promise((resolve) => setTimeout(resolve, 3000))]);
-  await loadRooms();
+  await Promise.all([loadRooms(), learnAgents()]);
   entered = true;
   const route = parse();
   await showRoute(["confirm-email", "unsubscribe"].includes(route.view) ? { view: "home" } : route);
@@ -187,6 +190,7 @@ function wire() {
   wireSearch();
   wireRoomPanel();
   wireKnowledge();
+  wireAgents();
   wireSettings({ profileChanged: renderMe });
   wireMessages({ replyTo: setReplyTo, storedReply });
   wireChat({

@@ -3,7 +3,7 @@
 import { api, enc, refusal, session } from "./api.js";
 import { renderAttachments } from "./attachments.js";
 import { $, avatar, h, listOf, snippet, toast } from "./dom.js";
-import { formatTime, t } from "./i18n.js";
+import { currentLanguage, formatTime, t } from "./i18n.js";
 import { renderMarkdown } from "./markdown.js";
 import { state } from "./state.js";
 
@@ -158,10 +158,19 @@ export function renderMessage(message) {
         h("time", { datetime: message.created_at || undefined, title: message.created_at || undefined }, formatTime(message.created_at)),
         message.edited_at && !deleted ? h("span", { className: "edited muted" }, t("message.edited")) : null),
       message.reply_to_id ? h("div", { className: "quote" }, quoteOf(message)) : null,
+      fromAgent && !deleted ? teamCredit(message.team) : null,
       content,
       renderAttachments(message),
       mine ? receipt(message) : null,
       deleted ? null : messageActions(message, mine)));
+}
+
+/** A team answer names, above its text, the agents whose answers it brings together. */
+function teamCredit(team) {
+  const ids = team ? (team.answered && team.answered.length ? team.answered : team.agents) || [] : [];
+  if (ids.length === 0) return null;
+  const names = new Intl.ListFormat(currentLanguage(), { type: "conjunction" }).format(ids.map(agentName));
+  return h("p", { className: "team-credit muted small" }, t("message.team_answer", { names }));
 }
 
 /** Direct rooms only: when the other person read one of my messages. */

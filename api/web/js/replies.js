@@ -1,4 +1,6 @@
-/* Agent replies as they stream in (agent.start/delta/reset/done/error), with a Stop button. */
+/* Agent replies as they stream in (agent.start/delta/reset/done/error), with a Stop button.
+ * A team answer (team.start … team.done) streams each agent's draft, then the synthesis: the
+ * drafts stay on screen, marked as drafts, until the one stored answer takes their place. */
 
 import { api, enc, refusal } from "./api.js";
 import { $, avatar, h, toast } from "./dom.js";
@@ -25,7 +27,7 @@ function ensureReply(data) {
         status),
       text,
       h("div", { className: "actions visible" }, stop)));
-  reply = { id: replyId, agentId, element, text, status, stop, seq: -Infinity, attempt: 0, content: "", messageId: null, timer: null, frame: 0 };
+  reply = { id: replyId, agentId, element, text, status, stop, seq: -Infinity, attempt: 0, content: "", messageId: null, timer: null, frame: 0, teamId: null, draft: false };
   stop.addEventListener("click", () => cancelReply(reply));
   state.replies.set(replyId, reply);
   $("reply-items").append(element);
@@ -54,11 +56,34 @@ export function removeReply(replyId) {
   updateEmpty();
 }
 
-/** A stored message replaces the streamed bubble that was waiting for it. */
+/** A stored message replaces the streamed bubble that was waiting for it (and, for a team
+ * answer, the drafts it was written from). */
 export function storedReply(messageId) {
-  for (const [replyId, reply] of state.replies) {
-    if (reply.messageId !== null && Number(reply.messageId) === messageId) removeReply(replyId);
+  for (const [replyId, reply] of [...state.replies]) {
+    if (reply.messageId !== null && Number(reply.messageId) === messageId) removeAnswered(replyId);
   }
+}
+
+function removeAnswered(replyId) {
+  const teamId = state.replies.get(replyId)?.teamId;
+  removeReply(replyId);
+  if (teamId) removeDrafts(teamId);
+}
+
+function removeDrafts(teamId) {
+  for (const [replyId, reply] of [...state.replies]) {
+    if (reply.draft && reply.teamId === teamId) removeReply(replyId);
+  }
+}
+
+/** A part of a team answer is a draft: labelled so, and kept until the team finishes. */
+function markTeam(reply, data) {
+  if (!data.team_id || reply.teamId) return;
+  reply.teamId = String(data.team_id);
+  reply.draft = Boolean(data.part);
+  if (!reply.draft) return;
+  reply.element.classList.add("draft");
+  reply.status.before(h("span", { className: "tag draft-tag" }, t("reply.draft")));
 }
 
 export function clearReplies() {
@@ -78,7 +103,9 @@ function paint(reply) {
 }
 
 function onStart(data) {
-  ensureReply(data).status.textContent = t("reply.thinking");
+  const reply = ensureReply(data);
+  markTeam(reply, data);
+  reply.status.textContent = t("reply.thinking");
   scrollToBottom(false);
 }
 
@@ -120,12 +147,16 @@ function onDone(data) {
   const replyId = String(data.reply_id);
   const messageId = data.message_id;
   if (messageId !== undefined && messageId !== null && state.messages.has(Number(messageId))) {
-    removeReply(replyId);
+    removeAnswered(replyId);
     return;
   }
   const reply = state.replies.get(replyId);
   if (!reply) return;
   finish(reply);
+  if (reply.draft) {
+    reply.status.textContent = t("reply.draft_ready"); // team.done removes it
+    return;
+  }
   if (messageId === undefined || messageId === null) {
     reply.timer = setTimeout(() => removeReply(replyId), 15000); // nothing stored
     return;
@@ -137,6 +168,7 @@ function onDone(data) {
 
 function onError(data) {
   const reply = ensureReply(data);
+  markTeam(reply, data);
   finish(reply);
   reply.element.classList.add("failed");
   const error = data.error || {};
@@ -151,10 +183,16 @@ function onError(data) {
   );
 }
 
+/** The team finished (answered, failed or stopped): its drafts, failed ones too, go. */
+function onTeamDone(data) {
+  removeDrafts(String(data.team_id));
+}
+
 export const replyHandlers = {
   "agent.start": onStart,
   "agent.delta": onDelta,
   "agent.reset": onReset,
   "agent.done": onDone,
   "agent.error": onError,
+  "team.done": onTeamDone,
 };
