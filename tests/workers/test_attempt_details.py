@@ -17,7 +17,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.settings import Settings
@@ -120,9 +121,19 @@ async def test_a_retried_stream_shows_its_attempt_and_error_class(client, settin
             flaky.go[attempt].set()
         result = await handle.result()
         final = await current_details(handle)
+        history = await handle.fetch_history()
     assert result.status == "done" and result.reply_message_id is not None
     head = f"reply by @architect to message {message['id']}, step: streaming the answer"
     assert all(d.startswith(head) for d in seen), seen
     assert "attempt 2" not in seen[1], "one note per activity: the newest attempt"
     assert "attempt" not in final and "done" in final, "the note goes once the step succeeds"
     assert not any(SECRET in d or "refused" in d for d in [*seen, final])
+    # The signals are not commands: the history replays with and without the interceptors
+    # (a worker of the version before them ignores the signals).
+    for interceptors in (worker_interceptors(), []):
+        replayer = Replayer(
+            workflows=list(main_workflows()),
+            interceptors=interceptors,
+            data_converter=pydantic_data_converter,
+        )
+        await replayer.replay_workflow(history)
