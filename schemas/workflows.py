@@ -40,3 +40,14 @@ class RecordedMentions(BaseModel):
     # The agents that answer together (`@team`, or several mentions with "together"):
     # one TeamReply instead of one AgentReply each.
     team_agent_ids: list[str] = []
+
+
+class AttemptFailed(BaseModel):
+    """An activity attempt failed and will be retried: what the workflow's details show.
+
+    `error_type` is the exception's class name (or an ApplicationError's type), never its text.
+    """
+
+    activity_type: str
+    attempt: int
+    error_type: str

@@ -32,6 +32,8 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from workers.attempts import AttemptDetailsInterceptor
+
 log = logging.getLogger(__name__)
 
 # Raised by the SDK or needed by it as they are: no data of ours in them.
@@ -91,5 +93,6 @@ class ContentFreeFailuresInterceptor(Interceptor):
 
 
 def worker_interceptors() -> list[Interceptor]:
-    """The interceptors every Worker of this project runs with."""
-    return [ContentFreeFailuresInterceptor()]
+    """The interceptors every Worker of this project runs with (the first is the outermost:
+    attempt reports see the failure already reduced to its class name)."""
+    return [AttemptDetailsInterceptor(), ContentFreeFailuresInterceptor()]

@@ -22,6 +22,9 @@ with workflow.unsafe.imports_passed_through():
 class EmailChangeMail:
     @workflow.run
     async def run(self, mail: EmailChangeMailInput) -> MailOutcome:
+        workflow.set_current_details(
+            f"e-mail change {mail.email_change_id}, step: sending the mail"
+        )
         return await workflow.execute_activity_method(
             MailActivities.send_email_change_mail,
             mail,

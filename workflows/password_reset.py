@@ -32,6 +32,8 @@ MAIL_RETRY = RetryPolicy(
 class PasswordReset:
     @workflow.run
     async def run(self, input: PasswordResetInput) -> str:
+        headline = f"password reset {input.reset_id}"
+        workflow.set_current_details(f"{headline}, step: loading the link's expiry")
         schedule = await workflow.execute_activity_method(
             AccountActivities.load_password_reset,
             input,
@@ -40,6 +42,7 @@ class PasswordReset:
         )
         remaining = schedule.expires_at - workflow.now()
         if schedule.status == "pending" and remaining > timedelta(0):
+            workflow.set_current_details(f"{headline}, step: sending the mail")
             try:
                 await workflow.execute_activity_method(
                     MailActivities.send_password_reset_mail,
@@ -51,6 +54,10 @@ class PasswordReset:
             except ActivityError:
                 workflow.logger.warning("password reset %s: mail not sent", input.reset_id)
         remaining = schedule.expires_at - workflow.now()
+        workflow.set_current_details(
+            f"{headline}, step: waiting for the link to be used until"
+            f" {schedule.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
         if remaining > timedelta(0):
             await workflow.sleep(remaining)
         return await workflow.execute_activity_method(
