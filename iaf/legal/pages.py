@@ -99,6 +99,7 @@ def render_html(name: str, settings: Settings) -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'  # no /favicon.ico request, no 404 in the console
         f"<title>{html.escape(title)} · {SERVICE_NAME}</title></head>"
         f"<body><main>{body}</main></body></html>\n"
     )

@@ -12,7 +12,7 @@ from playwright.async_api import expect
 
 from tests.file_fixtures import png
 from tests.helpers import signup
-from tests.web.conftest import OpenPage, room_page, send
+from tests.web.conftest import OpenPage, Watch, room_page, send
 
 
 async def test_search_opens_the_room_of_a_result(open_page: OpenPage, http: httpx.AsyncClient):
@@ -38,6 +38,17 @@ async def test_search_opens_the_room_of_a_result(open_page: OpenPage, http: http
     await expect(page.locator("#search-summary")).to_contain_text("nobody you share a room with")
     privacy = page.get_by_role("link", name="Privacy")
     assert await privacy.get_attribute("href") == "/legal/privacy-policy"
+    # The page the link opens (a new tab), watched like every page: no 404, no console error.
+    legal, watch = await page.context.new_page(), Watch()
+    watch.attach(legal)
+    origin = page.url.split("/", 3)[:3]
+    await legal.goto("/".join(origin) + "/legal/privacy-policy")
+    await expect(legal.get_by_role("heading", level=1)).to_contain_text("Privacy policy")
+    # Its own icon: a page without one makes the browser ask for /favicon.ico (a 404).
+    await expect(legal.locator('link[rel="icon"]')).to_have_count(1)
+    await legal.wait_for_load_state("load")
+    await watch.check(legal)
+    await legal.close()
 
 
 async def test_files_are_attached_shown_and_added_to_knowledge(
