@@ -55,7 +55,7 @@ export function renderRooms() {
       },
       h("span", { className: "room-hash", "aria-hidden": "true" }, room.kind === "direct" ? "@" : "#"),
       h("span", { className: "room-name" }, room.name || t("rooms.untitled")),
-      room.is_muted ? h("span", { className: "muted-mark", title: t("rooms.muted"), "aria-label": t("rooms.muted") }, "🔕") : null,
+      room.is_muted ? h("span", { className: "muted-mark" }, t("rooms.muted")) : null,
       badge(mentioned, "badge mention", t("rooms.mentions", { count: mentioned })),
       badge(unread, "badge", t("rooms.unread", { count: unread }))));
   }));
