@@ -5,8 +5,35 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sse_starlette import EventSourceResponse
+
 from iaf.errors import ApiError
 from schemas.common import MAX_BIGINT
+
+
+class EventStream(EventSourceResponse):
+    """An SSE response whose OpenAPI entry says text/event-stream (FastAPI reads the class's
+    media type; sse-starlette's own leaves it unset, so the document said JSON)."""
+
+    media_type = "text/event-stream"
+
+
+# Each event as the OpenAPI document describes it (`data` is JSON text; see docs/DESIGN.md).
+EVENT_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "Server-Sent Events, one JSON `data` per event",
+        "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+    }
+}
 
 
 def sse(event_id: int | None, type_: str, data: dict[str, Any]) -> dict[str, str]:

@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, SessionDep, StateDep, open_stream
 from api.presence import online
-from api.sse import resume_point, sse
+from api.sse import STREAM_RESPONSES, EventStream, resume_point, sse
 from api.streams import OpenStream
 from iaf.db.repositories.messages import MessageRepository
 from iaf.db.repositories.room_events import EventRepository
@@ -134,7 +133,7 @@ def _removes(type_: str, data: dict[str, Any], user_id: uuid.UUID) -> bool:
     return type_ == "member.remove" and data.get("user_id") == str(user_id)
 
 
-@router.get("/rooms/{room_id}/events")
+@router.get("/rooms/{room_id}/events", response_class=EventStream, responses=STREAM_RESPONSES)
 async def stream_events(
     room_id: uuid.UUID,
     request: Request,
@@ -143,13 +142,13 @@ async def stream_events(
     state: StateDep,
     after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
     last_event_id: str | None = Header(default=None),
-) -> EventSourceResponse:
+) -> EventStream:
     since = resume_point(last_event_id, after)
     room, _ = await room_for_member(session, room_id, user)
     guest = user.org_id != room.org_id
     await session.close()  # release the connection before the long-lived stream starts
     opened = open_stream(state, request, user)
-    return EventSourceResponse(
+    return EventStream(
         room_stream(state, room_id, user.id, since, opened, guest),
         ping=int(state.settings.sse_heartbeat_seconds) or 15,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

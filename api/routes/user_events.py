@@ -16,12 +16,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
-from sse_starlette import EventSourceResponse
 
 from api.broker import LiveEvent, Subscription
 from api.deps import AppState, CurrentUser, StateDep, open_stream
 from api.presence import online
-from api.sse import resume_point, sse
+from api.sse import STREAM_RESPONSES, EventStream, resume_point, sse
 from api.streams import OpenStream
 from iaf.db.repositories.user_events import UserEventRepository
 from schemas.common import MAX_BIGINT
@@ -154,20 +153,20 @@ async def _user_frames(
             state.streams.close(opened)
 
 
-@router.get("/api/events")
+@router.get("/api/events", response_class=EventStream, responses=STREAM_RESPONSES)
 async def stream_my_events(
     request: Request,
     user: CurrentUser,
     state: StateDep,
     after: int | None = Query(default=None, ge=0, le=MAX_BIGINT),
     last_event_id: str | None = Header(default=None),
-) -> EventSourceResponse:
+) -> EventStream:
     """Events: `room.join`, `room.leave`, `room.role`, `room.update`, `room.delete`, `mention`
     (each with an `id:`, replayed after Last-Event-ID), and live-only `room.message` (a new
     message in one of the caller's rooms, for unread counts) and `rooms.resync`."""
     since = resume_point(last_event_id, after)
     opened = open_stream(state, request, user)  # the per-person cap; ended with its credential
-    return EventSourceResponse(
+    return EventStream(
         user_stream(state, user.id, since, opened),
         ping=int(state.settings.sse_heartbeat_seconds) or 15,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

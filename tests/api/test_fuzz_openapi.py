@@ -34,9 +34,12 @@ CHECKS = [
     openapi_checks.content_type_conformance,
     openapi_checks.response_schema_conformance,
 ]
-# Streams that stay open while the room lives: fuzzed with random ids only (404s), their
-# behaviour is tested in tests/api/test_events.py.
-STREAMING = {("GET", "/api/chat/rooms/{room_id}/events")}
+# Streams stay open (a heartbeat every few seconds): the room's is fuzzed with random ids
+# only (404s), the person's with a Last-Event-ID that is not an event id (422, before the
+# stream starts). What they send is tested in tests/api/test_events.py and test_user_events.py.
+STREAMING = {("GET", "/api/chat/rooms/{room_id}/events"), ("GET", "/api/events")}
+# Signing out revokes the fuzzer's own token: fuzzed last, or every later request is a 401.
+ENDS_SESSION = {("POST", "/api/auth/logout")}
 
 
 @dataclass
@@ -89,17 +92,21 @@ def runner(
         for name in case.path_parameters or {}:
             if name in ids and not streaming and chooser.random() < 0.5:
                 case.path_parameters[name] = chooser.choice(ids[name])
-        response = case.call(base_url=base_url, headers=headers, timeout=60)
+        sent = {**headers, "Last-Event-ID": "not-an-id"} if streaming else headers
+        response = case.call(base_url=base_url, headers=sent, timeout=60)
         tally.requests += 1
         tally.statuses[response.status_code] = tally.statuses.get(response.status_code, 0) + 1
-        case.validate_response(response, checks=CHECKS, headers=headers)
+        case.validate_response(response, checks=CHECKS, headers=sent)
 
     return run
 
 
 def fuzz(base_url: str, document: dict[str, Any], token: str, ids: dict[str, list[Any]]) -> Tally:
     schema = schemathesis.openapi.from_dict(document)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = sorted(
+        (result.ok() for result in schema.get_all_operations()),
+        key=lambda op: (op.method.upper(), op.path) in ENDS_SESSION,
+    )
     per_operation = math.ceil(FUZZ_REQUESTS * 1.5 / len(operations))
     tally = Tally()
     # Through the trusted local proxy as a client address of its own: per-address limits
@@ -124,3 +131,5 @@ async def test_every_operation_answers_as_documented(client, api_url: str) -> No
     assert not tally.failures, "\n\n".join(tally.failures)
     assert tally.requests >= FUZZ_REQUESTS
     assert not any(status >= 500 for status in tally.statuses)
+    # Signed in all along: the 401s are the generated requests' own bad credentials, few.
+    assert tally.statuses.get(401, 0) < tally.requests / 4, tally.statuses
