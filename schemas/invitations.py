@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, EmailStr, Field
 
 from schemas.auth import UserOut
 from schemas.common import NameStr, UnicodeStr
@@ -46,13 +46,18 @@ class InvitationOut(BaseModel):
 
 
 class InvitationPublic(BaseModel):
-    """What the holder of a link sees: enough to decide, nothing about the room's content."""
+    """What the holder of a link sees: enough to decide, nothing about the room's content.
 
-    id: uuid.UUID
+    Validated from the invitation's view: the row under `invitation`, the names beside it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(validation_alias=AliasPath("invitation", "id"))
     room_name: str
     inviter_name: str
-    status: InvitationStatus
-    expires_at: datetime
+    # Past its expiry a pending invitation is expired (the row's current_status).
+    status: InvitationStatus = Field(validation_alias=AliasPath("invitation", "current_status"))
+    expires_at: datetime = Field(validation_alias=AliasPath("invitation", "expires_at"))
 
 
 class AcceptRequest(BaseModel):

@@ -30,6 +30,12 @@ class MeOut(UserOut):
     # The address waiting for confirmation, if any.
     pending_email: str | None = None
 
+    @classmethod
+    def of(cls, user: object, pending_email: str | None) -> MeOut:
+        """`pending_email`: the new address whose confirmation link is not opened yet."""
+        out = cls.model_validate(user, from_attributes=True)
+        return out.model_copy(update={"pending_email": pending_email})
+
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.notifications import NotifyRequest
     from workflows.notify_step import notify
-    from workflows.reply_steps import LOCAL, ReplySteps, failure_code
+    from workflows.reply_steps import LOCAL, ReplyProgress, failure_code
 
 
 class _Stored(Exception):
@@ -42,21 +42,9 @@ class _Stored(Exception):
 
 
 @workflow.defn
-class AgentReply:
+class AgentReply(ReplyProgress):
     def __init__(self) -> None:
-        self.stage = "starting"
-        self.headline = "reply"
-        self.steps = ReplySteps(self._progress)
-
-    @workflow.query
-    def progress(self) -> str:
-        return self.stage
-
-    def _progress(self, stage: str) -> None:
-        """What the Temporal UI shows as current details (ids and the step, no content)."""
-        self.stage = stage
-        since = workflow.now().strftime("%H:%M:%S")
-        workflow.set_current_details(f"{self.headline}, step: {stage} (since {since} UTC)")
+        super().__init__("reply")
 
     @workflow.run
     async def run(self, input: AgentReplyInput) -> AgentReplyResult:

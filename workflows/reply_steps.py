@@ -165,3 +165,22 @@ def failure_code(err: BaseException) -> str:
     if isinstance(err, ActivityError) and "stream" in (err.activity_type or ""):
         return "llm_failed"
     return "failed"
+
+
+class ReplyProgress:
+    """The base of the reply workflows: the `progress` query and the Temporal UI's current
+    details (the step and ids, never content), fed by their ReplySteps."""
+
+    def __init__(self, headline: str) -> None:
+        self.stage = "starting"
+        self.headline = headline
+        self.steps = ReplySteps(self._progress)
+
+    @workflow.query
+    def progress(self) -> str:
+        return self.stage
+
+    def _progress(self, stage: str) -> None:
+        self.stage = stage
+        since = workflow.now().strftime("%H:%M:%S")
+        workflow.set_current_details(f"{self.headline}, step: {stage} (since {since} UTC)")

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         TeamReplyResult,
     )
     from workflows.notify_step import notify
-    from workflows.reply_steps import LOCAL, ReplySteps, failure_code
+    from workflows.reply_steps import LOCAL, ReplyProgress, failure_code
 
 ANSWER = PlanDecision(action="answer")
 
@@ -41,21 +41,9 @@ class _Cancelled(Exception):
 
 
 @workflow.defn
-class TeamReply:
+class TeamReply(ReplyProgress):
     def __init__(self) -> None:
-        self.stage = "starting"
-        self.headline = "team answer"
-        self.steps = ReplySteps(self._progress)
-
-    @workflow.query
-    def progress(self) -> str:
-        return self.stage
-
-    def _progress(self, stage: str) -> None:
-        """Current details for the Temporal UI: the step, ids only."""
-        self.stage = stage
-        since = workflow.now().strftime("%H:%M:%S")
-        workflow.set_current_details(f"{self.headline}, step: {stage} (since {since} UTC)")
+        super().__init__("team answer")
 
     @workflow.run
     async def run(self, input: TeamReplyInput) -> TeamReplyResult:

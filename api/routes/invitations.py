@@ -165,13 +165,7 @@ async def get_invitation(
         return html_page(view)
     if view is None:
         raise not_found()
-    return InvitationPublic(
-        id=view.invitation.id,
-        room_name=view.room_name,
-        inviter_name=view.inviter_name,
-        status=view.invitation.current_status,
-        expires_at=view.invitation.expires_at,
-    )
+    return InvitationPublic.model_validate(view, from_attributes=True)
 
 
 @router.post("/invitations/{token}/accept")

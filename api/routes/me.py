@@ -8,23 +8,18 @@ from fastapi import APIRouter, Request, Response
 from api.deps import CurrentUser, SessionDep, StateDep
 from iaf.accounts import profile
 from iaf.accounts.service import token_response
-from iaf.db.models import User
 from iaf.errors import ApiError
 from iaf.security import API_KEY_PREFIX, decode_access_token
 from iaf.workflow_calls import start_email_change_mail
-from schemas.auth import TokenResponse, UserOut
+from schemas.auth import TokenResponse
 from schemas.profile import EmailConfirm, MeOut, PasswordChange, ProfileUpdate
 
 router = APIRouter(tags=["me"])
 
 
-def me_out(user: User, pending_email: str | None) -> MeOut:
-    return MeOut(**UserOut.model_validate(user).model_dump(), pending_email=pending_email)
-
-
 @router.get("/api/me")
 async def me(user: CurrentUser, session: SessionDep) -> MeOut:
-    return me_out(user, await profile.pending_email(session, user))
+    return MeOut.of(user, await profile.pending_email(session, user))
 
 
 @router.put("/api/me")
@@ -44,7 +39,7 @@ async def update_me(
                 503, "mail_unavailable", "the confirmation mail cannot be sent now; try again"
             ) from None
     pending = change.new_email if change else await profile.pending_email(session, account)
-    return me_out(account, pending)
+    return MeOut.of(account, pending)
 
 
 @router.post("/api/me/email/confirm")
@@ -53,7 +48,7 @@ async def confirm_email(body: EmailConfirm, session: SessionDep) -> MeOut:
     credential, single-use, stored hashed, expiring)."""
     account = await profile.confirm_email(session, body.token)
     await session.commit()
-    return me_out(account, None)
+    return MeOut.of(account, None)
 
 
 @router.post("/api/me/password")

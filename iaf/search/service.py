@@ -137,14 +137,5 @@ async def search_messages(
     return SearchResults(
         items=[_hit_out(hit) for hit in hits],
         next_offset=offset + limit if len(hits) == limit else None,
-        query=SearchQueryOut(
-            terms=criteria.terms,
-            room_ids=criteria.room_ids,
-            author_ids=criteria.author_ids,
-            agent_ids=criteria.agent_ids,
-            after=criteria.after,
-            before=criteria.before,
-            mentions_me=criteria.mentions_me,
-            sort=criteria.sort,
-        ),
+        query=SearchQueryOut.model_validate(criteria, from_attributes=True),
     )

@@ -599,3 +599,5 @@ async def test_operators_find_a_reply_by_room_agent_and_kind_and_read_its_summar
     assert attributes["SubjectRef"] != alice.id and len(attributes["SubjectRef"]) >= 32
     shown = f"{summary} {await described.static_details()} {attributes}"
     assert "private" not in shown and alice.user["name"] not in shown
+    # The progress query (declared on the workflows' shared base class) answers by name.
+    assert await tc.get_workflow_handle(result.reply_id).query("progress") == "done"

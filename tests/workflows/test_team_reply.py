@@ -120,6 +120,7 @@ async def test_the_team_answers_together_and_the_orchestrator_credits_each_agent
 
     result = await team_result(tc, message["id"])
     assert result.status == "done" and result.reply_message_id == stored.data["id"]
+    assert await tc.get_workflow_handle(team_id).query("progress") == "done"
     entries = ledger(database_url, team_id)
     runs = sorted({source_id for source_id, _, _ in entries})
     assert runs == sorted([team_id, *(team_part_id(message["id"], a) for a in panel)])
