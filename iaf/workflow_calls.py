@@ -152,6 +152,16 @@ def search_attributes(
 # --- chat and agents ----------------------------------------------------------------------
 
 
+async def started_once(start: Awaitable[object]) -> bool:
+    """True when the workflow starts now; False when one with its ID exists already (the ID
+    is the business key: a second start of the same thing is refused, not run twice)."""
+    try:
+        await start
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
+
+
 async def start_route_message(
     client: Client,
     settings: Settings,
@@ -166,8 +176,8 @@ async def start_route_message(
     so GDPR erasure finds it.
     """
     subject = subject_ref(settings, sender_id) if sender_id is not None else None
-    try:
-        await client.start_workflow(
+    return await started_once(
+        client.start_workflow(
             ROUTE_MESSAGE,
             RouteMessageInput(message_id=message_id),
             id=route_workflow_id(message_id),
@@ -182,9 +192,7 @@ async def start_route_message(
             ),
             rpc_timeout=timedelta(seconds=settings.temporal_start_timeout_seconds),
         )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
+    )
 
 
 async def route_status(client: Client, message_id: int) -> WorkflowExecutionStatus | None:
@@ -213,8 +221,8 @@ async def start_agent_reply(
     )
     if input.parent_reply_id:
         details += f" Handed over by {input.parent_reply_id}."
-    try:
-        await client.start_workflow(
+    return await started_once(
+        client.start_workflow(
             AGENT_REPLY,
             input,
             id=input.reply_id,
@@ -231,9 +239,7 @@ async def start_agent_reply(
             request_eager_start=eager,
             rpc_timeout=RPC_TIMEOUT,
         )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
+    )
 
 
 async def cancel_reply(client: Client, reply_id: str) -> None:
@@ -337,8 +343,8 @@ async def start_team_reply(
     if input.team_id != team_workflow_id(input.message_id):
         raise ValueError(f"team_id must be {team_workflow_id(input.message_id)!r}")
     agents = ", ".join(f"@{a}" for a in input.agent_ids)
-    try:
-        await client.start_workflow(
+    return await started_once(
+        client.start_workflow(
             TEAM_REPLY,
             input,
             id=input.team_id,
@@ -360,9 +366,7 @@ async def start_team_reply(
             request_eager_start=eager,
             rpc_timeout=RPC_TIMEOUT,
         )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
+    )
 
 
 async def start_vector_job(
@@ -385,8 +389,8 @@ async def start_vector_job(
         workflow, label = INGEST_KNOWLEDGE, "ingest"
     else:
         workflow, label = INDEX_MEMORY, "memory"
-    try:
-        await client.start_workflow(
+    return await started_once(
+        client.start_workflow(
             workflow,
             job,
             id=vector_workflow_id(job, removal),
@@ -401,9 +405,7 @@ async def start_vector_job(
             static_details=_vector_details(kind, item_id, removal),
             rpc_timeout=RPC_TIMEOUT,
         )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
+    )
 
 
 def _vector_details(kind: str, item_id: uuid.UUID, removal: bool) -> str:
@@ -437,8 +439,8 @@ async def start_invitation(
     inviter_id: uuid.UUID,
 ) -> bool:
     """Start once per invitation; False when it was already started (or has finished)."""
-    try:
-        await client.start_workflow(
+    return await started_once(
+        client.start_workflow(
             INVITATION,
             InvitationInput(invitation_id=invitation_id),
             id=invitation_workflow_id(invitation_id),
@@ -455,9 +457,7 @@ async def start_invitation(
             ),
             rpc_timeout=RPC_TIMEOUT,
         )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
+    )
 
 
 async def invitation_started(
@@ -594,8 +594,8 @@ async def start_gdpr_request(
         if kind == "erasure"
         else "build the JSON + CSV archive, then keep the download link open until it expires"
     )
-    try:
-        await client.start_workflow(
+    return await started_once(
+        client.start_workflow(
             ERASURE if kind == "erasure" else DATA_EXPORT,
             GdprWorkflowInput(request_id=str(request_id)),
             id=gdpr_workflow_id(kind, request_id),
@@ -609,9 +609,7 @@ async def start_gdpr_request(
             " (data_subject_request_steps); a failed request is retried from the API or CLI.",
             rpc_timeout=RPC_TIMEOUT,
         )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
+    )
 
 
 async def gdpr_request_is_running(client: Client, kind: str, request_id: uuid.UUID | str) -> bool:
