@@ -245,6 +245,10 @@ class Settings(BaseSettings):
     # On SIGINT/SIGTERM a worker lets running activities finish for this long, then cancels
     # them; Temporal retries what did not finish on another worker (or after a restart).
     worker_shutdown_grace_seconds: float = 2.0
+    # Activities (mostly streaming replies) one worker runs at once; more wait in Temporal's
+    # queue, where no heartbeat is due. Beyond what one event loop keeps up with, every
+    # stream slows and heartbeats start to miss: add workers instead (tests/chaos).
+    worker_max_concurrent_activities: int = Field(default=40, ge=1, le=1000)
 
     @property
     def resolved_qdrant_path(self) -> Path:

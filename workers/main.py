@@ -62,10 +62,13 @@ async def running_worker(
     executor = ThreadPoolExecutor(max_workers=8)
     in_flight = InFlightActivities()
     workers = _workers(clients, executor, serve_retrieval, in_flight)
+    if serve_retrieval:
+        # Before polling: loading the model holds the GIL for seconds, and activities taken
+        # meanwhile would miss their heartbeats (a restarted worker cost every reply it took
+        # an attempt under the chaos suite's load).
+        await _warm_embedder(clients)
     polling = [asyncio.create_task(w.run(), name=f"worker-{w.task_queue}") for w in workers]
     background: list[asyncio.Task[None]] = []
-    if serve_retrieval:
-        background.append(asyncio.create_task(_warm_embedder(clients), name="embedder-warm-up"))
     if sweep:
         background += _background_jobs(engine, clients)
     gc.freeze()  # see _warm_embedder
@@ -142,6 +145,7 @@ def _workers(
             ),
             activities=list(main_activities(clients, serve_retrieval)),
             activity_executor=executor,
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
             interceptors=interceptors,
             graceful_shutdown_timeout=grace,
         )

@@ -87,6 +87,10 @@ class ChaosStack:
             reply_retry_initial_seconds=0.2,
             # Each SIGKILL costs the replies in flight one attempt; the suite kills 5 times.
             reply_stream_max_attempts=10,
+            # Each of the replies scenario's users has 5 x SCALE replies in flight at 50 each.
+            starting_credits=1000 * SCALE,
+            # The API-failover scenario's clients post 40 x SCALE lines each within seconds.
+            posts_per_minute=60 * SCALE,
             public_base_url="http://127.0.0.1:1",
             temporal_start_timeout_seconds=1.0,  # the product's default, under the faults
             **overrides,
@@ -223,6 +227,23 @@ async def until(check: Any, within: float, what: str, every: float = 0.1) -> Any
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(every)
+
+
+async def until_complete(count: Any, target: int, stall: float, what: str) -> None:
+    """Wait while `count()` climbs towards `target`; fail only when it stops climbing.
+
+    A loaded machine may take long over many replies; a lost one stops the count for good.
+    """
+    best, moved = -1, time.monotonic()
+    while True:
+        now = count()
+        if now >= target:
+            return
+        if now > best:
+            best, moved = now, time.monotonic()
+        if time.monotonic() - moved > stall:
+            raise AssertionError(f"{what}: stuck at {best} of {target} for {stall:.0f} s")
+        await asyncio.sleep(0.5)
 
 
 async def healthy(url: str) -> bool:

@@ -21,7 +21,15 @@ import pytest
 
 from iaf.workflow_calls import reply_workflow_id
 from tests.chaos.clients import ResumingStream
-from tests.chaos.stack import SCALE, ChaosStack, healthy, kill, stop_process, until
+from tests.chaos.stack import (
+    SCALE,
+    ChaosStack,
+    healthy,
+    kill,
+    stop_process,
+    until,
+    until_complete,
+)
 from tests.helpers import Person, signup, unique_email
 
 PASSWORD = "correct horse battery"
@@ -129,11 +137,17 @@ async def test_replies_survive_workers_killed_mid_stream(
         stack.worker(f"worker-{n + 1}")
 
     def done() -> int:
+        failed = stack.rows(
+            "SELECT error->>'code', count(*) FROM agent_runs"
+            " WHERE reply_id = ANY(%s) AND status IN ('error', 'cancelled') GROUP BY 1",
+            list(reply_ids),
+        )
+        assert not failed, f"replies ended without an answer: {failed}"
         return stack.rows(
             "SELECT count(*) FROM messages WHERE metadata->>'reply_id' = ANY(%s)", list(reply_ids)
         )[0][0]
 
-    await until(lambda: done() == len(reply_ids), 600, "every reply stored", every=0.5)
+    await until_complete(done, len(reply_ids), 300, "replies stored")
 
     def all_done_seen() -> bool:
         seen = {
