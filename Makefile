@@ -19,10 +19,11 @@ test-busy: $(STAMP)
 	trap 'kill $$one $$two 2>/dev/null' EXIT; $(PY) -m pytest
 
 # Longer chaos, fuzzing and stateful privacy runs than `make test` affords (tests/chaos, the
-# OpenAPI fuzzer, random unseeded runs of the privacy state machine).
+# OpenAPI fuzzer, random unseeded runs of the privacy state machine); -rP prints what each
+# one injected and measured.
 SOAK_ENV := IAF_CHAOS_SCALE=5 IAF_FUZZ_REQUESTS=20000 IAF_PRIVACY_SOAK=1
 soak: $(STAMP)
-	$(SOAK_ENV) $(PY) -m pytest tests/chaos tests/api/test_fuzz_openapi.py \
+	$(SOAK_ENV) $(PY) -m pytest -rP tests/chaos tests/api/test_fuzz_openapi.py \
 		tests/privacy/test_stateful_privacy.py
 
 bench: $(STAMP)

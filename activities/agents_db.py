@@ -8,13 +8,16 @@ reply message and never sends a second agent.start / agent.done / agent.error.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.notifications import NotificationActivities
 from iaf.agents.context import context_refs
 from iaf.agents.mentions import parse_mentions, unique_targets
 from iaf.agents.registry import get_registry
@@ -34,6 +37,8 @@ from schemas.agents import (
     AbortResult,
     AgentReplyInput,
     BeginReply,
+    ContextRequest,
+    ContextSummary,
     PersistResult,
     ReplyRef,
     SettleResult,
@@ -42,6 +47,10 @@ from schemas.agents import (
 )
 from schemas.chat import MessageOut
 from schemas.knowledge import IndexFailure
+from schemas.notifications import NotifyRequest
+
+log = logging.getLogger(__name__)
+ContextBuilder = Callable[[ContextRequest], Awaitable[ContextSummary]]
 
 RESERVE = "reply-reserve"
 SETTLE = "reply-settle"
@@ -83,11 +92,16 @@ class AgentDbActivities:
         settings: Settings,
         *,
         serves_retrieval: bool = False,
+        context: ContextBuilder | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.temporal = temporal
         self.settings = settings
         self.serves_retrieval = serves_retrieval
+        # This process's context step (RetrievalActivities.build_reply_context), when it
+        # serves retrieval: begin_reply_with_context then builds step 0 in the same activity.
+        self.context = context
+        self.notifications = NotificationActivities(sessionmaker, temporal, settings)
 
     @activity.defn(name="start_agent_replies")
     async def start_replies(self, request: StartReplies) -> StartedReplies:
@@ -168,6 +182,16 @@ class AgentDbActivities:
             await session.commit()
         return self._begin("running", max_steps=persona.max_steps)
 
+    @activity.defn(name="begin_agent_reply_with_context")
+    async def begin_reply_with_context(self, input: AgentReplyInput) -> BeginReply:
+        """begin_reply, then step 0 of the context where this worker serves retrieval: one
+        local activity (one workflow activation) where there were two."""
+        begun = await self.begin_reply(input)
+        if begun.status == "running" and self.context is not None:
+            request = ContextRequest(reply_id=input.reply_id, step=0)
+            begun.first_context = await self.context(request)
+        return begun
+
     async def _reserve(self, session: AsyncSession, run: AgentRun) -> bool:
         amount = self.settings.reply_credit_reservation
         if amount <= 0:
@@ -186,7 +210,25 @@ class AgentDbActivities:
 
     @activity.defn(name="persist_agent_reply")
     async def persist_reply(self, ref: ReplyRef) -> PersistResult:
-        """Store the streamed answer as the reply message, once; then message.new, agent.done."""
+        """Store the answer once, settle its credits once, and queue the notification: each
+        part idempotent, so a retry after any of them completes the rest."""
+        persisted = await self._store(ref)
+        persisted.settled = await self.settle_reply(ref)
+        if ref.notify and persisted.reply_message_id is not None:
+            persisted.notified = await self._notify(ref.reply_id)
+        return persisted
+
+    async def _notify(self, reply_id: str) -> bool:
+        """Best effort here: on failure AgentReply runs the notify step with its retries."""
+        try:
+            await self.notifications.notify(NotifyRequest(kind="reply", reply_id=reply_id))
+        except Exception as exc:
+            log.warning("reply notification not queued yet (%s)", type(exc).__name__)
+            return False
+        return True
+
+    async def _store(self, ref: ReplyRef) -> PersistResult:
+        """The streamed answer as the reply message, once; then message.new, agent.done."""
         async with self.sessionmaker() as session:
             runs = AgentRunRepository(session)
             run = await runs.get(ref.reply_id, for_update=True)

@@ -6,7 +6,7 @@ client of the room receives (and to `agent.done`), with the offline model at zer
 worker process. The baseline, measured in the same run and interleaved sample by sample,
 runs the same steps in one process without Temporal: a "direct runner" subprocess calls the
 same activity methods (record_mentions, begin_reply, build_reply_context + the planner,
-stream_reply through litellm, persist_reply, settle_reply) in the workflow's order, writing
+stream_reply through litellm, persist_reply, which settles) in the workflow's order, writing
 the same rows and events, after the same HTTP POST (whose text carries no "@", so the API
 does not start RouteMessage for it; record_mentions still runs on it).
 
@@ -251,8 +251,7 @@ async def direct_runner_main() -> None:
                 break
         hint = decision.target if decision and decision.action == "handoff" else None
         await env.run(llm.stream_reply, StreamRequest(reply_id=reply_id, handoff_hint=hint))
-        await env.run(agents.persist_reply, ReplyRef(reply_id=reply_id))
-        await env.run(agents.settle_reply, ReplyRef(reply_id=reply_id))
+        await env.run(agents.persist_reply, ReplyRef(reply_id=reply_id))  # settles too
         print(f"done {reply_id}", flush=True)
     await engine.dispose()
 

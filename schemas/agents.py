@@ -52,6 +52,21 @@ class AgentReplyResult(BaseModel):
 
 class ReplyRef(BaseModel):
     reply_id: str
+    # Storing the reply also queues the requester's e-mail notification (AgentReply only).
+    notify: bool = False
+
+
+class ContextSummary(BaseModel):
+    """What the planner sees of the stored context: counts and scores, never text."""
+
+    step: int
+    history_messages: int
+    history_tokens: int
+    hits: int
+    best_score: float
+    memories: int
+    can_refine: bool
+    suggested_handoff: str | None = None
 
 
 class BeginReply(BaseModel):
@@ -67,6 +82,9 @@ class BeginReply(BaseModel):
     retrieval_task_queue: str = ""
     # This worker serves retrieval itself: build context as a local activity (no queue hop).
     context_local: bool = False
+    # Step 0 of the context, built in the same local activity where this worker serves
+    # retrieval (begin_agent_reply_with_context); None: the workflow runs that step itself.
+    first_context: ContextSummary | None = None
     reply_message_id: int | None = None
     error_code: str | None = None
 
@@ -74,19 +92,6 @@ class BeginReply(BaseModel):
 class ContextRequest(BaseModel):
     reply_id: str
     step: int = 0
-
-
-class ContextSummary(BaseModel):
-    """What the planner sees of the stored context: counts and scores, never text."""
-
-    step: int
-    history_messages: int
-    history_tokens: int
-    hits: int
-    best_score: float
-    memories: int
-    can_refine: bool
-    suggested_handoff: str | None = None
 
 
 class PlanDecision(BaseModel):
@@ -110,14 +115,19 @@ class StreamResult(BaseModel):
     already_persisted: bool = False
 
 
+class SettleResult(BaseModel):
+    credits_charged: int
+
+
 class PersistResult(BaseModel):
     reply_message_id: int | None
     # Agent ids the stored reply mentions, in order (hand-off candidates).
     mentioned_agents: list[str] = Field(default_factory=list)
-
-
-class SettleResult(BaseModel):
-    credits_charged: int
+    # Storing also settles the credits and queues the notification, in the same local
+    # activity; None / False (histories from before, or a refused notification): the
+    # workflow runs settle_agent_reply / notify itself.
+    settled: SettleResult | None = None
+    notified: bool = False
 
 
 class AbortRequest(BaseModel):

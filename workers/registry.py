@@ -104,7 +104,11 @@ def crawler_activities(clients: WorkerClients) -> list[Callable[..., Any]]:
 def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Callable[..., Any]]:
     """Agent replies (local database steps, LLM streaming, intent) and knowledge bookkeeping."""
     agents = AgentDbActivities(
-        clients.sessionmaker, clients.temporal, clients.settings, serves_retrieval=serves_retrieval
+        clients.sessionmaker,
+        clients.temporal,
+        clients.settings,
+        serves_retrieval=serves_retrieval,
+        context=shared_retrieval(clients).build_reply_context if serves_retrieval else None,
     )
     knowledge = KnowledgeDbActivities(clients.sessionmaker)
     llm = LlmActivities(clients.sessionmaker, clients.settings)
@@ -116,6 +120,7 @@ def agent_activities(clients: WorkerClients, serves_retrieval: bool) -> list[Cal
         team.gather_answers,
         team.close_team,
         agents.begin_reply,
+        agents.begin_reply_with_context,
         agents.persist_reply,
         agents.settle_reply,
         agents.abort_reply,

@@ -71,13 +71,14 @@ class AgentReply(ReplyProgress):
             return result
         if result.status != "running":
             return result
-        settled = await self.steps.settle(ref)
+        settled = persisted.settled or await self.steps.settle(ref)
         result.status = "done"
         result.reply_message_id = persisted.reply_message_id
         result.credits_charged = settled.credits_charged
         if not cancelled:
             await self._hand_off(input, begun, persisted, result)
-        if result.reply_message_id is not None and workflow.patched("notify-reply"):
+        unnotified = result.reply_message_id is not None and not persisted.notified
+        if unnotified and workflow.patched("notify-reply"):
             self._progress("notifying")
             await notify(NotifyRequest(kind="reply", reply_id=input.reply_id))
         self._progress("done")
@@ -89,7 +90,7 @@ class AgentReply(ReplyProgress):
         """Everything up to the stored reply; a cancellation here cleans up and re-raises."""
         ref = ReplyRef(reply_id=input.reply_id)
         try:
-            begun = await self.steps.begin(input)
+            begun = await self.steps.begin(input, with_context=True)
             if begun.status != "running":
                 result.status = "done" if begun.status == "done" else "error"
                 result.reply_message_id = begun.reply_message_id
@@ -99,7 +100,7 @@ class AgentReply(ReplyProgress):
             streamed = await self.steps.stream(ref, begun, decision)
             result.prompt_tokens = streamed.prompt_tokens
             result.completion_tokens = streamed.completion_tokens
-            persisted = await self.steps.persist(ref)
+            persisted = await self.steps.persist(ReplyRef(reply_id=input.reply_id, notify=True))
             return begun, persisted
         except (asyncio.CancelledError, ActivityError) as err:
             if not is_cancelled_exception(err):

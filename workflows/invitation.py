@@ -15,7 +15,6 @@ import uuid
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -35,16 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.notifications import NotifyRequest
     from workflows.notify_step import notify
-
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
-# SMTP outages can last: keep trying, backing off to every 5 minutes, until the invitation expires.
-MAIL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
+    from workflows.retry_policies import DB_RETRY, MAIL_RETRY
 
 
 @workflow.defn

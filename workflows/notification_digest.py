@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
@@ -25,16 +24,7 @@ with workflow.unsafe.imports_passed_through():
         DigestResult,
         DigestSend,
     )
-
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
-# An SMTP outage can last: back off to every 5 minutes, and give up after a day.
-MAIL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
+    from workflows.retry_policies import DB_RETRY, MAIL_RETRY
 
 
 @workflow.defn

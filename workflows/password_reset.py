@@ -17,10 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.accounts import AccountActivities
     from activities.mail import MailActivities
     from schemas.auth import PasswordResetInput
+    from workflows.retry_policies import DB_RETRY
 
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

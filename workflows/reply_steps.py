@@ -54,6 +54,8 @@ CONTEXT_RETRY = RetryPolicy(
     non_retryable_error_types=["ReplyMissing"],
 )
 STREAM_NON_RETRYABLE = ["LlmRejected", "ReplyNotRunning", "UnknownAgent"]
+# Histories from before it ran begin_agent_reply and step 0 of the context apart.
+BEGIN_WITH_CONTEXT = "begin-with-context"
 
 
 class ReplySteps:
@@ -64,9 +66,20 @@ class ReplySteps:
         # Once a local context step is refused (this worker serves no retrieval), use the queue.
         self.context_remote = False
 
-    async def begin(self, input: AgentReplyInput) -> BeginReply:
+    async def begin(self, input: AgentReplyInput, with_context: bool = False) -> BeginReply:
+        """Reserve credits; with_context: also build step 0 of the context in the same local
+        activity where the worker serves retrieval (one workflow activation fewer)."""
+        if with_context and workflow.patched(BEGIN_WITH_CONTEXT):
+            self.progress("reserving credits and building context (step 1)")
+            begun: BeginReply = await workflow.execute_local_activity_method(
+                AgentDbActivities.begin_reply_with_context,
+                input,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=LOCAL["retry_policy"],
+            )
+            return begun
         self.progress("reserving credits")
-        begun: BeginReply = await workflow.execute_local_activity_method(
+        begun = await workflow.execute_local_activity_method(
             AgentDbActivities.begin_reply, input, **LOCAL
         )
         return begun
@@ -77,7 +90,11 @@ class ReplySteps:
         steps = 0
         for step in range(begun.max_steps):
             self.progress(f"building context (step {step + 1})")
-            summary = await self.context_step(ContextRequest(reply_id=reply_id, step=step), begun)
+            summary = (
+                begun.first_context
+                if step == 0 and begun.first_context is not None
+                else await self.context_step(ContextRequest(reply_id=reply_id, step=step), begun)
+            )
             steps = step + 1
             decision = plan_step(summary, begun.max_steps, begun.retrieval_min_score)
             if decision.action != "refine":
@@ -130,6 +147,7 @@ class ReplySteps:
         )
 
     async def persist(self, ref: ReplyRef) -> PersistResult:
+        """Store the reply; the same local activity settles it (PersistResult.settled)."""
         self.progress("storing the reply")
         persisted: PersistResult = await workflow.execute_local_activity_method(
             AgentDbActivities.persist_reply, ref, **LOCAL

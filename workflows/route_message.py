@@ -30,10 +30,8 @@ with workflow.unsafe.imports_passed_through():
         RouteMessageResult,
     )
     from workflows.notify_step import notify
+    from workflows.retry_policies import DB_RETRY
 
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
 CLASSIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     maximum_attempts=3,

@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.team_db import TeamDbActivities, run_inputs
-    from schemas.agents import AgentReplyInput, BeginReply, PlanDecision, ReplyRef
+    from schemas.agents import AgentReplyInput, BeginReply, PlanDecision, ReplyRef, SettleResult
     from schemas.notifications import NotifyRequest
     from schemas.team import (
         PartOutcome,
@@ -107,15 +107,16 @@ class TeamReply(ReplyProgress):
         """One agent's draft: its own credits, retries and failure, never the whole team's."""
         ref = ReplyRef(reply_id=input.reply_id)
         outcome = PartOutcome(agent_id=input.agent_id, status="done")
+        settled: SettleResult | None = None
         try:
-            begun = await self.steps.begin(input)
+            begun = await self.steps.begin(input, with_context=True)
             if begun.status != "running":
                 outcome.status = "done" if begun.status == "done" else "error"
                 outcome.error_code = begun.error_code
                 return outcome
             await self.steps.gather_context(input.reply_id, begun)
             await self.steps.stream(ref, begun, ANSWER)
-            await self.steps.persist(ref)
+            settled = (await self.steps.persist(ref)).settled
         except (asyncio.CancelledError, ActivityError, ApplicationError) as err:
             code = "cancelled" if is_cancelled_exception(err) else failure_code(err)
             aborted = await self.steps.abort(input.reply_id, code)
@@ -123,13 +124,14 @@ class TeamReply(ReplyProgress):
                 outcome.status = "cancelled" if code == "cancelled" else "error"
                 outcome.error_code = code
                 return outcome
-        outcome.credits_charged = (await self.steps.settle(ref)).credits_charged
+        outcome.credits_charged = (settled or await self.steps.settle(ref)).credits_charged
         return outcome
 
     async def _synthesise(
         self, synthesis: AgentReplyInput, begun: BeginReply, result: TeamReplyResult
     ) -> None:
         ref = ReplyRef(reply_id=synthesis.reply_id)
+        settled: SettleResult | None = None
         try:
             self._progress("gathering the answers")
             await workflow.execute_local_activity_method(
@@ -148,9 +150,8 @@ class TeamReply(ReplyProgress):
                 return
             persisted_id = aborted.reply_message_id
         else:
-            persisted_id = persisted.reply_message_id
-        settled = await self.steps.settle(ref)
-        result.credits_charged += settled.credits_charged
+            persisted_id, settled = persisted.reply_message_id, persisted.settled
+        result.credits_charged += (settled or await self.steps.settle(ref)).credits_charged
         result.status, result.reply_message_id = "done", persisted_id
 
     async def _close(self, result: TeamReplyResult) -> None:

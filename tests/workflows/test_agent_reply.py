@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -486,7 +487,7 @@ async def test_a_worker_without_retrieval_sends_the_context_step_to_the_retrieva
         begin = AgentDbActivities(
             clients.sessionmaker, clients.temporal, clients.settings, serves_retrieval=True
         )
-        return [begin.begin_reply]
+        return [begin.begin_reply, begin.begin_reply_with_context]  # no context built here
 
     async with own_worker(settings, database_url, claims_retrieval) as (own, tc):
         result = await _reply_on(own, tc, alice, room, message)
@@ -509,7 +510,7 @@ async def test_a_worker_without_retrieval_sends_the_context_step_to_the_retrieva
 
 
 async def test_a_worker_that_serves_retrieval_builds_context_without_a_queue_hop(
-    client, settings, tc
+    client, settings, database_url, tc
 ):
     alice = await signup(client)
     room = await alice.new_room()
@@ -523,6 +524,19 @@ async def test_a_worker_that_serves_retrieval_builds_context_without_a_queue_hop
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
     assert names == ["stream_agent_reply"], "context is a local activity, streaming the only hop"
+    local = [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)[
+            "activity_type"
+        ]
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    # Two local activities where there were five: reserving credits builds the first context
+    # step, storing the reply settles its credits and queues the notification.
+    assert local == ["begin_agent_reply_with_context", "persist_agent_reply"]
+    stored = (await reply_result(tc, message["id"], "architect")).credits_charged
+    assert stored > 0 and ledger(database_url, result.reply_id)["reply-settle"] == 50 - stored
 
 
 async def test_a_database_step_that_keeps_failing_ends_in_agent_error_and_releases_credits(
