@@ -4,15 +4,44 @@ add a web page to knowledge (refused in words while no host is allowed), the leg
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import httpx
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from tests.file_fixtures import png
 from tests.helpers import signup
 from tests.web.conftest import OpenPage, Watch, room_page, send
+
+
+async def test_a_search_typed_while_the_room_loads_keeps_the_focus(
+    open_page: OpenPage, http: httpx.AsyncClient
+):
+    """The room's members arrive late (held here): the search typed meanwhile is not cut off
+    by the composer taking the focus when loading ends (it used to, on a loaded machine)."""
+    alice = await signup(http, "Alice Focus")
+    planning = await alice.new_room("Planning")
+    await alice.say(planning["id"], "Les réunions de planification sont déplacées à jeudi")
+    page = await open_page(alice)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        held.set()
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/chat/rooms/*/members", hold)
+    await page.locator(f"#room-list li[data-room-id='{planning['id']}'] a").click()
+    await asyncio.wait_for(held.wait(), 30)
+    search = page.get_by_label("Search messages")
+    await search.fill("reunion")
+    release.set()
+    await expect(page.locator("#chat-view")).to_have_attribute("data-loaded-room", planning["id"])
+    await expect(search).to_be_focused()
+    await search.press("Enter")
+    await expect(page.locator("#search-results li")).to_have_count(1)
 
 
 async def test_search_opens_the_room_of_a_result(open_page: OpenPage, http: httpx.AsyncClient):

@@ -36,6 +36,7 @@ export function closeRoom() {
   clearReplies();
   clearTyping();
   $("chat-view").hidden = true;
+  delete $("chat-view").dataset.loadedRoom;
 }
 
 /** The header shows the room as the list knows it (name, topic, archived). */
@@ -74,6 +75,9 @@ export async function openRoom(roomId) {
     return;
   }
   closeRoom();
+  // Where the focus was when the room was asked for: if the person moves it (to the search
+  // box, say) while the room loads, the composer must not take it back.
+  const focusedBefore = document.activeElement;
   state.roomId = roomId;
   sessionStorage.setItem("iaf.room", String(roomId));
   state.members = [];
@@ -104,7 +108,11 @@ export async function openRoom(roomId) {
   if (String(state.roomId) !== String(roomId)) return;
   await loadMessages(roomId, null);
   await loadMembers(roomId);
-  $("composer-input").focus();
+  const focused = document.activeElement;
+  if (focused === focusedBefore || focused === document.body || focused === null) {
+    $("composer-input").focus();
+  }
+  $("chat-view").dataset.loadedRoom = String(roomId); // the room is read: history, members
 }
 
 export async function loadMembers(roomId = state.roomId) {
