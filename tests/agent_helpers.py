@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from iaf.settings import Settings
@@ -118,3 +119,13 @@ def streamed_text(events: list[tuple[str, dict[str, Any]]]) -> str:
         elif kind == "agent.delta":
             text += data["text"]
     return text
+
+
+def local_activities(history: WorkflowHistory) -> list[str]:
+    """The local activities a workflow ran, in order (from their markers in its history)."""
+    names = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name == "core_local_activity":
+            names.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
+    return names

@@ -71,7 +71,11 @@ async def running_worker(
     background: list[asyncio.Task[None]] = []
     if sweep:
         background += _background_jobs(engine, clients)
-    gc.freeze()  # see _warm_embedder
+    # Everything loaded so far (the SDK, litellm, pydantic models, the embedding model: some
+    # 900,000 long-lived objects) out of the collector's reach: every full collection walked
+    # them all (600-700 ms of CPU each, measured), as did the last one at exit (seconds on a
+    # loaded machine: `iaf dev` had to kill the worker).
+    gc.freeze()
     log.info("worker ready: task queues %s", ", ".join(w.task_queue for w in workers))
     try:
         yield clients
@@ -178,13 +182,7 @@ def _background_jobs(engine: AsyncEngine, clients: WorkerClients) -> list[asynci
 
 
 async def _warm_embedder(clients: WorkerClients) -> None:
-    """Load the embedding model now rather than in the first reply's context step.
-
-    Then move everything loaded so far out of the garbage collector's reach (`gc.freeze`):
-    the SDK, litellm, pydantic models and the model are ~900,000 long-lived objects, and
-    every full collection walked them all (600-700 ms of CPU each, measured), as did the
-    interpreter's last collection at exit (seconds on a loaded machine: `iaf dev` had to kill
-    the worker)."""
+    """Load the embedding model now rather than in the first reply's context step."""
     warm = getattr(clients.embedder, "warm", None)
     if warm is not None:
         try:
@@ -193,7 +191,6 @@ async def _warm_embedder(clients: WorkerClients) -> None:
             log.warning(
                 "embedding model not loaded yet (%s); the first use retries", type(exc).__name__
             )
-    gc.freeze()
 
 
 async def _resume_vector_jobs_forever(clients: WorkerClients) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from iaf.workflow_calls import reply_workflow_id, start_agent_reply
 from schemas.agents import AgentReplyInput, AgentReplyResult, PersistResult, ReplyRef
 from tests.agent_helpers import (
     ingest,
+    local_activities,
     reply_events,
     reply_result,
     rows,
@@ -524,14 +524,7 @@ async def test_a_worker_that_serves_retrieval_builds_context_without_a_queue_hop
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
     assert names == ["stream_agent_reply"], "context is a local activity, streaming the only hop"
-    local = [
-        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)[
-            "activity_type"
-        ]
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
+    local = local_activities(history)
     # Two local activities where there were five: reserving credits builds the first context
     # step, storing the reply settles its credits and queues the notification.
     assert local == ["begin_agent_reply_with_context", "persist_agent_reply"]

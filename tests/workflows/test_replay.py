@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,11 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.agent_helpers import local_activities
 from workers.interceptors import worker_interceptors
 from workers.registry import main_workflows
 
 HISTORIES = Path(__file__).parent / "histories"
-
-
-def local_activities(history: WorkflowHistory) -> list[str]:
-    names = []
-    for event in history.events:
-        marker = event.marker_recorded_event_attributes
-        if marker.marker_name == "core_local_activity":
-            names.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
-    return names
 
 
 @pytest.mark.parametrize("name", ["agent_reply", "team_reply"])
