@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.crawler import CrawlerActivities
@@ -52,7 +52,9 @@ class CrawlKnowledge:
                 start_to_close_timeout=timedelta(minutes=5),
                 retry_policy=FETCH_RETRY,
             )
-        except ActivityError:
+        except ActivityError as error:
+            if is_cancelled_exception(error):
+                raise  # the source was deleted while its round was being planned
             plan = None
         if plan is not None and plan.status == "gone":
             workflow.set_current_details(f"{headline}: the source was deleted")
@@ -80,13 +82,17 @@ class CrawlKnowledge:
             workflow.set_current_details(
                 f"{headline}, step: page {position + 1} of {len(plan.page_ids) if plan else 0}"
             )
-            with contextlib.suppress(ActivityError):  # out of retries: recorded as failed
+            try:
                 await workflow.execute_activity_method(
                     CrawlerActivities.page,
                     PageRef(source_id=input.source_id, page_id=page_id, crawl=crawl),
                     start_to_close_timeout=timedelta(minutes=2),
                     retry_policy=FETCH_RETRY,
                 )
+            except ActivityError as error:
+                if is_cancelled_exception(error):
+                    raise
+                # Out of retries: `finish` records the page as failed and the crawl goes on.
         summary = await workflow.execute_activity_method(
             CrawlerActivities.finish,
             CrawlRound(source_id=input.source_id, crawl=crawl, failed=plan is None),

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.gdpr_database import GdprDatabaseActivities
@@ -47,7 +47,15 @@ class DataExport:
                 start_to_close_timeout=timedelta(minutes=15),
                 retry_policy=retry,
             )
-        except ActivityError as error:
+        except (ActivityError, asyncio.CancelledError) as error:
+            if is_cancelled_exception(error):  # by the person, or an operator in the UI
+                await workflow.execute_activity_method(
+                    GdprDatabaseActivities.mark_cancelled,
+                    input,
+                    start_to_close_timeout=QUICK_TIMEOUT,
+                    retry_policy=QUICK,
+                )
+                raise asyncio.CancelledError() from None
             workflow.set_current_details(f"{headline}: failed building the archive")
             await workflow.execute_activity_method(
                 GdprDatabaseActivities.mark_failed,
@@ -58,14 +66,6 @@ class DataExport:
             raise ApplicationError(
                 "export failed", type="ExportFailed", non_retryable=True
             ) from error
-        except asyncio.CancelledError:
-            await workflow.execute_activity_method(
-                GdprDatabaseActivities.mark_cancelled,
-                input,
-                start_to_close_timeout=QUICK_TIMEOUT,
-                retry_policy=QUICK,
-            )
-            raise
         if result.status != "complete":
             return result
         # The download link's lifetime: a durable timer, then the archive is removed.

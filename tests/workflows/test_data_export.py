@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -9,7 +10,11 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -18,7 +23,8 @@ from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.db.repositories.users import UserRepository
 from iaf.gdpr import service
 from iaf.gdpr.export_schema import EXPORT_SCHEMA, SECTIONS, validation_errors
-from schemas.gdpr import GdprWorkflowInput
+from schemas.gdpr import ExportResult, GdprWorkflowInput, StepInput
+from tests.agent_helpers import temporal
 from tests.gdpr_helpers import compliance_officer, org_user, read_archive, scalar, wait_request
 from tests.helpers import signup
 from workflows.data_export import DataExport
@@ -135,5 +141,61 @@ async def test_archive_is_deleted_when_the_link_period_ends(client, settings):
         assert status.json()["status"] == "complete" and status.json()["download_url"] is None
         again = await person.get("/api/user/data-export")
         assert again.status_code == 202 and again.json()["id"] != str(request.id)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_export_cancelled_while_its_archive_is_built_ends_cancelled(client, settings):
+    """A cancel from the Temporal UI mid-archive: the request says cancelled, never error."""
+    person = await signup(client, "Cancelled Export")
+    engine = make_engine(settings.database_url, 2)
+    sessionmaker = make_sessionmaker(engine)
+    building = asyncio.Event()
+
+    @activity.defn(name="gdpr_export_archive")
+    async def slow_archive(step: StepInput) -> ExportResult:
+        building.set()
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(0.2)
+
+    try:
+        async with sessionmaker() as session:
+            user = await UserRepository(session).get(uuid.UUID(person.id))
+            assert user is not None
+            request, _ = await service.create_request(
+                session,
+                settings,
+                kind="export",
+                subject=user,
+                requester=user,
+                via="self",
+                reason="test",
+            )
+            await session.commit()
+        real = GdprDatabaseActivities(sessionmaker, settings)
+        tc = await temporal(settings)
+        queue = f"export-cancel-{uuid.uuid4()}"
+        async with Worker(
+            tc,
+            task_queue=queue,
+            workflows=[DataExport],
+            activities=[real.export_plan, slow_archive, real.mark_failed, real.mark_cancelled],
+        ):
+            handle = await tc.start_workflow(
+                DataExport.run,
+                GdprWorkflowInput(request_id=str(request.id)),
+                id=f"export-cancel-{request.id}",
+                task_queue=queue,
+            )
+            await asyncio.wait_for(building.wait(), timeout=120)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+        assert isinstance(failure.value.cause, CancelledError)
+        status = await scalar(
+            settings, "SELECT status FROM data_subject_requests WHERE id = :id", id=request.id
+        )
+        assert status == "cancelled"
     finally:
         await engine.dispose()
