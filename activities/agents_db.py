@@ -140,6 +140,7 @@ class AgentDbActivities:
             retrieval_min_score=s.retrieval_min_score,
             stream_heartbeat_seconds=s.reply_heartbeat_seconds,
             stream_max_attempts=s.reply_stream_max_attempts,
+            stream_worker_loss_restarts=s.reply_stream_worker_loss_restarts,
             retry_initial_seconds=s.reply_retry_initial_seconds,
             retrieval_task_queue=s.temporal_retrieval_task_queue,
             context_local=self.serves_retrieval,

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     # Also bounds how long a cancel takes to reach a streaming reply (heartbeats carry it).
     reply_heartbeat_seconds: float = 5.0
     reply_stream_max_attempts: int = 3
+    # A stream whose attempts ran out on a worker that stopped heartbeating (killed, restarted
+    # or overloaded, never the model: the stream heartbeats while the model is silent) starts
+    # over with reply_stream_max_attempts fresh attempts, this many times at most.
+    reply_stream_worker_loss_restarts: int = 5
     reply_retry_initial_seconds: float = 1.0
     # The API starts the replies of mentioned agents itself, in parallel with RouteMessage.
     api_starts_replies: bool = True

@@ -78,6 +78,8 @@ class BeginReply(BaseModel):
     retrieval_min_score: float = 0.0
     stream_heartbeat_seconds: float = 10.0
     stream_max_attempts: int = 3
+    # 0 in results recorded before the setting existed: those replies never start over.
+    stream_worker_loss_restarts: int = 0
     retry_initial_seconds: float = 1.0
     retrieval_task_queue: str = ""
     # This worker serves retrieval itself: build context as a local activity (no queue hop).

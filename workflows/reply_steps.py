@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import temporalio.exceptions
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
@@ -56,6 +57,8 @@ CONTEXT_RETRY = RetryPolicy(
 STREAM_NON_RETRYABLE = ["LlmRejected", "ReplyNotRunning", "UnknownAgent"]
 # Histories from before it ran begin_agent_reply and step 0 of the context apart.
 BEGIN_WITH_CONTEXT = "begin-with-context"
+# Histories from before a stream whose worker was lost started over instead of failing.
+RESTART_AFTER_LOST_WORKER = "stream-restart-after-lost-worker"
 
 
 class ReplySteps:
@@ -128,13 +131,35 @@ class ReplySteps:
     async def stream(
         self, ref: ReplyRef, begun: BeginReply, decision: PlanDecision
     ) -> StreamResult:
-        self.progress("streaming the answer")
+        """Stream the answer. Temporal retries a failed attempt; when the attempts ran out
+        on a worker that stopped heartbeating, the stream starts over with fresh attempts
+        (at most stream_worker_loss_restarts times): a reply is not failed for the deaths of
+        the workers that streamed it."""
+        request = StreamRequest(
+            reply_id=ref.reply_id,
+            handoff_hint=decision.target if decision.action == "handoff" else None,
+        )
+        restarts = 0
+        while True:
+            self.progress(
+                "streaming the answer"
+                + (f" (restart {restarts} after a lost worker)" if restarts else "")
+            )
+            try:
+                return await self._stream_once(request, begun)
+            except ActivityError as err:
+                if not (
+                    _lost_worker(err)
+                    and restarts < begun.stream_worker_loss_restarts
+                    and workflow.patched(RESTART_AFTER_LOST_WORKER)
+                ):
+                    raise
+                restarts += 1
+
+    async def _stream_once(self, request: StreamRequest, begun: BeginReply) -> StreamResult:
         return await workflow.execute_activity_method(
             LlmActivities.stream_reply,
-            StreamRequest(
-                reply_id=ref.reply_id,
-                handoff_hint=decision.target if decision.action == "handoff" else None,
-            ),
+            request,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=begun.stream_heartbeat_seconds),
             retry_policy=RetryPolicy(
@@ -173,6 +198,15 @@ class ReplySteps:
         return await workflow.execute_local_activity_method(
             AgentDbActivities.abort_reply, AbortRequest(reply_id=reply_id, code=code), **LOCAL
         )
+
+
+def _lost_worker(err: ActivityError) -> bool:
+    """The last attempt missed its heartbeats: its worker died or stalled (not the model)."""
+    cause = err.cause
+    return (
+        isinstance(cause, temporalio.exceptions.TimeoutError)
+        and cause.type == temporalio.exceptions.TimeoutType.HEARTBEAT
+    )
 
 
 def failure_code(err: BaseException) -> str:

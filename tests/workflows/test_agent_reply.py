@@ -22,10 +22,18 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.agents_db import AgentDbActivities
+from activities.llm import LlmActivities
 from iaf.db.engine import make_engine, make_sessionmaker
 from iaf.settings import Settings
 from iaf.workflow_calls import reply_workflow_id, start_agent_reply
-from schemas.agents import AgentReplyInput, AgentReplyResult, PersistResult, ReplyRef
+from schemas.agents import (
+    AgentReplyInput,
+    AgentReplyResult,
+    PersistResult,
+    ReplyRef,
+    StreamRequest,
+    StreamResult,
+)
 from tests.agent_helpers import (
     ingest,
     local_activities,
@@ -608,3 +616,96 @@ async def test_operators_find_a_reply_by_room_agent_and_kind_and_read_its_summar
     assert "private" not in shown and alice.user["name"] not in shown
     # The progress query (declared on the workflows' shared base class) answers by name.
     assert await tc.get_workflow_handle(result.reply_id).query("progress") == "done"
+
+
+def stalls_first(calls: int, seen: list[int]) -> Callable[[WorkerClients], list[Any]]:
+    """The stream activity: its first `calls` runs stall without a heartbeat, as on a worker
+    killed or frozen mid-stream; the later ones stream for real."""
+
+    def replace(clients: WorkerClients) -> list[Any]:
+        real = LlmActivities(clients.sessionmaker, clients.settings)
+
+        @activity.defn(name="stream_agent_reply")
+        async def stream(request: StreamRequest) -> StreamResult:
+            seen.append(activity.info().attempt)
+            if len(seen) <= calls:
+                await asyncio.sleep(3600)  # cancelled when the test's worker stops
+            return await real.stream_reply(request)
+
+        return [stream]
+
+    return replace
+
+
+def stream_executions(history: Any) -> list[Any]:
+    """How each execution of the stream activity ended (a restart schedules a new one)."""
+    streams = {
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "stream_agent_reply"
+    }
+    ended = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+            scheduled = e.activity_task_timed_out_event_attributes.scheduled_event_id
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            scheduled = e.activity_task_completed_event_attributes.scheduled_event_id
+        else:
+            continue
+        if scheduled in streams:
+            ended.append(e)
+    return ended
+
+
+async def test_a_stream_whose_attempts_all_die_with_their_worker_starts_over(
+    client, settings, database_url
+):
+    """2 attempts, both lost to a stalled worker: the stream starts over instead of failing."""
+    lossy = settings.model_copy(
+        update={
+            "reply_heartbeat_seconds": 1.0,
+            "reply_stream_max_attempts": 2,
+            "reply_retry_initial_seconds": 0.1,
+            "reply_stream_worker_loss_restarts": 2,
+        }
+    )
+    alice = await signup(client)
+    room = await alice.new_room()
+    message = await alice.say(room["id"], "architect, how should we structure the API?")
+    seen: list[int] = []
+    async with own_worker(lossy, database_url, stalls_first(3, seen)) as (own, tc):
+        result = await _reply_on(own, tc, alice, room, message)
+        history = await tc.get_workflow_handle(result.reply_id).fetch_history()
+    assert result.status == "done", result
+    assert seen[:3] == [1, 2, 1], "two lost attempts, then a fresh execution's first"
+    ended = stream_executions(history)
+    assert ended[0].event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT
+    assert ended[-1].event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    assert len(agent_messages(database_url, room["id"])) == 1
+    assert ledger(database_url, result.reply_id)["reply-settle"] > 0
+
+
+async def test_a_stream_that_loses_its_workers_more_often_than_allowed_fails(
+    client, settings, database_url
+):
+    lossy = settings.model_copy(
+        update={
+            "reply_heartbeat_seconds": 1.0,
+            "reply_stream_max_attempts": 2,
+            "reply_retry_initial_seconds": 0.1,
+            "reply_stream_worker_loss_restarts": 1,
+        }
+    )
+    alice = await signup(client)
+    room = await alice.new_room()
+    message = await alice.say(room["id"], "architect, how should we structure the API?")
+    seen: list[int] = []
+    async with own_worker(lossy, database_url, stalls_first(4, seen)) as (own, tc):
+        result = await _reply_on(own, tc, alice, room, message)
+        history = await tc.get_workflow_handle(result.reply_id).fetch_history()
+    assert (result.status, result.error_code) == ("error", "llm_failed")
+    assert seen == [1, 2, 1, 2], "one restart, then the reply fails"
+    assert len(stream_executions(history)) == 2
+    assert ledger(database_url, result.reply_id) == {"reply-reserve": -50, "reply-release": 50}
+    assert agent_messages(database_url, room["id"]) == []
