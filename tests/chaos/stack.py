@@ -83,10 +83,10 @@ class ChaosStack:
             temporal_retrieval_task_queue="chaos-retrieval",
             sweep_interval_seconds=1.0,
             sweep_min_age_seconds=1.0,
-            reply_heartbeat_seconds=3.0,
             reply_retry_initial_seconds=0.2,
             # Each SIGKILL costs the replies in flight one attempt; the suite kills 5 times. The
-            # product's 3 attempts and 5 restarts after a lost worker carry them through.
+            # product's heartbeat (5 s), 3 attempts and 5 restarts after a lost worker carry
+            # them through.
             # Each of the replies scenario's users has 5 x SCALE replies in flight at 50 each.
             starting_credits=1000 * SCALE,
             # The API-failover scenario's clients post 40 x SCALE lines each within seconds.
