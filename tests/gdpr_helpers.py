@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from iaf.db.engine import make_engine, make_sessionmaker
+from iaf.db.models import User
+from iaf.gdpr import service
 from iaf.gdpr.scan import Needles
 from iaf.settings import Settings
 from tests.helpers import Person, unique_email
@@ -83,6 +86,27 @@ async def db(settings: Settings) -> AsyncIterator[AsyncSession]:
             yield session
     finally:
         await engine.dispose()
+
+
+async def self_request(
+    settings: Settings, person_id: str, kind: str, grace_days: float | None = None
+) -> uuid.UUID:
+    """A request the person made about themselves, stored and not started (the test runs it)."""
+    async with db(settings) as session:
+        user = await session.get(User, uuid.UUID(person_id))
+        assert user is not None
+        request, _ = await service.create_request(
+            session,
+            settings,
+            kind=kind,
+            subject=user,
+            requester=user,
+            via="self",
+            reason="test",
+            grace_days=grace_days,
+        )
+        await session.commit()
+        return request.id
 
 
 async def scalar(settings: Settings, sql: str, **params: Any) -> Any:

@@ -658,54 +658,53 @@ def stream_executions(history: Any) -> list[Any]:
     return ended
 
 
-async def test_a_stream_whose_attempts_all_die_with_their_worker_starts_over(
-    client, settings, database_url
-):
-    """2 attempts, both lost to a stalled worker: the stream starts over instead of failing."""
+async def reply_on_lossy_workers(
+    client, settings, database_url, *, stalls: int, restarts: int
+) -> tuple[AgentReplyResult, Any, list[int], str]:
+    """A reply whose first `stalls` stream runs are lost (2 attempts each, 1 s heartbeats):
+    its result, its history, the attempt number of every run, and its room."""
     lossy = settings.model_copy(
         update={
             "reply_heartbeat_seconds": 1.0,
             "reply_stream_max_attempts": 2,
             "reply_retry_initial_seconds": 0.1,
-            "reply_stream_worker_loss_restarts": 2,
+            "reply_stream_worker_loss_restarts": restarts,
         }
     )
     alice = await signup(client)
     room = await alice.new_room()
     message = await alice.say(room["id"], "architect, how should we structure the API?")
     seen: list[int] = []
-    async with own_worker(lossy, database_url, stalls_first(3, seen)) as (own, tc):
+    async with own_worker(lossy, database_url, stalls_first(stalls, seen)) as (own, tc):
         result = await _reply_on(own, tc, alice, room, message)
         history = await tc.get_workflow_handle(result.reply_id).fetch_history()
+    return result, history, seen, room["id"]
+
+
+async def test_a_stream_whose_attempts_all_die_with_their_worker_starts_over(
+    client, settings, database_url
+):
+    """2 attempts, both lost to a stalled worker: the stream starts over instead of failing."""
+    result, history, seen, room_id = await reply_on_lossy_workers(
+        client, settings, database_url, stalls=3, restarts=2
+    )
     assert result.status == "done", result
     assert seen[:3] == [1, 2, 1], "two lost attempts, then a fresh execution's first"
     ended = stream_executions(history)
     assert ended[0].event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT
     assert ended[-1].event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-    assert len(agent_messages(database_url, room["id"])) == 1
+    assert len(agent_messages(database_url, room_id)) == 1
     assert ledger(database_url, result.reply_id)["reply-settle"] > 0
 
 
 async def test_a_stream_that_loses_its_workers_more_often_than_allowed_fails(
     client, settings, database_url
 ):
-    lossy = settings.model_copy(
-        update={
-            "reply_heartbeat_seconds": 1.0,
-            "reply_stream_max_attempts": 2,
-            "reply_retry_initial_seconds": 0.1,
-            "reply_stream_worker_loss_restarts": 1,
-        }
+    result, history, seen, room_id = await reply_on_lossy_workers(
+        client, settings, database_url, stalls=4, restarts=1
     )
-    alice = await signup(client)
-    room = await alice.new_room()
-    message = await alice.say(room["id"], "architect, how should we structure the API?")
-    seen: list[int] = []
-    async with own_worker(lossy, database_url, stalls_first(4, seen)) as (own, tc):
-        result = await _reply_on(own, tc, alice, room, message)
-        history = await tc.get_workflow_handle(result.reply_id).fetch_history()
     assert (result.status, result.error_code) == ("error", "llm_failed")
     assert seen == [1, 2, 1, 2], "one restart, then the reply fails"
     assert len(stream_executions(history)) == 2
     assert ledger(database_url, result.reply_id) == {"reply-reserve": -50, "reply-release": 50}
-    assert agent_messages(database_url, room["id"]) == []
+    assert agent_messages(database_url, room_id) == []

@@ -20,12 +20,17 @@ from temporalio.worker import Worker
 
 from activities.gdpr_database import GdprDatabaseActivities
 from iaf.db.engine import make_engine, make_sessionmaker
-from iaf.db.repositories.users import UserRepository
-from iaf.gdpr import service
 from iaf.gdpr.export_schema import EXPORT_SCHEMA, SECTIONS, validation_errors
 from schemas.gdpr import ExportResult, GdprWorkflowInput, StepInput
 from tests.agent_helpers import temporal
-from tests.gdpr_helpers import compliance_officer, org_user, read_archive, scalar, wait_request
+from tests.gdpr_helpers import (
+    compliance_officer,
+    org_user,
+    read_archive,
+    scalar,
+    self_request,
+    wait_request,
+)
 from tests.helpers import signup
 from workflows.data_export import DataExport
 
@@ -90,19 +95,7 @@ async def test_archive_is_deleted_when_the_link_period_ends(client, settings):
     engine = make_engine(settings.database_url, 2)
     sessionmaker = make_sessionmaker(engine)
     try:
-        async with sessionmaker() as session:
-            user = await UserRepository(session).get(uuid.UUID(person.id))
-            assert user is not None
-            request, _ = await service.create_request(
-                session,
-                settings,
-                kind="export",
-                subject=user,
-                requester=user,
-                via="self",
-                reason="test",
-            )
-            await session.commit()
+        request_id = await self_request(settings, person.id, "export")
         activities = GdprDatabaseActivities(sessionmaker, settings)
         async with await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
@@ -123,24 +116,24 @@ async def test_archive_is_deleted_when_the_link_period_ends(client, settings):
                 started = await env.get_current_time()
                 result = await env.client.execute_workflow(
                     DataExport.run,
-                    GdprWorkflowInput(request_id=str(request.id)),
-                    id=f"export-{request.id}",
+                    GdprWorkflowInput(request_id=str(request_id)),
+                    id=f"export-{request_id}",
                     task_queue="export-ts",
                 )
                 elapsed = await env.get_current_time() - started
         assert result.status == "complete" and result.archive_bytes > 0
         assert elapsed >= timedelta(days=settings.export_link_days)
-        assert not (settings.data_dir / "exports" / f"{request.id}.zip").exists()
+        assert not (settings.data_dir / "exports" / f"{request_id}.zip").exists()
         deleted_at = await scalar(
             settings,
             "SELECT archive_deleted_at FROM data_subject_requests WHERE id = :id",
-            id=request.id,
+            id=request_id,
         )
         assert deleted_at is not None
         status = await person.get("/api/user/data-export/status")
         assert status.json()["status"] == "complete" and status.json()["download_url"] is None
         again = await person.get("/api/user/data-export")
-        assert again.status_code == 202 and again.json()["id"] != str(request.id)
+        assert again.status_code == 202 and again.json()["id"] != str(request_id)
     finally:
         await engine.dispose()
 
@@ -160,19 +153,7 @@ async def test_an_export_cancelled_while_its_archive_is_built_ends_cancelled(cli
             await asyncio.sleep(0.2)
 
     try:
-        async with sessionmaker() as session:
-            user = await UserRepository(session).get(uuid.UUID(person.id))
-            assert user is not None
-            request, _ = await service.create_request(
-                session,
-                settings,
-                kind="export",
-                subject=user,
-                requester=user,
-                via="self",
-                reason="test",
-            )
-            await session.commit()
+        request_id = await self_request(settings, person.id, "export")
         real = GdprDatabaseActivities(sessionmaker, settings)
         tc = await temporal(settings)
         queue = f"export-cancel-{uuid.uuid4()}"
@@ -184,8 +165,8 @@ async def test_an_export_cancelled_while_its_archive_is_built_ends_cancelled(cli
         ):
             handle = await tc.start_workflow(
                 DataExport.run,
-                GdprWorkflowInput(request_id=str(request.id)),
-                id=f"export-cancel-{request.id}",
+                GdprWorkflowInput(request_id=str(request_id)),
+                id=f"export-cancel-{request_id}",
                 task_queue=queue,
             )
             await asyncio.wait_for(building.wait(), timeout=120)
@@ -194,7 +175,7 @@ async def test_an_export_cancelled_while_its_archive_is_built_ends_cancelled(cli
                 await handle.result()
         assert isinstance(failure.value.cause, CancelledError)
         status = await scalar(
-            settings, "SELECT status FROM data_subject_requests WHERE id = :id", id=request.id
+            settings, "SELECT status FROM data_subject_requests WHERE id = :id", id=request_id
         )
         assert status == "cancelled"
     finally:
