@@ -88,9 +88,7 @@ async def db(settings: Settings) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-async def self_request(
-    settings: Settings, person_id: str, kind: str, grace_days: float | None = None
-) -> uuid.UUID:
+async def self_request(settings: Settings, person_id: str, kind: str) -> uuid.UUID:
     """A request the person made about themselves, stored and not started (the test runs it)."""
     async with db(settings) as session:
         user = await session.get(User, uuid.UUID(person_id))
@@ -103,7 +101,6 @@ async def self_request(
             requester=user,
             via="self",
             reason="test",
-            grace_days=grace_days,
         )
         await session.commit()
         return request.id
