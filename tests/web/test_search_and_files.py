@@ -23,8 +23,12 @@ async def test_a_search_typed_while_the_room_loads_keeps_the_focus(
     by the composer taking the focus when loading ends (it used to, on a loaded machine)."""
     alice = await signup(http, "Alice Focus")
     planning = await alice.new_room("Planning")
+    other = await alice.new_room("Other")
     await alice.say(planning["id"], "Les réunions de planification sont déplacées à jeudi")
-    page = await open_page(alice)
+    # Another room first, wholly loaded, so that the members request held below is Planning's.
+    page = await room_page(open_page, alice, other)
+    chat = page.locator("#chat-view")
+    await expect(chat).to_have_attribute("data-loaded-room", other["id"])
     held, release = asyncio.Event(), asyncio.Event()
 
     async def hold(route: Route) -> None:
@@ -38,7 +42,7 @@ async def test_a_search_typed_while_the_room_loads_keeps_the_focus(
     search = page.get_by_label("Search messages")
     await search.fill("reunion")
     release.set()
-    await expect(page.locator("#chat-view")).to_have_attribute("data-loaded-room", planning["id"])
+    await expect(chat).to_have_attribute("data-loaded-room", planning["id"])
     await expect(search).to_be_focused()
     await search.press("Enter")
     await expect(page.locator("#search-results li")).to_have_count(1)
